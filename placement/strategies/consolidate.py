@@ -1,0 +1,128 @@
+"""Consolidate: pack VMs onto as few hosts as possible under a target utilisation.
+
+Per domain, hosts are ranked for keeping (fuller first; with power curves, the most
+capacity per watt first). The fewest top-ranked hosts whose capacity covers the domain's
+allocation are the targets; every other host is a candidate to empty, least filled first.
+A candidate's VMs (largest first) go best-fit, by the domain's dominant resource, onto
+targets; if one does not fit, the candidate's moves are rolled back and it becomes a target
+itself. Targets only receive, so every intermediate placement is feasible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from placement.constraints import EPS, Capacity
+from placement.plan import Plan, Reason
+from placement.state import ClusterState
+from placement.strategies.remediate import remediate
+from placement.workspace import Workspace
+
+__all__ = ["ConsolidateArgs", "consolidate"]
+
+FloatA = NDArray[np.float64]
+IntA = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class ConsolidateArgs:
+    """Arguments of :func:`consolidate`.
+
+    capacity : demand headroom every kept host must keep (target utilisation).
+    max_moves : optional budget; hosts are emptied whole or not at all.
+    """
+
+    capacity: Capacity = Capacity(0.8, 0.95)
+    max_moves: int | None = None
+
+    def validate(self) -> None:
+        self.capacity.validate()
+        if self.max_moves is not None and self.max_moves < 0:
+            raise ValueError(f"max_moves: expected >= 0, got {self.max_moves}")
+
+
+def consolidate(state: ClusterState, args: ConsolidateArgs, *, rng: np.random.Generator) -> Plan:
+    del rng  # deterministic
+    ws = Workspace(state, args.capacity)
+    before = float((np.bincount(ws.place, minlength=state.n_hosts) > 0).sum())
+    unresolved, notes = remediate(ws, pack=True)
+    budget = np.inf if args.max_moves is None else ws.n_moves + args.max_moves
+    release: list[int] = []
+    for dom in np.unique(state.domain[state.host_ok]).tolist():
+        release += _pack_domain(ws, dom, budget)
+    after = float((np.bincount(ws.place, minlength=state.n_hosts) > 0).sum())
+    return ws.to_plan("consolidate", before, after, release, unresolved, tuple(notes))
+
+
+def _pack_domain(ws: Workspace, dom: int, budget: float) -> list[int]:
+    st = ws.state
+    hosts = np.flatnonzero(ws.ok & (st.domain == dom))
+    key = _dominant(ws, hosts)
+    fill = ws.used[hosts, key] / np.maximum(ws.cap[hosts, key], EPS)
+    keep_rank = hosts[np.argsort(-(fill + _efficiency(st, hosts, key)), kind="stable")]
+    n_keep = _hosts_needed(ws, keep_rank)
+    stuck = _unmovable_hosts(ws, hosts)
+    target = np.zeros(st.n_hosts, bool)
+    target[keep_rank[:n_keep]] = True
+    target[stuck] = True
+    cand = keep_rank[~target[keep_rank]]
+    cand = cand[np.argsort(ws.used[cand, key] / np.maximum(ws.cap[cand, key], EPS), kind="stable")]
+    released: list[int] = []
+    for h in cand.tolist():
+        vms = ws.vms_on(h)
+        if ws.n_moves + len(vms) > budget:
+            target[h] = True
+            continue
+        if _empty_host(ws, h, vms, target, key):
+            released.append(h)
+        else:
+            target[h] = True
+    return released
+
+
+def _dominant(ws: Workspace, hosts: IntA) -> int:
+    """Resource with the highest allocation-to-capacity ratio in the domain."""
+    ratio = ws.used[hosts].sum(axis=0) / np.maximum(ws.cap[hosts].sum(axis=0), EPS)
+    return int(np.argmax(ratio))
+
+
+def _efficiency(st: ClusterState, hosts: IntA, key: int) -> FloatA:
+    """Capacity per watt at full load, scaled to [0, 1] (zeros without power curves)."""
+    if st.power is None:
+        return np.zeros(len(hosts))
+    eff = st.alloc_cap[hosts, key] / np.maximum(st.power[hosts, -1], EPS)
+    out: FloatA = eff / max(float(eff.max()), EPS)
+    return out
+
+
+def _hosts_needed(ws: Workspace, ranked: IntA) -> int:
+    need = ws.used[ranked].sum(axis=0)
+    covered = np.cumsum(ws.cap[ranked], axis=0) >= need
+    return int(covered.all(axis=1).argmax()) + 1 if len(ranked) else 0
+
+
+def _unmovable_hosts(ws: Workspace, hosts: IntA) -> IntA:
+    """Hosts holding a pinned VM or a VM in a VM-VM or VM-host rule: kept as they are."""
+    st = ws.state
+    stuck = st.pinned | ws.constrained
+    has = np.bincount(ws.place[stuck], minlength=st.n_hosts) > 0
+    return hosts[has[hosts]]
+
+
+def _empty_host(ws: Workspace, h: int, vms: IntA, target: NDArray[np.bool_], key: int) -> bool:
+    """Move all of ``vms`` off ``h`` onto targets (best fit), or nothing."""
+    st = ws.state
+    start = ws.n_moves
+    tgt = np.flatnonzero(target)
+    for v in vms[np.argsort(-st.alloc[vms, key], kind="stable")].tolist():
+        fits = (ws.used[tgt] + st.alloc[v] <= ws.cap[tgt]).all(axis=1)
+        fits &= (ws.dem[tgt] + st.demand[v, :2] <= ws.dcap[tgt]).all(axis=1)
+        if not fits.any():
+            ws.undo(start)
+            return False
+        slack = np.where(fits, ws.cap[tgt, key] - ws.used[tgt, key], np.inf)
+        ws.move(v, int(tgt[np.argmin(slack)]), Reason.CONSOLIDATION, 1.0 / len(vms))
+    return True

@@ -1,0 +1,95 @@
+"""Mandatory moves ("must move" before "could improve"): maintenance, hard rules, capacity.
+
+Every strategy runs this first. Each VM that must move is placed on the feasible host of
+its domain where it leaves the lowest load (spreading, as DRS does on evacuation); if no
+host has demand headroom, allocation capacity alone decides (noted in the plan); if no host
+fits at all, the VM is reported unresolved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from placement.plan import Reason
+from placement.state import MEM
+from placement.workspace import Workspace
+
+__all__ = ["must_move", "remediate"]
+
+IntA = NDArray[np.int64]
+
+
+def must_move(ws: Workspace) -> tuple[IntA, IntA]:
+    """VMs that violate a hard constraint now, and the reason of each (pinned VMs excluded)."""
+    st, n_v = ws.state, ws.state.n_vms
+    reason = np.full(n_v, -1, np.int64)
+    over = (ws.used > ws.cap).any(axis=1)
+    if over.any():
+        reason[_capacity_victims(ws, np.flatnonzero(over))] = Reason.CAPACITY
+    cons = np.flatnonzero(ws.constrained)
+    if cons.size:
+        ok = ws.rule_ok(cons)[np.arange(cons.size), ws.place[cons]]
+        reason[cons[~ok]] = Reason.RULE
+    reason[st.maintenance[ws.place]] = Reason.MAINTENANCE
+    reason[st.pinned] = -1
+    vms = np.flatnonzero(reason >= 0)
+    return vms, reason[vms]
+
+
+def _capacity_victims(ws: Workspace, hosts: IntA) -> IntA:
+    """On each over-allocated host, the largest movable VMs until the host fits."""
+    st, out = ws.state, []
+    for h in hosts.tolist():
+        vms = np.flatnonzero((ws.place == h) & ~st.pinned)
+        excess = ws.used[h] - ws.cap[h]
+        order = vms[np.argsort(-st.alloc[vms, MEM], kind="stable")]
+        enough = (np.cumsum(st.alloc[order], axis=0) >= excess).all(axis=1)
+        need = int(np.argmax(enough)) + 1 if enough.any() else len(order)
+        out.extend(order[:need].tolist())
+    return np.array(out, dtype=np.int64)
+
+
+def remediate(ws: Workspace, pack: bool = False) -> tuple[list[int], list[str]]:
+    """Apply the mandatory moves to ``ws``; return unresolved VMs and notes.
+
+    ``pack``: place on the fullest active host that fits (consolidation) instead of spreading.
+    """
+    vms, why = must_move(ws)
+    order = np.argsort(-ws.state.alloc[vms, MEM], kind="stable")
+    unresolved: list[int] = []
+    relaxed = 0
+    for v, r in zip(vms[order].tolist(), why[order].tolist(), strict=True):
+        if r == Reason.RULE and ws.rule_ok(np.array([v]))[0, ws.place[v]]:
+            continue  # an earlier move (of another group member) already fixed it
+        dst, tight = _target(ws, v, pack)
+        if dst < 0:
+            unresolved.append(v)
+            continue
+        relaxed += tight
+        ws.move(v, dst, Reason(r))
+    notes = []
+    if relaxed:
+        notes.append(f"{relaxed} mandatory moves exceed the demand target (no host had headroom)")
+    if unresolved:
+        notes.append(f"{len(unresolved)} VMs must move but no host can take them")
+    return unresolved, notes
+
+
+def _target(ws: Workspace, v: int, pack: bool) -> tuple[int, bool]:
+    """Best feasible host for ``v`` and whether headroom had to be relaxed; (-1, False) if none.
+
+    Spread: the host left with the lowest peak load. Pack: the active host left with the
+    least memory slack (an empty host only when no active one fits).
+    """
+    for headroom in (True, False):
+        ok = ws.feasible(v, headroom=headroom)
+        if ok.any():
+            after = (ws.dem + ws.state.demand[v, :2]) / np.maximum(ws.state.phys[:, :2], 1e-9)
+            score = after.max(axis=1)
+            if pack:
+                empty = ws.used[:, MEM] <= 0
+                slack = (ws.cap[:, MEM] - ws.used[:, MEM]) / np.maximum(ws.cap[:, MEM], 1e-9)
+                score = empty * 2.0 + slack
+            return int(np.argmin(np.where(ok, score, np.inf))), not headroom
+    return -1, False

@@ -1,0 +1,148 @@
+"""Conformance suite run against every registered strategy (plan invariants as properties)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from placement import (
+    STRATEGIES,
+    BalanceArgs,
+    ClusterState,
+    ConsolidateArgs,
+    Plan,
+    Reason,
+    host_loads,
+    imbalance,
+    reasons,
+    run,
+)
+from placement.constraints import EPS, HOST_RULE, ANTI_AFFINITY, host_totals
+from tests.placement.clusters import build, clusters
+
+NAMES = sorted(STRATEGIES)
+PROPS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def replay(state: ClusterState, plan: Plan) -> np.ndarray:
+    """Apply the moves one by one, asserting every step is a legal, feasible move."""
+    place = state.placement.copy()
+    used = host_totals(state.alloc, place, state.n_hosts)
+    for v, s, d in zip(plan.vm.tolist(), plan.src.tolist(), plan.dst.tolist(), strict=True):
+        assert place[v] == s, f"move of VM {v}: source {s} is not its host {place[v]}"
+        assert not state.pinned[v], f"pinned VM {v} moved"
+        assert state.host_ok[d], f"VM {v} sent to host {d} in maintenance or disabled"
+        assert state.domain[s] == state.domain[d], f"VM {v} left its migration domain"
+        used[s] -= state.alloc[v]
+        used[d] += state.alloc[v]
+        assert (used[d] <= state.alloc_cap[d] + EPS).all(), f"host {d} over capacity after {v}"
+        place[v] = d
+    return place
+
+
+def hard_violations(state: ClusterState, place: np.ndarray) -> set[int]:
+    """Movable VMs breaking a hard VM-host or anti-affinity rule, or left in maintenance."""
+    vms = np.arange(state.n_vms)
+    bits = reasons(state, vms, place)[vms, place] if state.n_vms else np.zeros(0, np.uint32)
+    bad = (bits & (HOST_RULE | ANTI_AFFINITY)) != 0
+    bad |= state.maintenance[place]
+    return set(np.flatnonzero(bad & ~state.pinned).tolist())
+
+
+@pytest.mark.parametrize("name", NAMES)
+@PROPS
+@given(state=clusters())
+def test_every_step_is_feasible_and_hard_rules_hold(name: str, state: ClusterState) -> None:
+    plan = run(name, state)
+    final = replay(state, plan)
+    np.testing.assert_array_equal(final, plan.final_placement(state.placement))
+    assert hard_violations(state, final) <= set(plan.unresolved.tolist())
+
+
+@pytest.mark.parametrize("name", NAMES)
+@PROPS
+@given(state=clusters())
+def test_plan_is_deterministic(name: str, state: ClusterState) -> None:
+    a, b = run(name, state, seed=1), run(name, state, seed=2)
+    np.testing.assert_array_equal(a.vm, b.vm)
+    np.testing.assert_array_equal(a.dst, b.dst)
+
+
+@PROPS
+@given(state=clusters())
+def test_balance_never_worsens_the_objective(state: ClusterState) -> None:
+    args = BalanceArgs(threshold=5)
+    plan = run("balance", state, args)
+    optional = plan.reason >= Reason.OVERLOAD
+    assert optional.all() == (plan.reason.size == optional.sum())
+    if (~optional).any():
+        return  # mandatory moves may cost balance; they are tested for feasibility above
+    final = plan.final_placement(state.placement)
+    after = imbalance(host_loads(state, final), args.weights, state.host_ok)
+    assert after <= plan.objective_before + 1e-9
+    assert after == pytest.approx(plan.objective_after)
+
+
+@PROPS
+@given(state=clusters())
+def test_consolidate_never_adds_active_hosts(state: ClusterState) -> None:
+    plan = run("consolidate", state)
+    final = plan.final_placement(state.placement)
+    if (plan.reason == Reason.CONSOLIDATION).all():
+        assert np.unique(final).size <= np.unique(state.placement).size
+    for h in plan.release_hosts.tolist():
+        assert not (final == h).any(), f"released host {h} still holds VMs"
+
+
+def test_balance_spreads_a_hot_host() -> None:
+    # two equal hosts, all four VMs on host 0
+    state = build([(16, 65536)] * 2, [(4, 8192, 0.9, 8192, 0)] * 4)
+    plan = run("balance", state, BalanceArgs(threshold=5))
+    final = plan.final_placement(state.placement)
+    assert np.bincount(final, minlength=2).tolist() == [2, 2]
+    assert plan.objective_after == pytest.approx(0.0)
+    assert (plan.reason == Reason.IMBALANCE).all()
+
+
+def test_threshold_one_makes_only_mandatory_moves() -> None:
+    state = build([(16, 65536)] * 2, [(4, 8192, 0.9, 8192, 0)] * 4)
+    assert run("balance", state, BalanceArgs(threshold=1)).n_moves == 0
+
+
+def test_max_moves_budget_is_respected() -> None:
+    state = build([(16, 65536)] * 4, [(2, 4096, 0.5, 4096, 0)] * 8)
+    for k in (0, 1, 2, 3):
+        assert run("balance", state, BalanceArgs(threshold=5, max_moves=k)).n_moves == k
+
+
+def test_consolidate_packs_two_half_empty_hosts() -> None:
+    state = build([(16, 65536)] * 3, [(2, 8192, 0.1, 4096, h) for h in (0, 1, 2, 2)])
+    plan = run("consolidate", state, ConsolidateArgs())
+    final = plan.final_placement(state.placement)
+    assert np.unique(final).size == 1
+    assert sorted(plan.release_hosts.tolist()) == [0, 1]
+
+
+def test_evacuate_empties_maintenance_host_once_per_vm() -> None:
+    state = build(
+        [(16, 65536)] * 3,
+        [(2, 8192, 0.5, 4096, 0)] * 3 + [(2, 8192, 0.5, 4096, 1)],
+        maintenance=[True, False, False],
+    )
+    plan = run("evacuate", state)
+    assert sorted(plan.vm.tolist()) == [0, 1, 2]
+    assert (plan.reason == Reason.MAINTENANCE).all()
+    assert plan.release_hosts.tolist() == [0]
+
+
+def test_unplaceable_vm_is_reported_not_overcommitted() -> None:
+    state = build(
+        [(16, 16384), (16, 16384)],
+        [(2, 12288, 0.5, 4096, 0), (2, 12288, 0.5, 4096, 1)],
+        maintenance=[True, False],
+    )
+    plan = run("evacuate", state)
+    assert plan.n_moves == 0
+    assert plan.unresolved.tolist() == [0]
+    assert any("no host can take" in n for n in plan.notes)

@@ -18,7 +18,7 @@ from placement import (
     reasons,
     run,
 )
-from placement.constraints import EPS, HOST_RULE, ANTI_AFFINITY, host_totals
+from placement.constraints import ANTI_AFFINITY, EPS, HOST_RULE, host_totals
 from tests.placement.clusters import build, clusters
 
 NAMES = sorted(STRATEGIES)

@@ -20,7 +20,7 @@ from placement.constraints import EPS, Capacity
 from placement.objectives import imbalance
 from placement.plan import Plan, Reason
 from placement.state import MEM, ClusterState
-from placement.strategies.remediate import remediate
+from placement.strategies.remediate import remediate, shed_overload
 from placement.workspace import Workspace
 
 __all__ = ["BalanceArgs", "balance"]
@@ -82,6 +82,8 @@ def balance(state: ClusterState, args: BalanceArgs, *, rng: np.random.Generator)
     live = state.host_ok
     before = imbalance(ws.loads(), args.weights, live)
     unresolved, notes = remediate(ws)
+    if args.threshold > 1 and (stuck := shed_overload(ws)):
+        notes.append(f"{stuck} VMs stay on hosts above the demand target: no host has headroom")
     target, min_gain = THRESHOLDS[args.threshold]
     budget = np.inf if args.max_moves is None else args.max_moves
     start = ws.n_moves

@@ -1,7 +1,7 @@
 """Consolidate: pack VMs onto as few hosts as possible under a target utilisation.
 
-Per domain, hosts are ranked for keeping (fuller first; with power curves, the most
-capacity per watt first). The fewest top-ranked hosts whose capacity covers the domain's
+Per domain, hosts are ranked for keeping (largest first, then fuller; with power curves,
+the most capacity per watt first). The fewest top-ranked hosts whose capacity covers the domain's
 allocation are the targets; every other host is a candidate to empty, least filled first.
 A candidate's VMs (largest first) go best-fit, by the domain's dominant resource, onto
 targets; if one does not fit, the candidate's moves are rolled back and it becomes a target
@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from placement.constraints import EPS, Capacity
 from placement.plan import Plan, Reason
 from placement.state import ClusterState
-from placement.strategies.remediate import remediate
+from placement.strategies.remediate import remediate, shed_overload
 from placement.workspace import Workspace
 
 __all__ = ["ConsolidateArgs", "consolidate"]
@@ -49,6 +49,8 @@ def consolidate(state: ClusterState, args: ConsolidateArgs, *, rng: np.random.Ge
     ws = Workspace(state, args.capacity)
     before = float((np.bincount(ws.place, minlength=state.n_hosts) > 0).sum())
     unresolved, notes = remediate(ws, pack=True)
+    if stuck := shed_overload(ws, pack=True):
+        notes.append(f"{stuck} VMs stay on hosts above the demand target: no host has headroom")
     budget = np.inf if args.max_moves is None else ws.n_moves + args.max_moves
     release: list[int] = []
     for dom in np.unique(state.domain[state.host_ok]).tolist():
@@ -62,7 +64,10 @@ def _pack_domain(ws: Workspace, dom: int, budget: float) -> list[int]:
     hosts = np.flatnonzero(ws.ok & (st.domain == dom))
     key = _dominant(ws, hosts)
     fill = ws.used[hosts, key] / np.maximum(ws.cap[hosts, key], EPS)
-    keep_rank = hosts[np.argsort(-(fill + _efficiency(st, hosts, key)), kind="stable")]
+    # large hosts first (the lower bound counts largest capacities first), then fuller ones
+    size = st.alloc_cap[hosts, key] / max(float(st.alloc_cap[hosts, key].max()), EPS)
+    score = 2 * size + fill + 2 * _efficiency(st, hosts, key)
+    keep_rank = hosts[np.argsort(-score, kind="stable")]
     n_keep = _hosts_needed(ws, keep_rank)
     stuck = _unmovable_hosts(ws, hosts)
     target = np.zeros(st.n_hosts, bool)

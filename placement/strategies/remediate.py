@@ -15,9 +15,10 @@ from placement.plan import Reason
 from placement.state import MEM
 from placement.workspace import Workspace
 
-__all__ = ["must_move", "remediate"]
+__all__ = ["must_move", "remediate", "shed_overload"]
 
 IntA = NDArray[np.int64]
+FloatA = NDArray[np.float64]
 
 
 def must_move(ws: Workspace) -> tuple[IntA, IntA]:
@@ -26,7 +27,8 @@ def must_move(ws: Workspace) -> tuple[IntA, IntA]:
     reason = np.full(n_v, -1, np.int64)
     over = (ws.used > ws.cap).any(axis=1)
     if over.any():
-        reason[_capacity_victims(ws, np.flatnonzero(over))] = Reason.CAPACITY
+        hosts = np.flatnonzero(over)
+        reason[_victims(ws, hosts, ws.used - ws.cap, ws.state.alloc)] = Reason.CAPACITY
     cons = np.flatnonzero(ws.constrained)
     if cons.size:
         ok = ws.rule_ok(cons)[np.arange(cons.size), ws.place[cons]]
@@ -37,14 +39,14 @@ def must_move(ws: Workspace) -> tuple[IntA, IntA]:
     return vms, reason[vms]
 
 
-def _capacity_victims(ws: Workspace, hosts: IntA) -> IntA:
-    """On each over-allocated host, the largest movable VMs until the host fits."""
+def _victims(ws: Workspace, hosts: IntA, excess: FloatA, size: FloatA) -> IntA:
+    """On each of ``hosts``, the largest movable VMs (by ``size (V, R)``) until the
+    host's ``excess (H, R)`` is gone."""
     st, out = ws.state, []
     for h in hosts.tolist():
         vms = np.flatnonzero((ws.place == h) & ~st.pinned)
-        excess = ws.used[h] - ws.cap[h]
-        order = vms[np.argsort(-st.alloc[vms, MEM], kind="stable")]
-        enough = (np.cumsum(st.alloc[order], axis=0) >= excess).all(axis=1)
+        order = vms[np.argsort(-size[vms].max(axis=1), kind="stable")]
+        enough = (np.cumsum(size[order], axis=0) >= excess[h]).all(axis=1)
         need = int(np.argmax(enough)) + 1 if enough.any() else len(order)
         out.extend(order[:need].tolist())
     return np.array(out, dtype=np.int64)
@@ -85,11 +87,35 @@ def _target(ws: Workspace, v: int, pack: bool) -> tuple[int, bool]:
     for headroom in (True, False):
         ok = ws.feasible(v, headroom=headroom)
         if ok.any():
-            after = (ws.dem + ws.state.demand[v, :2]) / np.maximum(ws.state.phys[:, :2], 1e-9)
-            score = after.max(axis=1)
-            if pack:
-                empty = ws.used[:, MEM] <= 0
-                slack = (ws.cap[:, MEM] - ws.used[:, MEM]) / np.maximum(ws.cap[:, MEM], 1e-9)
-                score = empty * 2.0 + slack
-            return int(np.argmin(np.where(ok, score, np.inf))), not headroom
+            return _pick(ws, v, ok, pack), not headroom
     return -1, False
+
+
+def _pick(ws: Workspace, v: int, ok: NDArray[np.bool_], pack: bool) -> int:
+    if pack:
+        empty = ws.used[:, MEM] <= 0
+        score = empty * 2.0 + (ws.cap[:, MEM] - ws.used[:, MEM]) / np.maximum(ws.cap[:, MEM], 1e-9)
+    else:
+        after = (ws.dem + ws.state.demand[v, :2]) / np.maximum(ws.state.phys[:, :2], 1e-9)
+        score = after.max(axis=1)
+    return int(np.argmin(np.where(ok, score, np.inf)))
+
+
+def shed_overload(ws: Workspace, pack: bool = False) -> int:
+    """Move VMs off hosts whose demand exceeds the target until they are under it.
+
+    Returns the number of VMs that found no host with headroom (they stay).
+    """
+    over = np.flatnonzero((ws.dem > ws.dcap).any(axis=1) & ws.ok)
+    if not over.size:
+        return 0
+    share = ws.state.demand[:, :2] / np.maximum(ws.dcap[ws.place], 1e-9)
+    vms = _victims(ws, over, (ws.dem - ws.dcap) / np.maximum(ws.dcap, 1e-9), share)
+    stuck = 0
+    for v in vms.tolist():
+        ok = ws.feasible(v, headroom=True)
+        if not ok.any():
+            stuck += 1
+            continue
+        ws.move(v, _pick(ws, v, ok, pack), Reason.OVERLOAD)
+    return stuck

@@ -112,10 +112,10 @@ def _round(ws: Workspace, args: BalanceArgs, min_gain: float, budget: int) -> bo
     cell_pair, cell_vm = _cells(ws, ps)
     gain = _gains(ws, args.weights, cell_vm, ps[cell_pair], pd[cell_pair])
     mib = ws.state.demand[cell_vm, MEM]
-    gain = np.where(gain >= min_gain * (1 + mib / 1024 / args.cost_gib), gain, -np.inf)
-    gain[~_fits(ws, cell_vm, pd[cell_pair])] = -np.inf
-    keep = np.isfinite(gain)
-    if not keep.any():
+    keep = np.flatnonzero(gain >= min_gain * (1 + mib / 1024 / args.cost_gib))
+    # the capacity and rule check runs only on cells that clear the cost-benefit bar
+    keep = keep[_fits(ws, cell_vm[keep], pd[cell_pair[keep]])]
+    if not keep.size:
         return False
     cell_pair, cell_vm, gain = cell_pair[keep], cell_vm[keep], gain[keep]
     sel = _match(ps[cell_pair], pd[cell_pair], gain)
@@ -156,8 +156,9 @@ def _pairs(ws: Workspace, weights: tuple[float, float]) -> tuple[IntA, IntA]:
 def _cells(ws: Workspace, ps: IntA) -> tuple[IntA, IntA]:
     """(pair index, VM index) for every movable VM on each pair's sender."""
     st = ws.state
-    by_host = np.argsort(ws.place, kind="stable")
-    count = np.bincount(ws.place, minlength=st.n_hosts)
+    on_sender = np.flatnonzero(np.isin(ws.place, ps))
+    by_host = on_sender[np.argsort(ws.place[on_sender], kind="stable")]
+    count = np.bincount(ws.place[on_sender], minlength=st.n_hosts)
     begin = np.cumsum(count) - count
     reps = count[ps]
     cell_pair = np.repeat(np.arange(len(ps)), reps)

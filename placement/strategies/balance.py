@@ -39,6 +39,7 @@ THRESHOLDS: dict[int, tuple[float, float]] = {
 }
 EXTREMES = 4  # every pair among the EXTREMES most and least loaded hosts of a domain is scored
 MAX_ROUNDS = 1000
+SOFT_PENALTY = 0.5  # gain units: about one good balancing move at 100 hosts
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def _round(ws: Workspace, args: BalanceArgs, min_gain: float, budget: int) -> bo
         return False
     cell_pair, cell_vm = _cells(ws, ps)
     gain = _gains(ws, args.weights, cell_vm, ps[cell_pair], pd[cell_pair])
+    gain -= _soft_penalty(ws, cell_vm, ps[cell_pair], pd[cell_pair])
     mib = ws.state.demand[cell_vm, MEM]
     keep = np.flatnonzero(gain >= min_gain * (1 + mib / 1024 / args.cost_gib))
     # the capacity and rule check runs only on cells that clear the cost-benefit bar
@@ -142,9 +144,10 @@ def _pairs(ws: Workspace, weights: tuple[float, float]) -> tuple[IntA, IntA]:
     send = rank < n // 2
     ps = order[send]
     pd = order[(start + n - 1 - rank)[send]]
-    k = np.minimum(n // 2, EXTREMES)
-    ext = rank < k
-    es, ek, ed = order[ext], k[ext], start[ext] + n[ext] - 1
+    ext = rank < np.minimum(n // 2, EXTREMES)
+    # receivers: the lightest hosts of the bottom half (which includes an odd middle host)
+    ek = np.minimum(n - n // 2, EXTREMES)[ext]
+    es, ed = order[ext], start[ext] + n[ext] - 1
     # every extreme sender with every extreme receiver of its domain (aligned pair excluded)
     rep = np.repeat(np.arange(len(es)), ek)
     off = np.arange(len(rep)) - np.repeat(np.cumsum(ek) - ek, ek)
@@ -187,6 +190,17 @@ def _gains(ws: Workspace, weights: tuple[float, float], vm: IntA, src: IntA, dst
         sd_now = np.sqrt(max(q / n - (s / n) ** 2, 0.0))
         total += weights[k] * (sd_now - np.sqrt(np.maximum(var_after, 0.0)))
     return total * n
+
+
+def _soft_penalty(ws: Workspace, vm: IntA, src: IntA, dst: IntA) -> FloatA:
+    """SOFT_PENALTY per should/should-not rule a move breaks, minus per rule it mends."""
+    out = np.zeros(len(vm))
+    cons = np.flatnonzero(ws.constrained[vm])
+    if cons.size and ws.state.rules.vh_vm.size:
+        uniq, inv = np.unique(vm[cons], return_inverse=True)
+        soft = ws.state.rules.soft_violations(uniq, ws.state.n_hosts)
+        out[cons] = SOFT_PENALTY * (soft[inv, dst[cons]] - soft[inv, src[cons]])
+    return out
 
 
 def _fits(ws: Workspace, vm: IntA, dst: IntA) -> NDArray[np.bool_]:

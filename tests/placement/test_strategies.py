@@ -13,12 +13,14 @@ from placement import (
     ConsolidateArgs,
     Plan,
     Reason,
+    Rules,
     host_loads,
     imbalance,
     reasons,
     run,
 )
 from placement.constraints import ANTI_AFFINITY, EPS, HOST_RULE, host_totals
+from placement.rules import SHOULD
 from tests.placement.clusters import build, clusters
 
 NAMES = sorted(STRATEGIES)
@@ -146,3 +148,14 @@ def test_unplaceable_vm_is_reported_not_overcommitted() -> None:
     assert plan.n_moves == 0
     assert plan.unresolved.tolist() == [0]
     assert any("no host can take" in n for n in plan.notes)
+
+
+def test_balance_prefers_hosts_a_should_rule_names() -> None:
+    # three equal hosts; VM 0 should run on host 1: balance sends it there, not to host 2
+    hosts = [(16, 65536)] * 3
+    vms = [(4, 8192, 0.9, 8192, 0)] * 3
+    free = run("balance", build(hosts, vms), BalanceArgs(threshold=5))
+    rules = Rules.build(3, vh=[("pref", SHOULD, [0], [1])])
+    ruled = run("balance", build(hosts, vms, rules=rules), BalanceArgs(threshold=5))
+    assert free.n_moves == ruled.n_moves == 2
+    assert ruled.final_placement(np.zeros(3, np.int64))[0] == 1

@@ -20,7 +20,7 @@ from placement.constraints import EPS, Capacity
 from placement.objectives import imbalance
 from placement.plan import Plan, Reason
 from placement.state import MEM, ClusterState
-from placement.strategies.remediate import remediate, shed_overload
+from placement.strategies.remediate import remediate
 from placement.workspace import Workspace
 
 __all__ = ["BalanceArgs", "balance"]
@@ -37,8 +37,12 @@ THRESHOLDS: dict[int, tuple[float, float]] = {
     4: (0.03, 1e-3),
     5: (0.0, 1e-6),
 }
-EXTREMES = 4  # every pair among the EXTREMES most and least loaded hosts of a domain is scored
+EXTREMES = 8  # every pair among the EXTREMES most and least loaded hosts of a domain is scored
 MAX_ROUNDS = 1000
+# a round applies at most 1/ROUND_SHARE of the budget left or of the hosts: smaller rounds
+# follow the best-move-first order more closely (fewer, better moves), larger ones are faster
+ROUND_SHARE = 16
+DENSE_CELLS = 100_000  # V x H up to which every sender-receiver pair is scored
 SOFT_PENALTY = 0.5  # gain units: about one good balancing move at 100 hosts
 
 
@@ -83,31 +87,40 @@ def balance(state: ClusterState, args: BalanceArgs, *, rng: np.random.Generator)
     live = state.host_ok
     before = imbalance(ws.loads(), args.weights, live)
     unresolved, notes = remediate(ws)
-    if args.threshold > 1 and (stuck := shed_overload(ws)):
-        notes.append(f"{stuck} VMs stay on hosts above the demand target: no host has headroom")
     target, min_gain = THRESHOLDS[args.threshold]
     budget = np.inf if args.max_moves is None else args.max_moves
     start = ws.n_moves
     after = imbalance(ws.loads(), args.weights, live)
+    # dense: every sender with every receiver of its domain, while that stays small
+    extremes = state.n_hosts if state.n_vms * state.n_hosts <= DENSE_CELLS else EXTREMES
     for _ in range(MAX_ROUNDS):
         left = budget - (ws.n_moves - start)
-        if left <= 0 or after <= target:
+        if left <= 0 or (after <= target and not _overloaded(ws).any()):
             break
+        # under a budget, fewer moves per round track the best-move-first order closely
+        per_round = max(1, int(min(left, state.n_hosts)) // ROUND_SHARE)
         mark = ws.n_moves
-        if not _round(ws, args, min_gain, int(min(left, state.n_hosts))):
+        if not _round(ws, args, min_gain, int(per_round), extremes):
             break
         now = imbalance(ws.loads(), args.weights, live)
         if now > after and ws.n_moves - mark > 1:
             # moves scored one by one interfered; keep only the best, which is exact
             ws.undo(mark)
-            _round(ws, args, min_gain, 1)
+            _round(ws, args, min_gain, 1, extremes)
             now = imbalance(ws.loads(), args.weights, live)
         after = now
+    if args.threshold > 1 and (over := int(_overloaded(ws).sum())):
+        notes.append(f"{over} hosts stay above the demand target: no move clears it")
     return ws.to_plan("balance", before, after, None, unresolved, tuple(notes))
 
 
-def _round(ws: Workspace, args: BalanceArgs, min_gain: float, budget: int) -> bool:
-    ps, pd = _pairs(ws, args.weights)
+def _overloaded(ws: Workspace) -> NDArray[np.bool_]:
+    over: NDArray[np.bool_] = (ws.dem > ws.dcap).any(axis=1) & ws.ok
+    return over
+
+
+def _round(ws: Workspace, args: BalanceArgs, min_gain: float, budget: int, extremes: int) -> bool:
+    ps, pd = _pairs(ws, args.weights, extremes)
     if ps.size == 0:
         return False
     cell_pair, cell_vm = _cells(ws, ps)
@@ -129,7 +142,7 @@ def _round(ws: Workspace, args: BalanceArgs, min_gain: float, budget: int) -> bo
     return True
 
 
-def _pairs(ws: Workspace, weights: tuple[float, float]) -> tuple[IntA, IntA]:
+def _pairs(ws: Workspace, weights: tuple[float, float], extremes: int) -> tuple[IntA, IntA]:
     """(sender, receiver) host pairs inside each domain."""
     st = ws.state
     hosts = np.flatnonzero(ws.ok)
@@ -144,9 +157,9 @@ def _pairs(ws: Workspace, weights: tuple[float, float]) -> tuple[IntA, IntA]:
     send = rank < n // 2
     ps = order[send]
     pd = order[(start + n - 1 - rank)[send]]
-    ext = rank < np.minimum(n // 2, EXTREMES)
+    ext = rank < np.minimum(n // 2, extremes)
     # receivers: the lightest hosts of the bottom half (which includes an odd middle host)
-    ek = np.minimum(n - n // 2, EXTREMES)[ext]
+    ek = np.minimum(n - n // 2, extremes)[ext]
     es, ed = order[ext], start[ext] + n[ext] - 1
     # every extreme sender with every extreme receiver of its domain (aligned pair excluded)
     rep = np.repeat(np.arange(len(es)), ek)

@@ -1,0 +1,1 @@
+"""Benchmarks of the placement strategies on synthetic clusters (not part of the package)."""

@@ -117,7 +117,7 @@ class CompareRow:
     @property
     def xdrs_not_worse_same_moves(self) -> bool:
         """xdrs is no worse than the greedy given as many moves as xdrs actually made
-        (xdrs adds mandatory moves, e.g. shedding demand overload, outside the budget)."""
+        (xdrs adds mandatory moves, e.g. maintenance or rule fixes, outside the budget)."""
         return self.xdrs_imbalance <= self.greedy_same_moves_imbalance + 1e-12
 
 

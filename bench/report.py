@@ -203,8 +203,9 @@ def _compare(rows: list[CompareRow], png: str) -> str:
         "best feasible move over all VMs x all hosts, k times (same objective: 0.5 * CPU sd + "
         "0.5 * memory sd over `host_ok` hosts; same feasibility: allocation capacity and "
         "`Capacity(0.9, 0.95)`). Imbalance = `placement.imbalance(loads, (0.5, 0.5), "
-        "host_ok)`. xdrs runs mandatory moves (e.g. shedding demand overload) outside the "
-        "budget, so `xdrs moves` can exceed k; the last two columns compare at equal moves. "
+        "host_ok)`. Mandatory moves (maintenance, hard rules, allocation capacity) run outside "
+        "the budget, so `xdrs moves` could exceed k; the last two columns compare at equal "
+        "moves. "
         "The greedy stops early if no single move improves.\n\n"
     )
     return intro + _table(head, lines) + f"\n![sd against moves]({png})\n"

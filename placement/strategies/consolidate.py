@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from placement.constraints import EPS, Capacity
 from placement.plan import Plan, Reason
 from placement.state import ClusterState
+from placement.strategies.bestfit import BestFit
 from placement.strategies.remediate import remediate, shed_overload
 from placement.workspace import Workspace
 
@@ -75,17 +76,25 @@ def _pack_domain(ws: Workspace, dom: int, budget: float) -> list[int]:
     target[stuck] = True
     cand = keep_rank[~target[keep_rank]]
     cand = cand[np.argsort(ws.used[cand, key] / np.maximum(ws.cap[cand, key], EPS), kind="stable")]
+    fit = BestFit(ws, np.flatnonzero(target), key)
+    by_host = _vms_by_host(ws, cand)
     released: list[int] = []
     for h in cand.tolist():
-        vms = ws.vms_on(h)
-        if ws.n_moves + len(vms) > budget:
-            target[h] = True
-            continue
-        if _empty_host(ws, h, vms, target, key):
+        vms = by_host[h]
+        if ws.n_moves + len(vms) <= budget and _empty_host(ws, fit, h, vms):
             released.append(h)
         else:
-            target[h] = True
+            fit.add(h)  # kept: it receives VMs from the candidates after it
     return released
+
+
+def _vms_by_host(ws: Workspace, hosts: IntA) -> dict[int, IntA]:
+    """VMs on each of ``hosts`` (one sort, not one scan per host)."""
+    on = np.flatnonzero(np.isin(ws.place, hosts))
+    on = on[np.argsort(ws.place[on], kind="stable")]
+    split = np.searchsorted(ws.place[on], hosts, side="left")
+    stop = np.searchsorted(ws.place[on], hosts, side="right")
+    return {h: on[a:b] for h, a, b in zip(hosts.tolist(), split, stop, strict=True)}
 
 
 def _dominant(ws: Workspace, hosts: IntA) -> int:
@@ -117,17 +126,17 @@ def _unmovable_hosts(ws: Workspace, hosts: IntA) -> IntA:
     return hosts[has[hosts]]
 
 
-def _empty_host(ws: Workspace, h: int, vms: IntA, target: NDArray[np.bool_], key: int) -> bool:
-    """Move all of ``vms`` off ``h`` onto targets (best fit), or nothing."""
-    st = ws.state
-    start = ws.n_moves
-    tgt = np.flatnonzero(target)
-    for v in vms[np.argsort(-st.alloc[vms, key], kind="stable")].tolist():
-        fits = (ws.used[tgt] + st.alloc[v] <= ws.cap[tgt]).all(axis=1)
-        fits &= (ws.dem[tgt] + st.demand[v, :2] <= ws.dcap[tgt]).all(axis=1)
-        if not fits.any():
-            ws.undo(start)
+def _empty_host(ws: Workspace, fit: BestFit, h: int, vms: IntA) -> bool:
+    """Move all of ``vms`` off ``h`` onto targets (best fit, largest first), or nothing."""
+    vms = vms[np.argsort(-ws.state.alloc[vms, fit.key], kind="stable")]
+    dst: list[int] = []
+    for v in vms.tolist():
+        d = fit.place(v)
+        if d < 0:
+            for dd, vv in zip(dst, vms.tolist(), strict=False):
+                fit.give_back(dd, vv)
             return False
-        slack = np.where(fits, ws.cap[tgt, key] - ws.used[tgt, key], np.inf)
-        ws.move(v, int(tgt[np.argmin(slack)]), Reason.CONSOLIDATION, 1.0 / len(vms))
+        dst.append(d)
+    for v, d in zip(vms.tolist(), dst, strict=True):
+        ws.move(v, d, Reason.CONSOLIDATION, 1.0 / len(vms))
     return True

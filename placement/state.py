@@ -90,10 +90,6 @@ class ClusterState:
         """(H,) bool: the host may receive VMs."""
         return ~(self.maintenance | self.disabled)
 
-    def with_placement(self, placement: IntA) -> ClusterState:
-        """The same cluster with VMs on other hosts (placement is trusted)."""
-        return _replace(self, placement=np.asarray(placement, dtype=np.int64))
-
     def with_maintenance(self, maintenance: BoolA) -> ClusterState:
         return _replace(self, maintenance=np.asarray(maintenance, dtype=bool))
 

@@ -59,9 +59,6 @@ class Workspace:
         ok[self.place[v]] = False
         return ok
 
-    def vms_on(self, h: int) -> IntA:
-        return np.flatnonzero(self.place == h)
-
     # ---- updates ---------------------------------------------------------------------------
     def move(self, v: int, dst: int, reason: Reason, gain: float = 0.0) -> None:
         st, src = self.state, int(self.place[v])

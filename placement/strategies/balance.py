@@ -218,8 +218,11 @@ def _soft_penalty(ws: Workspace, vm: IntA, src: IntA, dst: IntA) -> FloatA:
 
 def _fits(ws: Workspace, vm: IntA, dst: IntA) -> NDArray[np.bool_]:
     st = ws.state
-    ok: NDArray[np.bool_] = np.asarray((ws.used[dst] + st.alloc[vm] <= ws.cap[dst]).all(axis=1))
-    ok &= (ws.dem[dst] + st.demand[vm, :2] <= ws.dcap[dst]).all(axis=1)
+    ok = np.ones(len(vm), bool)
+    for r in range(3):  # column by column: much cheaper than .all(axis=1) on (n, 3)
+        ok &= ws.used[dst, r] + st.alloc[vm, r] <= ws.cap[dst, r]
+    for r in range(2):
+        ok &= ws.dem[dst, r] + st.demand[vm, r] <= ws.dcap[dst, r]
     cons = np.flatnonzero(ws.constrained[vm])
     if cons.size:
         uniq, inv = np.unique(vm[cons], return_inverse=True)

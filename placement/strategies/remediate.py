@@ -96,8 +96,11 @@ def _pick(ws: Workspace, v: int, ok: NDArray[np.bool_], pack: bool) -> int:
         empty = ws.used[:, MEM] <= 0
         score = empty * 2.0 + (ws.cap[:, MEM] - ws.used[:, MEM]) / np.maximum(ws.cap[:, MEM], 1e-9)
     else:
-        after = (ws.dem + ws.state.demand[v, :2]) / np.maximum(ws.state.phys[:, :2], 1e-9)
-        score = after.max(axis=1)
+        phys, dem = ws.state.phys, ws.state.demand[v]
+        score = np.maximum(
+            (ws.dem[:, 0] + dem[0]) / np.maximum(phys[:, 0], 1e-9),
+            (ws.dem[:, 1] + dem[1]) / np.maximum(phys[:, 1], 1e-9),
+        )
     return int(np.argmin(np.where(ok, score, np.inf)))
 
 

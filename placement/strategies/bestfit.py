@@ -47,9 +47,8 @@ class BestFit:
             if ok.any():
                 j = i + int(ok.argmax())
                 h = int(self.hosts[j])
-                self._remove(j)
                 self.room[h] -= need
-                self._insert(h)
+                self._reposition(j)
                 return h
             i += WINDOW
         return -1
@@ -57,13 +56,20 @@ class BestFit:
     def give_back(self, h: int, v: int) -> None:
         """Undo :meth:`place` of VM ``v`` on ``h``."""
         j = int(np.flatnonzero(self.hosts == h)[0])
-        self._remove(j)
         self.room[h] += self.need[v]
-        self._insert(h)
+        self._reposition(j)
 
-    def _remove(self, j: int) -> None:
-        self.hosts = np.delete(self.hosts, j)
-        self.keys = np.delete(self.keys, j)
+    def _reposition(self, j: int) -> None:
+        """Move entry ``j`` to where its new key belongs, shifting the ones in between."""
+        keys, hosts = self.keys, self.hosts
+        h, k = hosts[j], self.room[hosts[j], self.key]
+        if k <= keys[j]:
+            t = int(np.searchsorted(keys[:j], k))
+            keys[t + 1 : j + 1], hosts[t + 1 : j + 1] = keys[t:j].copy(), hosts[t:j].copy()
+        else:
+            t = j + int(np.searchsorted(keys[j + 1 :], k))
+            keys[j:t], hosts[j:t] = keys[j + 1 : t + 1].copy(), hosts[j + 1 : t + 1].copy()
+        keys[t], hosts[t] = k, h
 
     def _insert(self, h: int) -> None:
         k = self.room[h, self.key]

@@ -72,5 +72,7 @@ class Plan:
     def final_placement(self, placement: IntA) -> IntA:
         """Placement after replaying every move on ``placement``."""
         out = placement.copy()
-        out[self.vm] = self.dst  # later moves of the same VM overwrite earlier ones
+        # numpy does not promise which write wins for repeated indices: take each VM's last
+        vm, idx = np.unique(self.vm[::-1], return_index=True)
+        out[vm] = self.dst[::-1][idx]
         return out

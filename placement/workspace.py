@@ -61,6 +61,14 @@ class Workspace:
         ok[self.place[v]] = False
         return ok
 
+    def vms_by_host(self, hosts: IntA) -> dict[int, IntA]:
+        """VMs on each of ``hosts`` now (one sort, not one scan of all VMs per host)."""
+        on = np.flatnonzero(np.isin(self.place, hosts))
+        on = on[np.argsort(self.place[on], kind="stable")]
+        start = np.searchsorted(self.place[on], hosts, side="left")
+        stop = np.searchsorted(self.place[on], hosts, side="right")
+        return {h: on[a:b] for h, a, b in zip(hosts.tolist(), start, stop, strict=True)}
+
     # ---- updates ---------------------------------------------------------------------------
     def move(self, v: int, dst: int, reason: Reason, gain: float = 0.0) -> None:
         st, src = self.state, int(self.place[v])

@@ -77,7 +77,7 @@ def _pack_domain(ws: Workspace, dom: int, budget: float) -> list[int]:
     cand = keep_rank[~target[keep_rank]]
     cand = cand[np.argsort(ws.used[cand, key] / np.maximum(ws.cap[cand, key], EPS), kind="stable")]
     fit = BestFit(ws, np.flatnonzero(target), key)
-    by_host = _vms_by_host(ws, cand)
+    by_host = ws.vms_by_host(cand)
     released: list[int] = []
     for h in cand.tolist():
         vms = by_host[h]
@@ -86,15 +86,6 @@ def _pack_domain(ws: Workspace, dom: int, budget: float) -> list[int]:
         else:
             fit.add(h)  # kept: it receives VMs from the candidates after it
     return released
-
-
-def _vms_by_host(ws: Workspace, hosts: IntA) -> dict[int, IntA]:
-    """VMs on each of ``hosts`` (one sort, not one scan per host)."""
-    on = np.flatnonzero(np.isin(ws.place, hosts))
-    on = on[np.argsort(ws.place[on], kind="stable")]
-    split = np.searchsorted(ws.place[on], hosts, side="left")
-    stop = np.searchsorted(ws.place[on], hosts, side="right")
-    return {h: on[a:b] for h, a, b in zip(hosts.tolist(), split, stop, strict=True)}
 
 
 def _dominant(ws: Workspace, hosts: IntA) -> int:

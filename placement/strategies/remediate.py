@@ -43,8 +43,8 @@ def _victims(ws: Workspace, hosts: IntA, excess: FloatA, size: FloatA) -> IntA:
     """On each of ``hosts``, the largest movable VMs (by ``size (V, R)``) until the
     host's ``excess (H, R)`` is gone."""
     st, out = ws.state, []
-    for h in hosts.tolist():
-        vms = np.flatnonzero((ws.place == h) & ~st.pinned)
+    for h, on in ws.vms_by_host(hosts).items():
+        vms = on[~st.pinned[on]]
         order = vms[np.argsort(-size[vms].max(axis=1), kind="stable")]
         enough = (np.cumsum(size[order], axis=0) >= excess[h]).all(axis=1)
         need = int(np.argmax(enough)) + 1 if enough.any() else len(order)

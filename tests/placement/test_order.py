@@ -45,3 +45,12 @@ def test_duration_follows_memory_and_link() -> None:
     assert len(waves) == plan.n_moves == 2
     expect = 8192 * 1.2 * 8.388608 / 10_000 + 2.0
     assert waves[0].duration_s == np.float64(expect)
+
+
+def test_final_placement_takes_each_vms_last_move() -> None:
+    from placement import Plan
+
+    i = np.array
+    plan = Plan("t", i([0, 1, 0, 0]), i([0, 0, 1, 2]), i([1, 2, 2, 3]), i([4] * 4), np.zeros(4),
+                np.zeros(4), 0.0, 0.0)  # fmt: skip
+    np.testing.assert_array_equal(plan.final_placement(i([0, 0, 5])), [3, 2, 5])

@@ -67,6 +67,11 @@ def _generate_spec(text: str) -> tuple[int, int]:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="xdrs", description="DRS-style VM placement engine.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _register_plan(sub)
+    return parser
+
+
+def _register_plan(sub: Any) -> None:
     p = sub.add_parser("plan", help="plan migrations for one cluster snapshot")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--in", dest="input", type=Path, metavar="SNAPSHOT.json")
@@ -84,14 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--link-gbps", type=_positive(float), default=OrderArgs.link_gbps,
                    metavar="X", help="migration link bandwidth")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, metavar="N")
-    return parser
+    p.set_defaults(func=_plan)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xdrs`` console script; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        return _plan(args)
+        status: int = args.func(args)
+        return status
     except (UsageError, SnapshotError) as e:
         return _fail(str(e))
     except OSError as e:

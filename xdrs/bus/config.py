@@ -1,0 +1,105 @@
+"""Bus configuration: topic names, client settings, and the kafka-python client factories."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BusConfig", "Topics", "cluster_partition"]
+
+# The client settings a user may pass through (SASL/SSL and friends), never reimplemented.
+PASSTHROUGH = frozenset({
+    "security_protocol", "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password",
+    "ssl_check_hostname", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
+    "sasl_kerberos_service_name", "sasl_oauth_token_provider", "request_timeout_ms",
+    "api_version",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names; ``prefix`` lets several deployments (or tests) share one broker."""
+
+    prefix: str = "xdrs."
+
+    @property
+    def inventory(self) -> str:
+        return self.prefix + "inventory"
+
+    @property
+    def metrics(self) -> str:
+        return self.prefix + "metrics"
+
+    @property
+    def recommendations(self) -> str:
+        return self.prefix + "recommendations"
+
+    @property
+    def actions(self) -> str:
+        return self.prefix + "actions"
+
+    @property
+    def dead_letter(self) -> str:
+        return self.prefix + "dead-letter"
+
+    def all(self) -> tuple[str, ...]:
+        return (self.inventory, self.metrics, self.recommendations, self.actions,
+                self.dead_letter)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    """Where the broker is and how to talk to it.
+
+    Parameters
+    ----------
+    bootstrap : str
+        ``host:port[,host:port...]``.
+    client_id : str
+    topics : Topics
+    partitions : int
+        Partitions of the inventory and metrics topics (the unit of engine scale-out).
+    fast_groups : bool
+        Short consumer-group timeouts (the embedded broker and tests); production keeps
+        kafka-python's defaults.
+    extra : mapping
+        kafka-python settings passed through as given (security, SASL, timeouts).
+    """
+
+    bootstrap: str
+    client_id: str = "xdrs"
+    topics: Topics = field(default_factory=Topics)
+    partitions: int = 4
+    fast_groups: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.extra) - PASSTHROUGH)
+        if unknown:
+            raise ValueError(f"kafka option {unknown[0]!r}: not one of {sorted(PASSTHROUGH)}")
+        if not self.bootstrap or any(":" not in s for s in self.bootstrap.split(",")):
+            raise ValueError(f"bootstrap servers: expected host:port[,...], got {self.bootstrap!r}")
+
+    def common(self) -> dict[str, Any]:
+        return {"bootstrap_servers": self.bootstrap.split(","), "client_id": self.client_id,
+                **self.extra}  # fmt: skip
+
+    def group_timeouts(self) -> dict[str, Any]:
+        if not self.fast_groups:
+            return {}
+        # Tansu waits for the whole rebalance timeout (max_poll_interval_ms) on a join.
+        return {"max_poll_interval_ms": 4000, "session_timeout_ms": 4000,
+                "heartbeat_interval_ms": 1000}  # fmt: skip
+
+
+def cluster_partition(key: bytes, partitions: Sequence[int]) -> int:
+    """The partition of a key: by its cluster part (``cluster\x1f...``).
+
+    Inventory keys name one object (so compaction keeps the latest description of each),
+    yet every event of one cluster must land on one partition to stay ordered; the
+    cluster's partition is the same in every topic with the same partition count.
+    """
+    cluster = key.split(b"\x1f", 1)[0]
+    return sorted(partitions)[zlib.crc32(cluster) % len(partitions)]

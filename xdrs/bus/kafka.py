@@ -1,0 +1,192 @@
+"""kafka-python producers and consumers for xdrs events.
+
+The producer keeps per-key order (one request in flight per connection while retrying) and
+retries until the delivery timeout, buffering while the broker is away. Consumers never
+auto-commit: the engine commits after its state has absorbed what it read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from collectors.events import Event, EventError, decode, encode
+from xdrs.bus.config import BusConfig, cluster_partition
+
+__all__ = ["DeadLetters", "KafkaSink", "Record", "create_topics", "make_consumer", "records"]
+
+log = logging.getLogger(__name__)
+DEAD_PAYLOAD_BYTES = 64 << 10
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed message, decoded (``event``) or not (``error`` says why)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    event: Event | None
+    error: str = ""
+    category: str = ""
+
+
+def create_topics(config: BusConfig, timeout_s: float = 10.0) -> None:
+    """Create the xdrs topics (inventory compacted); existing topics are left as they are."""
+    t = config.topics
+    compacted = {"cleanup.policy": "compact"}
+    specs = [
+        NewTopic(t.inventory, config.partitions, 1, topic_configs=compacted),
+        NewTopic(t.metrics, config.partitions, 1),
+        NewTopic(t.recommendations, config.partitions, 1),
+        NewTopic(t.actions, config.partitions, 1),
+        NewTopic(t.dead_letter, 1, 1),
+    ]
+    admin = KafkaAdminClient(**config.common(), request_timeout_ms=int(timeout_s * 1000))
+    try:
+        for spec in specs:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([spec])
+    finally:
+        admin.close()
+
+
+def make_producer(config: BusConfig, **overrides: Any) -> KafkaProducer:
+    settings: dict[str, Any] = {
+        "acks": "all",
+        "linger_ms": 5,
+        "batch_size": 256 << 10,
+        "max_in_flight_requests_per_connection": 1,  # order per key survives retries
+        "retries": 2**31 - 1,
+        "delivery_timeout_ms": 300_000,
+        "retry_backoff_ms": 200,
+        **config.common(),
+        **overrides,
+    }
+    return KafkaProducer(**settings)
+
+
+class KafkaSink:
+    """A :class:`collectors.events.Sink` that produces to the xdrs topics.
+
+    ``kind`` is a topic attribute of :class:`xdrs.bus.config.Topics` (``"inventory"``,
+    ``"metrics"``, ...). Send failures after all retries are counted in ``failed`` and kept
+    in ``unsent`` (key, event) so that a caller can republish them.
+    """
+
+    def __init__(self, config: BusConfig, **overrides: Any) -> None:
+        self.config = config
+        self._producer = make_producer(config, **overrides)
+        self.sent = 0
+        self.failed = 0
+        self.unsent: list[tuple[str, str, Event | None]] = []
+        self._partitions: dict[str, list[int]] = {}
+
+    def publish(self, kind: str, key: str, event: Event | None) -> None:
+        topic = getattr(self.config.topics, kind)
+        value = None if event is None else encode(event)
+        kb = key.encode()
+        parts = self._partitions.get(topic)
+        if parts is None:
+            parts = self._partitions[topic] = sorted(self._producer.partitions_for(topic))
+        part = cluster_partition(kb, parts)
+        future = self._producer.send(topic, key=kb, value=value, partition=part)
+        future.add_errback(self._on_error, kind, key, event)
+        self.sent += 1
+
+    def _on_error(self, kind: str, key: str, event: Event | None, exc: BaseException) -> None:
+        self.failed += 1
+        self.unsent.append((kind, key, event))
+        log.warning("publish to %s failed after retries: %s", kind, exc)
+
+    def flush(self, timeout: float | None = None) -> None:
+        self._producer.flush(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._producer.close(timeout)
+
+
+def make_consumer(
+    config: BusConfig, group: str | None, topics: Iterable[str] = (), **overrides: Any
+) -> KafkaConsumer:
+    """A consumer with manual commits; subscribed to ``topics`` when a group is given."""
+    settings: dict[str, Any] = {
+        "group_id": group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": 8 << 20,
+        "fetch_max_bytes": 32 << 20,
+        **config.group_timeouts(),
+        **config.common(),
+        **overrides,
+    }
+    consumer = KafkaConsumer(**settings)
+    if group is not None and topics:
+        consumer.subscribe(list(topics))
+    return consumer
+
+
+def records(
+    consumer: KafkaConsumer, timeout_ms: int = 200, max_records: int = 5000
+) -> Iterator[Record]:
+    """Poll once and decode; an undecodable message yields a record with ``error`` set."""
+    batches = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+    for tp, msgs in batches.items():
+        for m in msgs:
+            try:
+                event: Event | None = decode(m.key, m.value)
+                error = category = ""
+            except EventError as e:
+                event, error, category = None, str(e), e.category
+            yield Record(tp.topic, tp.partition, m.offset, m.key, m.value, event, error, category)
+
+
+class DeadLetters:
+    """Publishes a failed message, with the reason, to the dead-letter topic."""
+
+    def __init__(
+        self,
+        config: BusConfig,
+        producer: KafkaProducer | None = None,
+        on_dead: Callable[[str], None] | None = None,
+    ) -> None:
+        self.topic = config.topics.dead_letter
+        self._producer = producer or make_producer(config)
+        self._on_dead = on_dead
+
+    def send(self, rec: Record, reason: str, category: str) -> None:
+        payload = (rec.value or b"")[:DEAD_PAYLOAD_BYTES].decode("utf-8", "replace")
+        doc = {
+            "v": 1,
+            "type": "dead_letter",
+            "topic": rec.topic,
+            "partition": rec.partition,
+            "offset": rec.offset,
+            "key": (rec.key or b"").decode("utf-8", "replace"),
+            "reason": reason,
+            "category": category,
+            "payload": payload,
+            "ts": time.time(),
+        }
+        self._producer.send(self.topic, key=rec.key, value=orjson.dumps(doc))
+        if self._on_dead is not None:
+            self._on_dead(category)
+
+
+def end_offsets(consumer: KafkaConsumer, parts: list[TopicPartition]) -> dict[TopicPartition, int]:
+    try:
+        ends: dict[TopicPartition, int] = consumer.end_offsets(parts)
+        return ends
+    except KafkaError:
+        return {}

@@ -1,0 +1,215 @@
+"""The engine daemon: the Kafka loop around :class:`~xdrs.engine.engine.Engine`.
+
+Each loop polls inventory, metrics and action results, folds them into the cluster tables,
+runs the optimiser on the clusters that need it, publishes the recommendations, and only
+then commits the consumed offsets. Engine processes in one consumer group share the clusters
+by partition: when a process is given a partition it re-reads that partition of the
+compacted inventory topic from the start, so a new or restarted process rebuilds the state
+from the topics. A message that fails validation goes to the dead-letter topic with its
+reason; nothing in one message can stop the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+
+from collectors.events import Recommendation, encode, inventory_key
+from xdrs.bus.config import BusConfig, cluster_partition
+from xdrs.bus.kafka import DeadLetters, Record, make_consumer, make_producer, records
+from xdrs.engine.engine import ClusterView, Engine
+from xdrs.engine.exporter import EngineMetrics
+
+__all__ = ["EngineDaemon"]
+
+log = logging.getLogger(__name__)
+VIEW_EVERY_S = 0.5
+LAG_EVERY_S = 2.0
+FLUSH_TIMEOUT_S = 5.0
+
+
+class EngineDaemon:
+    """Runs an :class:`Engine` against the bus until ``stop`` is set.
+
+    Parameters
+    ----------
+    config : BusConfig
+    engine : Engine
+    metrics : EngineMetrics, optional
+    group : str
+        Consumer group shared by all engine processes.
+    """
+
+    def __init__(self, config: BusConfig, engine: Engine, metrics: EngineMetrics | None = None,
+                 group: str = "xdrs-engine") -> None:  # fmt: skip
+        self.config = config
+        self.engine = engine
+        self.metrics = metrics
+        self.group = group
+        self.views: Mapping[str, ClusterView] = {}
+        self.published: list[Recommendation] = []
+        self.consumed = 0
+        self.dead = 0
+        self._owned: set[int] = set()
+        self._last_view = self._last_lag = 0.0
+        self._pending_commit = False
+
+    # ---- loop -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        t = self.config.topics
+        consumer = make_consumer(self.config, self.group)
+        consumer.subscribe([t.inventory, t.metrics, t.actions], listener=_Listener(self, consumer))
+        producer = make_producer(self.config)
+        dead = DeadLetters(self.config, producer, on_dead=self._count_dead)
+        try:
+            while not stop.is_set():
+                self.step(consumer, producer, dead)
+        finally:
+            _close(consumer, producer)
+
+    def step(self, consumer: KafkaConsumer, producer: KafkaProducer, dead: DeadLetters) -> None:
+        """One poll, absorb, optimise, publish, commit cycle."""
+        try:
+            batch = list(records(consumer, timeout_ms=100))
+        except KafkaError as e:
+            log.warning("poll failed, retrying: %s", e)
+            time.sleep(0.5)
+            return
+        for rec in batch:
+            self._handle(rec, dead)
+        self._pending_commit |= bool(batch)
+        self._optimise(producer)
+        if self._pending_commit and _flush(producer):
+            self._pending_commit = not _commit(consumer)
+        self._refresh(consumer)
+
+    def _handle(self, rec: Record, dead: DeadLetters) -> None:
+        self.consumed += 1
+        kind = rec.topic.removeprefix(self.config.topics.prefix)
+        if self.metrics is not None:
+            self.metrics.events.labels(kind).inc()
+        if rec.event is None:
+            dead.send(rec, rec.error, rec.category)
+            return
+        try:
+            category, reason = self.engine.apply(rec.event)
+        except Exception as e:  # one bad event must never stop the daemon
+            log.exception("event at %s[%d]@%d failed", rec.topic, rec.partition, rec.offset)
+            category, reason = "internal", f"{type(e).__name__}: {e}"
+        if reason:
+            dead.send(rec, reason, category)
+
+    def _optimise(self, producer: KafkaProducer) -> None:
+        now = time.monotonic()
+        for cluster, trigger in self.engine.due(now):
+            t0 = time.perf_counter()
+            rec = self.engine.recommend(cluster, trigger, now)
+            if self.metrics is not None:
+                self.metrics.latency.observe(time.perf_counter() - t0)
+            if rec is None:
+                continue
+            key = inventory_key(cluster, "recommendation", rec.id).encode()
+            parts = sorted(producer.partitions_for(self.config.topics.recommendations))
+            producer.send(self.config.topics.recommendations, key=key, value=encode(rec),
+                          partition=cluster_partition(key, parts))  # fmt: skip
+            self._pending_commit = True
+            self.published.append(rec)
+            self._count_rec(rec)
+
+    def _count_rec(self, rec: Recommendation) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.recommendations.labels(rec.cluster, rec.trigger).inc()
+        for m in rec.moves:
+            self.metrics.moves.labels(rec.cluster, m["reason"]).inc()
+
+    def _count_dead(self, category: str) -> None:
+        self.dead += 1
+        if self.metrics is not None:
+            self.metrics.dead.labels(category).inc()
+
+    def _refresh(self, consumer: KafkaConsumer) -> None:
+        now = time.monotonic()
+        if now - self._last_view >= VIEW_EVERY_S:
+            self._last_view = now
+            views = {c: self.engine.view(c) for c in list(self.engine.tables)}
+            self.views = {c: v for c, v in views.items() if v is not None}
+        if self.metrics is not None and now - self._last_lag >= LAG_EVERY_S:
+            self._last_lag = now
+            _export_lag(consumer, self.metrics)
+
+    # ---- partition ownership --------------------------------------------------------------
+
+    def assigned(self, consumer: KafkaConsumer, parts: list[TopicPartition]) -> None:
+        inv = [p for p in parts if p.topic == self.config.topics.inventory]
+        new = [p for p in inv if p.partition not in self._owned]
+        if new:
+            consumer.seek_to_beginning(*new)  # rebuild these clusters from the compacted topic
+        lost = self._owned - {p.partition for p in inv}
+        self._owned = {p.partition for p in inv}
+        if lost and inv:
+            n = len(consumer.partitions_for_topic(self.config.topics.inventory) or ()) or 1
+            for cluster in list(self.engine.tables):
+                if cluster_partition(cluster.encode(), range(n)) in lost:
+                    self.engine.drop(cluster)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, daemon: EngineDaemon, consumer: KafkaConsumer) -> None:
+        self.daemon = daemon
+        self.consumer = consumer
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        pass  # keep the state: the same partitions usually come back (broker restart)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.daemon.assigned(self.consumer, list(assigned))
+
+
+def _flush(producer: KafkaProducer) -> bool:
+    try:
+        producer.flush(FLUSH_TIMEOUT_S)
+    except KafkaError as e:
+        log.warning("publish not confirmed yet, offsets stay uncommitted: %s", e)
+        return False
+    return True
+
+
+def _commit(consumer: KafkaConsumer) -> bool:
+    try:
+        consumer.commit()
+    except KafkaError as e:
+        log.warning("offset commit failed, will retry: %s", e)
+        return False
+    return True
+
+
+def _export_lag(consumer: KafkaConsumer, metrics: EngineMetrics) -> None:
+    parts = list(consumer.assignment())
+    try:
+        ends = consumer.end_offsets(parts)
+    except KafkaError:
+        return
+    lag: dict[str, int] = {}
+    for p in parts:
+        pos = consumer.position(p, timeout_ms=100) if p in ends else None
+        if pos is not None:
+            lag[p.topic] = lag.get(p.topic, 0) + max(0, ends[p] - pos)
+    for topic, n in lag.items():
+        metrics.lag.labels(topic).set(n)
+
+
+def _close(consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+    for close in (lambda: producer.close(5), consumer.close):
+        try:
+            close()
+        except KafkaError as e:
+            log.warning("close: %s", e)

@@ -258,24 +258,70 @@ def _moves(x: object) -> bool:
 
 Check = Callable[[object], bool]
 EXPECT: dict[Check, str] = {
-          _str: "a non-empty string", _num: "a finite number >= 0", _pos: "a number > 0",
-          _bool: "true or false", _int: "an integer >= 0", _text: "a string",
-          _opt_num: "null or a number >= 0", _power: "null or 11 numbers >= 0 (watts)",
-          _rules: "an array of rule objects", _moves: "an array of move objects"}  # fmt: skip
+    _str: "a non-empty string",
+    _num: "a finite number >= 0",
+    _pos: "a number > 0",
+    _bool: "true or false",
+    _int: "an integer >= 0",
+    _text: "a string",
+    _opt_num: "null or a number >= 0",
+    _power: "null or 11 numbers >= 0 (watts)",
+    _rules: "an array of rule objects",
+    _moves: "an array of move objects",
+}
 
-HOST: dict[str, Check] = {"cluster": _str, "uuid": _str, "vcpus": _pos, "memory_mb": _pos,
-    "disk_gb": _num, "hostname": _text, "vcpu_reserved": _num, "memory_mb_reserved": _num,
-    "disk_gb_reserved": _num, "vcpu_ratio": _pos, "memory_ratio": _pos, "disk_ratio": _pos,
-    "maintenance": _bool, "disabled": _bool, "domain": _text, "power_w": _power,
-    "platform": _text}  # fmt: skip
-VM: dict[str, Check] = {"cluster": _str, "uuid": _str, "host": _str, "vcpus": _pos,
-    "memory_mb": _pos, "disk_gb": _num, "name": _text, "pinned": _bool}  # fmt: skip
+HOST: dict[str, Check] = {
+    "cluster": _str,
+    "uuid": _str,
+    "vcpus": _pos,
+    "memory_mb": _pos,
+    "disk_gb": _num,
+    "hostname": _text,
+    "vcpu_reserved": _num,
+    "memory_mb_reserved": _num,
+    "disk_gb_reserved": _num,
+    "vcpu_ratio": _pos,
+    "memory_ratio": _pos,
+    "disk_ratio": _pos,
+    "maintenance": _bool,
+    "disabled": _bool,
+    "domain": _text,
+    "power_w": _power,
+    "platform": _text,
+}
+VM: dict[str, Check] = {
+    "cluster": _str,
+    "uuid": _str,
+    "host": _str,
+    "vcpus": _pos,
+    "memory_mb": _pos,
+    "disk_gb": _num,
+    "name": _text,
+    "pinned": _bool,
+}
 RULES: dict[str, Check] = {"cluster": _str, "rules": _rules}
-RECOMMENDATION: dict[str, Check] = {"id": _str, "cluster": _str, "trigger": _str,
-    "strategy": _str, "ts": _num, "objective_before": _num, "objective_after": _num,
-    "moves": _moves, "event_ts": _num}  # fmt: skip
-ACTION: dict[str, Check] = {"key": _str, "recommendation": _str, "cluster": _str, "vm": _str,
-    "src": _str, "dst": _str, "status": _str, "error": _text, "ts": _num}  # fmt: skip
+RECOMMENDATION: dict[str, Check] = {
+    "id": _str,
+    "cluster": _str,
+    "trigger": _str,
+    "strategy": _str,
+    "ts": _num,
+    "objective_before": _num,
+    "objective_after": _num,
+    "moves": _moves,
+    "event_ts": _num,
+}
+ACTION: dict[str, Check] = {
+    "key": _str,
+    "recommendation": _str,
+    "cluster": _str,
+    "vm": _str,
+    "src": _str,
+    "dst": _str,
+    "status": _str,
+    "error": _text,
+    "ts": _num,
+}
 
 
 def _checked(doc: dict[str, Any], spec: dict[str, Check], cls: type[Any]) -> Any:
@@ -300,17 +346,27 @@ def _list(x: object) -> bool:
 
 
 EXPECT[_list] = "an array"
-METRICS: dict[str, Check] = {"cluster": _str, "host": _str, "ts": _num, "seq": _int,
-    "vms": _list, "cpu_pct": _list, "mem_mib": _list, "host_cpu_pct": _opt_num,
-    "sent": _num}  # fmt: skip
+METRICS: dict[str, Check] = {
+    "cluster": _str,
+    "host": _str,
+    "ts": _num,
+    "seq": _int,
+    "vms": _list,
+    "cpu_pct": _list,
+    "mem_mib": _list,
+    "host_cpu_pct": _opt_num,
+    "sent": _num,
+}
 
 
 def _metrics(doc: dict[str, Any]) -> MetricBatch:
     batch: MetricBatch = _checked(doc, METRICS, MetricBatch)
     n = len(batch.vms)
     if len(batch.cpu_pct) != n or len(batch.mem_mib) != n:
-        raise EventError(f"metrics: vms, cpu_pct and mem_mib differ in length "
-                         f"({n}, {len(batch.cpu_pct)}, {len(batch.mem_mib)})")  # fmt: skip
+        raise EventError(
+            f"metrics: vms, cpu_pct and mem_mib differ in length "
+            f"({n}, {len(batch.cpu_pct)}, {len(batch.mem_mib)})"
+        )
     if not all(map(_str, batch.vms)):
         raise EventError("metrics.vms: expected VM uuids (non-empty strings)")
     if not all(map(_num, batch.cpu_pct)):

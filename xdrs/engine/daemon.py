@@ -60,6 +60,9 @@ class EngineDaemon:
         self._owned: set[int] = set()
         self._last_view = self._last_lag = 0.0
         self._pending_commit = False
+        self._held: list[TopicPartition] = []
+        self._inventory_ends: dict[TopicPartition, int] = {}
+        self._need_ends: list[TopicPartition] = []
 
     # ---- loop -----------------------------------------------------------------------------
 
@@ -85,6 +88,7 @@ class EngineDaemon:
             return
         for rec in batch:
             self._handle(rec, dead)
+        self._resume_when_caught_up(consumer)
         self._pending_commit |= bool(batch)
         self._optimise(producer)
         if self._pending_commit and _flush(producer):
@@ -153,6 +157,7 @@ class EngineDaemon:
         new = [p for p in inv if p.partition not in self._owned]
         if new:
             consumer.seek_to_beginning(*new)  # rebuild these clusters from the compacted topic
+            self._catch_up(consumer, new, parts)
         lost = self._owned - {p.partition for p in inv}
         self._owned = {p.partition for p in inv}
         if lost and inv:
@@ -160,6 +165,34 @@ class EngineDaemon:
             for cluster in list(self.engine.tables):
                 if cluster_partition(cluster.encode(), range(n)) in lost:
                     self.engine.drop(cluster)
+
+    def _catch_up(self, consumer: KafkaConsumer, inv: list[TopicPartition],
+                  parts: list[TopicPartition]) -> None:  # fmt: skip
+        """Hold metrics back until the inventory read so far has been absorbed.
+
+        Runs in kafka-python's IO thread (no blocking calls): the end offsets to reach are
+        fetched by the next :meth:`step`.
+        """
+        self._held = [p for p in parts if p.topic == self.config.topics.metrics]
+        consumer.pause(*self._held)
+        self._inventory_ends = {}
+        self._need_ends = inv
+
+    def _resume_when_caught_up(self, consumer: KafkaConsumer) -> None:
+        if not self._held:
+            return
+        if self._need_ends:
+            try:
+                self._inventory_ends = consumer.end_offsets(self._need_ends)
+            except KafkaError:
+                return
+            self._need_ends = []
+        assigned = consumer.assignment()
+        for tp, end in self._inventory_ends.items():
+            if tp in assigned and consumer.position(tp, timeout_ms=100) < end:
+                return
+        consumer.resume(*[p for p in self._held if p in assigned])
+        self._held, self._inventory_ends = [], {}
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -77,6 +77,7 @@ class _Clock:
     pending: set[str] = field(default_factory=set)  # idempotency keys not yet reported
     pending_since: float = -np.inf
     dirty: bool = True
+    first_sd: float | None = None  # imbalance when demand was first known for every VM
 
 
 @dataclass
@@ -91,6 +92,8 @@ class ClusterView:
     target: float
     vms: int
     last_sent: float
+    complete: bool  # every VM has had a sample
+    initial: float | None  # imbalance when every VM first had a sample
 
 
 class Engine:
@@ -193,16 +196,18 @@ class Engine:
         if not (clock.dirty or periodic):
             return ""
         clock.dirty = False
-        return self._load_trigger(t) or ("periodic" if periodic else "")
+        return self._load_trigger(t, clock) or ("periodic" if periodic else "")
 
-    def _load_trigger(self, t: ClusterTable) -> Trigger:
+    def _load_trigger(self, t: ClusterTable, clock: _Clock) -> Trigger:
         cpu, mem = t.loads()
         ha = t.host_arrays()
         args = self.args.balance()
         live = ~(ha["maintenance"] | ha["disabled"])
+        sd = imbalance(np.column_stack([cpu, mem]), args.weights, live)
+        if clock.first_sd is None:
+            clock.first_sd = sd
         if (((cpu > args.capacity.cpu_target) | (mem > args.capacity.mem_target)) & live).any():
             return "overload"
-        sd = imbalance(np.column_stack([cpu, mem]), args.weights, live)
         return "imbalance" if sd > THRESHOLDS[self.args.threshold][0] else ""
 
     def recommend(
@@ -246,7 +251,8 @@ class Engine:
         live = ~(ha["maintenance"] | ha["disabled"])
         sd = imbalance(np.column_stack([cpu, mem]), self.args.balance().weights, live)
         return ClusterView(list(t.hosts), cpu, mem, ha["phys"].copy(), float(sd),
-                           THRESHOLDS[self.args.threshold][0], t.n_vms, t.last_sent)  # fmt: skip
+                           THRESHOLDS[self.args.threshold][0], t.n_vms, t.last_sent,
+                           bool(t.seen[: t.n_vms].all()), self.clocks[name].first_sd)  # fmt: skip
 
 
 def _moves(rec_id: str, state: Any, plan: Any, waves: list[Any]) -> list[dict[str, Any]]:

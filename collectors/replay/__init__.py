@@ -1,0 +1,12 @@
+"""Trace replay: a simulated platform driven by real utilisation traces.
+
+It publishes hosts, VMs and per-host metric batches like a real collector would, at a
+configurable speed-up, and applies migrations to its simulated cluster. The demo and the
+load tests use it; it needs no vCenter and no OpenStack.
+"""
+
+from collectors.replay.collector import ReplayCollector
+from collectors.replay.scenario import Scenario, load_scenario
+from collectors.replay.traces import Trace, TraceError, load_trace
+
+__all__ = ["ReplayCollector", "Scenario", "Trace", "TraceError", "load_scenario", "load_trace"]

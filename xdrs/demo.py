@@ -80,6 +80,11 @@ def run_demo(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     if args.speed < 0 or args.duration <= 0:
         raise UsageError("--speed must be >= 0 and --duration > 0")
+    if args.bootstrap_servers:
+        try:
+            BusConfig(args.bootstrap_servers)
+        except ValueError as e:
+            raise UsageError(f"--bootstrap-servers: {e}") from None
     broker = None if args.bootstrap_servers else EmbeddedBroker()
     try:
         if broker is not None:

@@ -29,7 +29,7 @@ from collectors.events import (
     VmEvent,
     inventory_key,
 )
-from collectors.replay.scenario import Scenario, flavor_choice
+from collectors.replay.scenario import Scenario, ScenarioError, flavor_choice
 from collectors.replay.traces import Trace
 
 __all__ = ["ReplayCollector"]
@@ -289,7 +289,9 @@ def _initial_placement(
         hosts = pref[int(cluster_of[j])]
         fits = ((used[hosts] + alloc[j]) <= cap[hosts]).all(axis=1)
         if not fits.any():
-            raise ValueError(f"scenario: VM {j} fits on no host of its cluster; add hosts")
+            raise ScenarioError(
+                f"{len(alloc)} VMs do not fit: VM {j} fits on no host of its cluster; add hosts"
+            )
         pick = hosts[int(np.argmax(fits))] if how == "skewed" else hosts[j % len(hosts)]
         if how != "skewed" and not fits[j % len(hosts)]:
             pick = hosts[int(np.argmax(fits))]

@@ -79,8 +79,13 @@ class BusConfig:
         unknown = sorted(set(self.extra) - PASSTHROUGH)
         if unknown:
             raise ValueError(f"kafka option {unknown[0]!r}: not one of {sorted(PASSTHROUGH)}")
-        if not self.bootstrap or any(":" not in s for s in self.bootstrap.split(",")):
-            raise ValueError(f"bootstrap servers: expected host:port[,...], got {self.bootstrap!r}")
+        for server in self.bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(
+                    f"bootstrap servers: expected host:port[,...] with a port 1..65535, "
+                    f"got {server!r}"
+                )
 
     def common(self) -> dict[str, Any]:
         return {"bootstrap_servers": self.bootstrap.split(","), "client_id": self.client_id,

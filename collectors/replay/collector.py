@@ -47,6 +47,7 @@ class ReplayCollector:
     sink : where events go (:class:`collectors.events.Sink`)
     speed : simulated steps per wall-clock second (``0``: as fast as possible)
     t0 : epoch seconds of step 0 (default: now); sample times are ``t0 + step * step_s``
+    inventory_every : republish the whole inventory every so many steps (``0``: never)
     """
 
     def __init__(
@@ -57,9 +58,11 @@ class ReplayCollector:
         *,
         speed: float = 1.0,
         t0: float | None = None,
+        inventory_every: int = 12,
     ) -> None:
         self.scenario, self.trace, self.sink, self.speed = scenario, trace, sink, speed
         self.t0 = time.time() if t0 is None else t0
+        self.inventory_every = inventory_every
         self._lock = threading.Lock()
         self._build()
         self.applied: dict[str, ActionResult] = {}
@@ -195,11 +198,19 @@ class ReplayCollector:
         steps: int | None = None,
         on_step: Callable[[int], None] | None = None,
     ) -> None:
-        """Publish the inventory, then one step per ``1 / speed`` seconds until ``stop``."""
+        """Publish the inventory, then one step per ``1 / speed`` seconds until ``stop``.
+
+        The inventory is published again every ``inventory_every`` steps, as a real
+        collector's periodic poll would, so that a consumer that lost it (a broker restarted
+        empty) gets it back.
+        """
         self.publish_inventory()
         start = time.monotonic()
         last = steps if steps is not None else self.trace.n_steps
+        every = self.inventory_every
         while self.step_no < last and not stop.is_set():
+            if every and self.step_no and self.step_no % every == 0:
+                self.publish_inventory()
             self.publish_step(self.step_no)
             if on_step is not None:
                 on_step(self.step_no)

@@ -103,11 +103,14 @@ class EngineDaemon:
         if rec.event is None:
             dead.send(rec, rec.error, rec.category)
             return
+        before = self.engine.samples
         try:
             category, reason = self.engine.apply(rec.event)
         except Exception as e:  # one bad event must never stop the daemon
             log.exception("event at %s[%d]@%d failed", rec.topic, rec.partition, rec.offset)
             category, reason = "internal", f"{type(e).__name__}: {e}"
+        if self.metrics is not None and self.engine.samples > before:
+            self.metrics.samples.inc(self.engine.samples - before)
         if reason:
             dead.send(rec, reason, category)
 

@@ -59,7 +59,7 @@ class ClusterTable:
         self.seen = np.zeros(cap, dtype=bool)  # has had a sample
         self.pinned = np.zeros(cap, dtype=bool)
         self.rules_raw: list[dict[str, Any]] = []
-        self.last_seq: dict[str, int] = {}
+        self.last_ts_of: dict[str, float] = {}
         self.last_ts = 0.0
         self.last_sent = 0.0
         self.samples = 0
@@ -128,10 +128,14 @@ class ClusterTable:
     # ---- metrics --------------------------------------------------------------------------
 
     def absorb(self, b: MetricBatch) -> Absorbed:
-        """Fold one host's samples into the smoothed demand; a resent batch is skipped."""
-        if b.seq <= self.last_seq.get(b.host, -1):
+        """Fold one host's samples into the smoothed demand.
+
+        A batch no newer than the last one taken from its host (a resend after a broker
+        fault) is skipped.
+        """
+        if b.ts <= self.last_ts_of.get(b.host, -np.inf):
             return Absorbed(stale=True)
-        self.last_seq[b.host] = b.seq
+        self.last_ts_of[b.host] = b.ts
         rows = [self.vm_row.get(u, -1) for u in b.vms]
         idx = np.fromiter(rows, dtype=np.int64, count=len(rows))
         known = idx >= 0

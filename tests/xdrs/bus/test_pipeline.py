@@ -1,0 +1,120 @@
+"""The event pipeline end to end on the real broker: collector -> Kafka -> engine -> Kafka."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import orjson
+from kafka import KafkaProducer
+from prometheus_client import CollectorRegistry, start_http_server
+
+from collectors.events import MAX_MESSAGE_BYTES, MetricBatch, Recommendation, encode
+from collectors.replay import ReplayCollector
+from xdrs.bus.config import cluster_partition
+from xdrs.bus.kafka import KafkaSink, create_topics
+from xdrs.engine.daemon import EngineDaemon
+from xdrs.engine.engine import Engine, EngineArgs
+from xdrs.engine.exporter import EngineMetrics
+
+from .conftest import busy_trace, read_all, small_scenario, wait_for
+
+
+def _daemon(config, registry=None, group="engine"):
+    engine = Engine(EngineArgs(threshold=3, cooldown_s=0.5, pending_s=60.0))
+    daemon = EngineDaemon(config, engine, group=group)
+    if registry is not None:
+        daemon.metrics = EngineMetrics(registry, lambda: daemon.views)
+    return daemon
+
+
+def _collector(config, steps_per_s=0.0, **kw):
+    return ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=steps_per_s,
+                           **kw)  # fmt: skip
+
+
+def test_topics_are_created_once_and_keep_cluster_order(config):
+    create_topics(config)  # a second time: no error
+    c = _collector(config)
+    c.publish_inventory()
+    c.publish_step(0)
+    recs = read_all(config, config.topics.metrics)
+    assert len(recs) == len(c.hosts)
+    parts = {}
+    for r in recs:
+        parts.setdefault(r.event.cluster, set()).add(r.partition)
+    assert all(len(p) == 1 for p in parts.values())  # one cluster, one partition
+
+
+def test_samples_reach_the_engine_and_recommendations_the_topic(config, running):
+    registry = CollectorRegistry()
+    daemon = _daemon(config, registry)
+    running.start(daemon.run)
+    c = _collector(config)
+    c.publish_inventory()
+    for step in range(5):
+        c.publish_step(step)
+    assert wait_for(lambda: daemon.engine.samples == c.samples_sent, 30)
+    assert wait_for(lambda: len(daemon.published) >= 2, 30)  # both clusters are unbalanced
+    recs = [r.event for r in read_all(config, config.topics.recommendations)]
+    assert {r.id for r in recs} == {r.id for r in daemon.published}
+    for rec in recs:
+        assert isinstance(rec, Recommendation) and rec.moves
+        hosts = {h.uuid for h in c.hosts if h.cluster == rec.cluster}
+        assert all(m["src"] in hosts and m["dst"] in hosts for m in rec.moves)
+        assert rec.objective_after < rec.objective_before
+    # the exporter, scraped over HTTP like Prometheus does
+    server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        wait_for(lambda: bool(daemon.views), 5)
+        body = urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics")
+        text = body.read().decode()
+    finally:
+        server.shutdown()
+    assert f"xdrs_samples_absorbed_total {float(c.samples_sent)}" in text
+    assert 'xdrs_host_load_ratio{cluster="c0",host="c0-h00000",resource="cpu"}' in text
+    assert 'xdrs_cluster_imbalance{cluster="c1",kind="target"} 0.08' in text
+    assert "xdrs_optimizer_duration_seconds_count" in text
+
+
+def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(config, running):
+    registry = CollectorRegistry()
+    daemon = _daemon(config, registry)
+    running.start(daemon.run)
+    c = _collector(config)
+    c.publish_inventory()
+    c.publish_step(0)
+    raw = KafkaProducer(bootstrap_servers=config.bootstrap, max_request_size=8 << 20)
+    good = orjson.loads(encode(MetricBatch("c0", "c0-h00000", 1.0, 0, [], [], [])))
+    bad = {
+        "malformed": b'{"v": 1, "type": "metr',
+        "version": orjson.dumps({**good, "v": 99}),
+        "schema": orjson.dumps({**good, "cpu_pct": "lots"}),
+        "oversized": b'{"v":1,' + b" " * MAX_MESSAGE_BYTES + b"}",
+        "unknown_vm": encode(
+            MetricBatch("c0", "c0-h00000", c.t0 + 100, 0, ["ghost"], [5.0], [1.0])
+        ),
+    }
+    key = b"c0\x1fhost\x1fc0-h00000"
+    part = cluster_partition(key, range(config.partitions))  # where the collector writes c0
+    for value in bad.values():
+        raw.send(config.topics.metrics, key=key, value=value, partition=part)
+    raw.flush()
+    c.publish_step(1)  # good samples after the bad ones
+    assert wait_for(lambda: daemon.dead == len(bad), 30), daemon.dead
+    ok = wait_for(lambda: daemon.engine.samples == c.samples_sent, 30)
+    assert ok, (daemon.engine.samples, c.samples_sent)
+    dead = [orjson.loads(r.value) for r in read_all(config, config.topics.dead_letter)]
+    assert sorted(d["category"] for d in dead) == sorted(bad)
+    by_cat = {d["category"]: d for d in dead}
+    assert "unsupported schema version 99" in by_cat["version"]["reason"]
+    assert "ghost" in by_cat["unknown_vm"]["reason"]
+    assert by_cat["malformed"]["topic"] == config.topics.metrics
+    assert len(by_cat["oversized"]["payload"]) <= 64 << 10  # payload kept, truncated
+    counted = {
+        s.labels["reason"]: s.value
+        for m in registry.collect()
+        if m.name == "xdrs_dead_letters"
+        for s in m.samples
+        if s.name.endswith("_total")
+    }
+    assert counted == dict.fromkeys(bad, 1.0)

@@ -9,6 +9,7 @@ printed once a second and a summary at the end; ``--duration`` bounds the run.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import threading
 import time
@@ -31,6 +32,8 @@ from xdrs.engine.engine import Engine, EngineArgs
 from xdrs.engine.exporter import EngineMetrics
 
 __all__ = ["default_trace_dir", "register"]
+
+log = logging.getLogger(__name__)
 
 
 def default_trace_dir() -> Path | None:
@@ -119,7 +122,7 @@ def _run(args: argparse.Namespace, scenario: Scenario, trace: Any, bootstrap: st
     stop, progress = threading.Event(), _Progress()
     threads = [threading.Thread(target=daemon.run, args=(stop,), name="engine"),
                threading.Thread(target=collector.run, args=(stop,), name="collector"),
-               threading.Thread(target=_actuate, args=(config, collector, stop, progress),
+               threading.Thread(target=_actuate, args=(config, collector, progress, stop),
                                 name="actuator")]  # fmt: skip
     _say(args, f"xdrs demo: broker {bootstrap}{' (embedded)' if embedded else ''}, "
          f"metrics http://127.0.0.1:{port}/metrics, trace {trace.name} "
@@ -140,21 +143,29 @@ def _run(args: argparse.Namespace, scenario: Scenario, trace: Any, bootstrap: st
     return 0
 
 
-def _actuate(config: BusConfig, collector: ReplayCollector, stop: threading.Event,
-             progress: _Progress) -> None:  # fmt: skip
+def _actuate(config: BusConfig, collector: ReplayCollector, progress: _Progress,
+             stop: threading.Event) -> None:  # fmt: skip
     """Demo only: the replay platform applies every recommendation it receives."""
     consumer = make_consumer(config, "xdrs-demo-actuator", [config.topics.recommendations])
     try:
         while not stop.is_set():
-            for rec in records(consumer, timeout_ms=200):
-                if isinstance(rec.event, Recommendation):
-                    progress.recommendations += 1
-                    for r in collector.apply(rec.event):
-                        progress.applied += r.status == "ok"
-                        progress.failed += r.status != "ok"
-            consumer.commit()
+            try:
+                _apply_polled(consumer, collector, progress)
+            except KafkaError as e:  # a redelivered recommendation is harmless: keys dedupe
+                log.warning("actuator: %s; retrying", e)
+                stop.wait(0.5)
     finally:
         consumer.close()
+
+
+def _apply_polled(consumer: Any, collector: ReplayCollector, progress: _Progress) -> None:
+    for rec in records(consumer, timeout_ms=200):
+        if isinstance(rec.event, Recommendation):
+            progress.recommendations += 1
+            for r in collector.apply(rec.event):
+                progress.applied += r.status == "ok"
+                progress.failed += r.status != "ok"
+    consumer.commit()
 
 
 def _watch(args: argparse.Namespace, daemon: EngineDaemon, collector: ReplayCollector,

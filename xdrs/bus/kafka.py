@@ -53,7 +53,7 @@ def create_topics(config: BusConfig, timeout_s: float = 10.0) -> None:
         NewTopic(t.actions, config.partitions, 1),
         NewTopic(t.dead_letter, 1, 1),
     ]
-    admin = KafkaAdminClient(**config.common(), request_timeout_ms=int(timeout_s * 1000))
+    admin = KafkaAdminClient(**{"request_timeout_ms": int(timeout_s * 1000), **config.common()})
     try:
         for spec in specs:
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -77,41 +77,69 @@ def make_producer(config: BusConfig, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**settings)
 
 
+Pending = tuple[str, bytes, bytes | None, int]  # topic, key, value, partition
+
+
 class KafkaSink:
     """A :class:`collectors.events.Sink` that produces to the xdrs topics.
 
     ``kind`` is a topic attribute of :class:`xdrs.bus.config.Topics` (``"inventory"``,
-    ``"metrics"``, ...). Send failures after all retries are counted in ``failed`` and kept
-    in ``unsent`` (key, event) so that a caller can republish them.
+    ``"metrics"``, ...); the partition is the key's cluster's. The producer retries on its
+    own while the broker is away; a message it finally gives up on (a fatal producer error,
+    e.g. after the broker restarted empty) is resent from a new producer at the next
+    :meth:`flush`, so nothing accepted by :meth:`publish` is dropped silently.
     """
 
     def __init__(self, config: BusConfig, **overrides: Any) -> None:
         self.config = config
+        self._overrides = overrides
         self._producer = make_producer(config, **overrides)
         self.sent = 0
-        self.failed = 0
-        self.unsent: list[tuple[str, str, Event | None]] = []
+        self.resent = 0
+        self._failed: list[Pending] = []
         self._partitions: dict[str, list[int]] = {}
 
     def publish(self, kind: str, key: str, event: Event | None) -> None:
         topic = getattr(self.config.topics, kind)
-        value = None if event is None else encode(event)
-        kb = key.encode()
+        self.publish_raw(topic, key.encode(), None if event is None else encode(event))
+
+    def publish_raw(self, topic: str, key: bytes, value: bytes | None) -> None:
         parts = self._partitions.get(topic)
         if parts is None:
             parts = self._partitions[topic] = sorted(self._producer.partitions_for(topic))
-        part = cluster_partition(kb, parts)
-        future = self._producer.send(topic, key=kb, value=value, partition=part)
-        future.add_errback(self._on_error, kind, key, event)
+        self._send((topic, key, value, cluster_partition(key, parts)))
         self.sent += 1
 
-    def _on_error(self, kind: str, key: str, event: Event | None, exc: BaseException) -> None:
-        self.failed += 1
-        self.unsent.append((kind, key, event))
-        log.warning("publish to %s failed after retries: %s", kind, exc)
+    def _send(self, item: Pending) -> None:
+        topic, key, value, part = item
+        try:
+            future = self._producer.send(topic, key=key, value=value, partition=part)
+        except KafkaError as e:
+            log.warning("producer refused a send (%s); it will be resent", e)
+            self._failed.append(item)
+            return
+        future.add_errback(self._on_error, item)
+
+    def _on_error(self, item: Pending, exc: BaseException) -> None:
+        self._failed.append(item)  # list.append is atomic: safe from the IO thread
 
     def flush(self, timeout: float | None = None) -> None:
-        self._producer.flush(timeout)
+        """Wait for delivery; resend what failed from a fresh producer."""
+        try:
+            self._producer.flush(timeout)
+        finally:
+            if self._failed:
+                self._recover()
+
+    def _recover(self) -> None:
+        items, self._failed = self._failed, []
+        log.warning("resending %d message(s) from a new producer", len(items))
+        old, self._producer = self._producer, make_producer(self.config, **self._overrides)
+        with contextlib.suppress(KafkaError):
+            old.close(0)
+        self.resent += len(items)
+        for item in items:
+            self._send(item)
 
     def close(self, timeout: float = 10.0) -> None:
         self._producer.close(timeout)
@@ -155,31 +183,18 @@ def records(
 class DeadLetters:
     """Publishes a failed message, with the reason, to the dead-letter topic."""
 
-    def __init__(
-        self,
-        config: BusConfig,
-        producer: KafkaProducer | None = None,
-        on_dead: Callable[[str], None] | None = None,
-    ) -> None:
-        self.topic = config.topics.dead_letter
-        self._producer = producer or make_producer(config)
+    def __init__(self, sink: KafkaSink, on_dead: Callable[[str], None] | None = None) -> None:
+        self.topic = sink.config.topics.dead_letter
+        self._sink = sink
         self._on_dead = on_dead
 
     def send(self, rec: Record, reason: str, category: str) -> None:
         payload = (rec.value or b"")[:DEAD_PAYLOAD_BYTES].decode("utf-8", "replace")
-        doc = {
-            "v": 1,
-            "type": "dead_letter",
-            "topic": rec.topic,
-            "partition": rec.partition,
-            "offset": rec.offset,
-            "key": (rec.key or b"").decode("utf-8", "replace"),
-            "reason": reason,
-            "category": category,
-            "payload": payload,
-            "ts": time.time(),
-        }
-        self._producer.send(self.topic, key=rec.key, value=orjson.dumps(doc))
+        doc = {"v": 1, "type": "dead_letter", "topic": rec.topic, "partition": rec.partition,
+               "offset": rec.offset, "key": (rec.key or b"").decode("utf-8", "replace"),
+               "reason": reason, "category": category, "payload": payload,
+               "ts": time.time()}  # fmt: skip
+        self._sink.publish_raw(self.topic, rec.key or b"", orjson.dumps(doc))
         if self._on_dead is not None:
             self._on_dead(category)
 

@@ -17,13 +17,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 
-from collectors.events import Recommendation, encode, inventory_key
+from collectors.events import Recommendation, inventory_key
 from xdrs.bus.config import BusConfig, cluster_partition
-from xdrs.bus.kafka import DeadLetters, Record, make_consumer, make_producer, records
+from xdrs.bus.kafka import DeadLetters, KafkaSink, Record, make_consumer, records
 from xdrs.engine.engine import ClusterView, Engine
 from xdrs.engine.exporter import EngineMetrics
 
@@ -70,15 +70,15 @@ class EngineDaemon:
         t = self.config.topics
         consumer = make_consumer(self.config, self.group)
         consumer.subscribe([t.inventory, t.metrics, t.actions], listener=_Listener(self, consumer))
-        producer = make_producer(self.config)
-        dead = DeadLetters(self.config, producer, on_dead=self._count_dead)
+        sink = KafkaSink(self.config)
+        dead = DeadLetters(sink, on_dead=self._count_dead)
         try:
             while not stop.is_set():
-                self.step(consumer, producer, dead)
+                self.step(consumer, sink, dead)
         finally:
-            _close(consumer, producer)
+            _close(consumer, sink)
 
-    def step(self, consumer: KafkaConsumer, producer: KafkaProducer, dead: DeadLetters) -> None:
+    def step(self, consumer: KafkaConsumer, sink: KafkaSink, dead: DeadLetters) -> None:
         """One poll, absorb, optimise, publish, commit cycle."""
         try:
             batch = list(records(consumer, timeout_ms=100))
@@ -90,8 +90,8 @@ class EngineDaemon:
             self._handle(rec, dead)
         self._resume_when_caught_up(consumer)
         self._pending_commit |= bool(batch)
-        self._optimise(producer)
-        if self._pending_commit and _flush(producer):
+        self._optimise(sink)
+        if self._pending_commit and _flush(sink):
             self._pending_commit = not _commit(consumer)
         self._refresh(consumer)
 
@@ -114,7 +114,7 @@ class EngineDaemon:
         if reason:
             dead.send(rec, reason, category)
 
-    def _optimise(self, producer: KafkaProducer) -> None:
+    def _optimise(self, sink: KafkaSink) -> None:
         now = time.monotonic()
         for cluster, trigger in self.engine.due(now):
             t0 = time.perf_counter()
@@ -123,10 +123,7 @@ class EngineDaemon:
                 self.metrics.latency.observe(time.perf_counter() - t0)
             if rec is None:
                 continue
-            key = inventory_key(cluster, "recommendation", rec.id).encode()
-            parts = sorted(producer.partitions_for(self.config.topics.recommendations))
-            producer.send(self.config.topics.recommendations, key=key, value=encode(rec),
-                          partition=cluster_partition(key, parts))  # fmt: skip
+            sink.publish("recommendations", inventory_key(cluster, "recommendation", rec.id), rec)
             self._pending_commit = True
             self.published.append(rec)
             self._count_rec(rec)
@@ -210,9 +207,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.daemon.assigned(self.consumer, list(assigned))
 
 
-def _flush(producer: KafkaProducer) -> bool:
+def _flush(sink: KafkaSink) -> bool:
     try:
-        producer.flush(FLUSH_TIMEOUT_S)
+        sink.flush(FLUSH_TIMEOUT_S)
     except KafkaError as e:
         log.warning("publish not confirmed yet, offsets stay uncommitted: %s", e)
         return False
@@ -243,8 +240,8 @@ def _export_lag(consumer: KafkaConsumer, metrics: EngineMetrics) -> None:
         metrics.lag.labels(topic).set(n)
 
 
-def _close(consumer: KafkaConsumer, producer: KafkaProducer) -> None:
-    for close in (lambda: producer.close(5), consumer.close):
+def _close(consumer: KafkaConsumer, sink: KafkaSink) -> None:
+    for close in (lambda: sink.close(5), consumer.close):
         try:
             close()
         except KafkaError as e:

@@ -1,0 +1,146 @@
+"""Broker and engine faults, on real brokers of the tests' own (frozen, killed, restarted)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from collectors.events import MetricBatch
+from collectors.replay import ReplayCollector
+from xdrs.bus import BusConfig, EmbeddedBroker, Topics
+from xdrs.bus.kafka import KafkaSink, create_topics
+from xdrs.demo import _actuate, _Progress
+from xdrs.engine.daemon import EngineDaemon
+from xdrs.engine.engine import Engine, EngineArgs
+from xdrs.engine.exporter import EngineMetrics
+
+from .conftest import busy_trace, read_all, small_scenario, wait_for
+
+FAST = {"request_timeout_ms": 5000}  # client timeouts short enough to exceed in a test
+
+
+class RecordingEngine(Engine):
+    """The real engine, also noting which (host, sample time) batches it absorbed."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.batches: set[tuple[str, float]] = set()
+
+    def apply(self, e):
+        out = super().apply(e)
+        if isinstance(e, MetricBatch):
+            self.batches.add((e.host, e.ts))
+        return out
+
+
+def _setup(broker, running, speed=20.0, engine_cls=RecordingEngine):
+    config = BusConfig(broker.bootstrap, topics=Topics("f."), fast_groups=True, extra=FAST)
+    create_topics(config)
+    engine = engine_cls(EngineArgs(cooldown_s=0.5, pending_s=30.0))
+    daemon = EngineDaemon(config, engine)
+    daemon.metrics = EngineMetrics(CollectorRegistry(), lambda: daemon.views)
+    collector = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=speed,
+                                inventory_every=10)  # fmt: skip
+    return config, daemon, collector
+
+
+def _sent(collector, steps):
+    return {(h.uuid, collector.t0 + s * 300.0) for s in steps for h in collector.hosts}
+
+
+@pytest.fixture
+def own_broker():
+    b = EmbeddedBroker()
+    b.start()
+    yield b
+    b.stop()
+
+
+def test_frozen_broker_loses_no_sample_and_duplicates_no_recommendation(own_broker, running):
+    config, daemon, collector = _setup(own_broker, running)
+    progress = _Progress()
+    running.start(daemon.run)
+    running.start(_actuate, config, collector, progress)
+    feeder = running.start(lambda stop: collector.run(stop, steps=120))
+    assert wait_for(lambda: collector.step_no >= 20, 30)
+    own_broker.freeze()
+    time.sleep(8.0)  # longer than request_timeout_ms (5 s) and the group session (4 s)
+    own_broker.thaw()
+    feeder.join(60)
+    assert collector.step_no == 120
+    everything = _sent(collector, range(120))
+    ok = wait_for(lambda: everything <= daemon.engine.batches, 60)
+    assert ok, f"{len(everything - daemon.engine.batches)} batches never reached the engine"
+    assert daemon.engine.samples == collector.samples_sent  # each sample folded in once
+    on_topic = [r.event.id for r in read_all(config, config.topics.recommendations)]
+    assert sorted(on_topic) == sorted(r.id for r in daemon.published)
+    assert len(set(on_topic)) == len(on_topic)
+    keys = [r.event.key for r in read_all(config, config.topics.actions)]
+    assert len(set(keys)) == len(keys)  # no move applied twice
+
+
+def test_broker_restarted_empty_mid_stream(running):
+    broker = EmbeddedBroker().start()
+    port = broker.port
+    try:
+        config, daemon, collector = _setup(broker, running)
+        running.start(daemon.run)
+        feeder = running.start(lambda stop: collector.run(stop, steps=200))
+        assert wait_for(lambda: collector.step_no >= 20, 30)
+        assert wait_for(lambda: daemon.engine.samples > 0, 30)
+        n_vms = {c: t.n_vms for c, t in daemon.engine.tables.items()}
+        broker.stop()
+        time.sleep(1.0)
+        broker = EmbeddedBroker(port=port).start()  # same address, every topic gone
+        create_topics(config)
+        back = collector.step_no + 1  # steps published from here on went to the new broker
+        feeder.join(90)
+        assert collector.step_no == 200
+        after = _sent(collector, range(back, 200))
+        ok = wait_for(lambda: after <= daemon.engine.batches, 60)
+        assert ok, f"{len(after - daemon.engine.batches)} of {len(after)} batches lost"
+        # the engine kept its picture through the outage
+        assert {c: t.n_vms for c, t in daemon.engine.tables.items()} == n_vms
+    finally:
+        broker.stop()
+
+
+def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
+    config = BusConfig(broker.bootstrap, topics=Topics(f"r{time.time_ns()}."), fast_groups=True)
+    create_topics(config)
+    collector = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=0.0)
+    progress = _Progress()
+    running.start(_actuate, config, collector, progress)
+    first = EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.2, pending_s=30.0)))
+    stop_first = running.start(first.run)
+    collector.publish_inventory()
+    for s in range(3):
+        collector.publish_step(s)
+    assert wait_for(lambda: progress.applied > 0, 30)
+    applied = dict(collector.applied)
+    # kill the first engine (stop its loop without any goodbye), start a second one
+    running.stop.set()
+    stop_first.join(20)
+    running.stop.clear()
+    second = EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.2, pending_s=30.0)))
+    running.start(second.run)
+    running.start(_actuate, config, collector, progress)
+    where = {
+        v: collector.hosts[h].uuid for v, h in zip(collector.vm_ids, collector.place, strict=True)
+    }
+
+    def rebuilt():
+        tables = second.engine.tables
+        return sum(t.n_vms for t in tables.values()) == len(collector.vm_ids) and all(
+            t.vm_host[t.vm_row[v]] == where[v] for t in tables.values() for v in t.vm_ids
+        )
+
+    assert wait_for(rebuilt, 30)
+    for s in range(3, 6):
+        collector.publish_step(s)
+    time.sleep(3.0)
+    keys = [r.event.key for r in read_all(config, config.topics.actions)]
+    assert len(keys) == len(set(keys)) >= len(applied)
+    assert all(collector.applied[k] == r for k, r in applied.items())

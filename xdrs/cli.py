@@ -25,6 +25,7 @@ from placement import (
     order_plan,
     run,
 )
+from xdrs import vsphere_cli
 from xdrs.actions import write_actions
 from xdrs.errors import SnapshotError
 from xdrs.report import explain_lines, summary_lines, unresolved_lines
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="xdrs", description="DRS-style VM placement engine.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _register_plan(sub)
+    vsphere_cli.register(sub)
     return parser
 
 

@@ -28,7 +28,7 @@ def _host_of(vm: Any) -> str | None:
 
 def _fail(vm_id: str, src: str | None, dst: str, before: str | None, e: BaseException,
           t0: float, after: str | None = None) -> MoveResult:  # fmt: skip
-    fault = type(e).__name__
+    fault = type(e).__name__.rsplit(".", 1)[-1]  # pyvmomi names: vmodl.fault.X
     msg = getattr(e, "msg", None) or str(e) or fault
     return MoveResult(vm_id, src, dst, False, before, after, fault=fault, message=str(msg),
                       seconds=time.monotonic() - t0)  # fmt: skip

@@ -80,16 +80,7 @@ class PerfCollector:
                       for k in self.ids.values()]  # fmt: skip
         out: list[MetricSample] = []
         for lo in range(0, len(ents), self.batch):
-            specs = [
-                vim.PerformanceManager.QuerySpec(
-                    entity=self._ref(kind, oid),
-                    metricId=metric_ids,
-                    intervalId=REALTIME,
-                    maxSample=self.max_sample,
-                    format="normal",
-                )  # fmt: skip
-                for kind, oid in ents[lo : lo + self.batch]
-            ]
+            specs = [self._spec(kind, oid, metric_ids) for kind, oid in ents[lo : lo + self.batch]]
             for series in self.pm.QueryPerf(querySpec=specs) or []:
                 out.extend(self._parse(series))
         return out

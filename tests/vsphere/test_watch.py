@@ -1,0 +1,43 @@
+"""Changes made by a second session reach the update watcher within seconds."""
+
+from __future__ import annotations
+
+import time
+
+from collectors.vsphere import Change, UpdateWatcher
+from tests.vsphere import helpers
+from tests.vsphere.conftest import Vcsim
+
+DEADLINE_S = 10.0  # a timeout for waiting, not a speed assertion
+
+
+def _collect_until(w: UpdateWatcher, want: set[tuple[str, str]]) -> list[Change]:
+    seen: list[Change] = []
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline and not want <= {(c.id, c.field) for c in seen}:
+        seen += w.poll(1.0)
+    return seen
+
+
+def test_power_off_relocate_rename_seen(vcsim_small: Vcsim) -> None:
+    inv = helpers.inventory(vcsim_small)
+    on = [v for v in inv.vms if v.powered_on]
+    a, b, c = on[0], on[1], on[2]
+    other = next(h.id for h in inv.hosts if h.cluster == inv.hosts[0].cluster and h.id != b.host)
+    with vcsim_small.connect() as conn, vcsim_small.connect() as admin:
+        w = UpdateWatcher(conn.content)
+        baseline = w.start()
+        assert baseline[("vm", b.id)]["host"] == b.host
+        assert len([k for k in baseline if k[0] == "vm"]) == len(inv.vms)
+        assert w.poll(0) == [], "nothing changed yet"
+        helpers.wait_task(helpers.vm(admin, a.id).PowerOffVM_Task())
+        helpers.wait_task(helpers.vm(admin, b.id).RelocateVM_Task(
+            helpers.vim.vm.RelocateSpec(host=helpers.host(admin, other))))  # fmt: skip
+        helpers.wait_task(helpers.vm(admin, c.id).Rename_Task("renamed-by-test"))
+        seen = _collect_until(w, {(a.id, "power_state"), (b.id, "host"), (c.id, "name")})
+        w.stop()
+    values = {(ch.id, ch.field): ch.value for ch in seen}
+    assert values[(a.id, "power_state")] == "poweredOff"
+    assert values[(b.id, "host")] == other
+    assert values[(c.id, "name")] == "renamed-by-test"
+    assert {ch.id for ch in seen} == {a.id, b.id, c.id}, "no change reported for other VMs"

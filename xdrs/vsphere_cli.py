@@ -4,8 +4,9 @@
 a migration domain), so ``xdrs plan`` runs on a real vCenter; ``apply`` replays the
 ``migrate`` elements of an action list written by ``xdrs plan --out`` with RelocateVM_Task;
 ``collect`` prints the collector's records as JSON lines. pyvmomi is imported only when one
-of them runs. Connection and authentication failures print one ``xdrs: error:`` line and
-exit with status 1; bad arguments and files exit with status 2.
+of them runs. Connection, TLS and authentication failures print one ``xdrs: error:`` line
+and exit with status 1, as does ``apply`` when any move failed; bad arguments and files
+(URL, password file, action list) exit with status 2.
 """
 
 from __future__ import annotations
@@ -85,13 +86,21 @@ def _guarded(fn: Any) -> Any:
 
 
 def _connect(args: argparse.Namespace) -> Any:
-    from collectors.vsphere import Connection, ConnectionSpec, read_password  # noqa: PLC0415
+    from collectors.vsphere import (  # noqa: PLC0415
+        Connection,
+        ConnectionSpec,
+        VSphereError,
+        read_password,
+    )
 
-    spec = ConnectionSpec(
-        url=args.url, user=args.user, password=read_password(args.password_file),
-        ca_bundle=args.ca_bundle, insecure=args.insecure, timeout_s=args.timeout,
-    )  # fmt: skip
-    spec.parts()  # validate the URL before any network traffic
+    try:  # bad arguments (URL, password file) exit with status 2, before any traffic
+        spec = ConnectionSpec(
+            url=args.url, user=args.user, password=read_password(args.password_file),
+            ca_bundle=args.ca_bundle, insecure=args.insecure, timeout_s=args.timeout,
+        )  # fmt: skip
+        spec.parts()
+    except VSphereError as e:
+        raise SnapshotError(str(e)) from None
     return Connection(spec, retries=2)
 
 

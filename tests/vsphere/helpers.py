@@ -76,3 +76,9 @@ def add_vm_host_rule(
 def hosts_of(sim: Vcsim) -> dict[str, str | None]:
     """VM id -> runtime.host, read fresh from the simulator."""
     return {v.id: v.host for v in inventory(sim).vms}
+
+
+def sibling(inv: Inventory, host_id: str | None) -> str:
+    """Another host of the same cluster as ``host_id``."""
+    cluster_of = {h.id: h.cluster for h in inv.hosts}
+    return next(h.id for h in inv.hosts if h.cluster == cluster_of[host_id] and h.id != host_id)

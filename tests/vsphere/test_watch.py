@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import time
 
+import orjson
+import pytest
+
 from collectors.vsphere import Change, UpdateWatcher
 from tests.vsphere import helpers
 from tests.vsphere.conftest import Vcsim
+from xdrs.cli import main
 
 DEADLINE_S = 10.0  # a timeout for waiting, not a speed assertion
 
@@ -41,3 +45,19 @@ def test_power_off_relocate_rename_seen(vcsim_small: Vcsim) -> None:
     assert values[(b.id, "host")] == other
     assert values[(c.id, "name")] == "renamed-by-test"
     assert {ch.id for ch in seen} == {a.id, b.id, c.id}, "no change reported for other VMs"
+
+
+def test_collect_command_prints_json_lines(
+    vcsim_small: Vcsim, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDRS_VSPHERE_PASSWORD", "pass")
+    argv = ["vsphere", "collect", "--url", vcsim_small.url, "--user", "user", "--cycles", "2",
+            "--interval", "0.2"]  # fmt: skip
+    assert main(argv) == 0
+    lines = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
+    kinds = [x["type"] for x in lines]
+    assert kinds == ["inventory", "metrics", "metrics"], "unchanged inventory sent once"
+    inv = lines[0]["body"]
+    assert len(inv["hosts"]) == 16 and len(inv["vms"]) == 200
+    metrics = lines[1]["body"]
+    assert {m["source"] for m in metrics} == {"quickstats", "perf"}

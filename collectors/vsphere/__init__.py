@@ -13,6 +13,7 @@ from collectors.vsphere.connection import (
     AuthError,
     Connection,
     ConnectionSpec,
+    TLSError,
     VSphereError,
     read_password,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "PerfCollector",
     "RuleRecord",
     "Sink",
+    "TLSError",
     "UpdateWatcher",
     "VMRecord",
     "VSphereCollector",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from collectors.vsphere._sdk import vmodl
-from collectors.vsphere.connection import TRANSIENT, AuthError, Connection, VSphereError
+from collectors.vsphere.connection import TRANSIENT, AuthError, Connection, TLSError, VSphereError
 from collectors.vsphere.inventory import collect_inventory
 from collectors.vsphere.metrics import PerfCollector, quickstats_samples
 from collectors.vsphere.records import Change, Inventory, MetricSample
@@ -120,8 +120,8 @@ class VSphereCollector:
                 self.cycle()
                 self.watch_until(start + self.opts.interval_s, stop)
                 delay = self.opts.backoff_s
-            except AuthError:
-                raise
+            except (AuthError, TLSError):
+                raise  # configuration errors: retrying cannot help
             except (*TRANSIENT, VSphereError, OSError, vmodl.MethodFault) as e:
                 log.warning("vSphere collection failed (%s: %s); retrying in %.1f s",
                             type(e).__name__, e, delay)  # fmt: skip

@@ -28,6 +28,7 @@ __all__ = [
     "AuthError",
     "Connection",
     "ConnectionSpec",
+    "TLSError",
     "VSphereError",
     "read_password",
 ]
@@ -43,6 +44,10 @@ class VSphereError(Exception):
 
 class AuthError(VSphereError):
     """vCenter refused the user name or password."""
+
+
+class TLSError(VSphereError):
+    """The server's certificate is not trusted, or the CA bundle cannot be loaded."""
 
 
 # Errors after which a new session may succeed: the transport broke or the session expired.
@@ -105,7 +110,7 @@ class ConnectionSpec:
         try:
             return ssl.create_default_context(cafile=self.ca_bundle)
         except (OSError, ssl.SSLError) as e:
-            raise VSphereError(f"--ca-bundle: cannot load {self.ca_bundle}: {e}") from None
+            raise TLSError(f"--ca-bundle: cannot load {self.ca_bundle}: {e}") from None
 
 
 def _loopback(host: str) -> bool:
@@ -130,7 +135,7 @@ def login(spec: ConnectionSpec) -> Any:
         raise AuthError(f"{spec.url}: login refused for user {spec.user!r} (wrong user name "
                         "or password)") from None  # fmt: skip
     except ssl.SSLCertVerificationError as e:
-        raise VSphereError(
+        raise TLSError(
             f"{spec.url}: TLS certificate not trusted ({e.verify_message}); pass --ca-bundle, "
             "or --insecure to skip verification"
         ) from None
@@ -150,8 +155,8 @@ class Connection:
     ----------
     spec : ConnectionSpec
     retries : int
-        Log-in attempts per :meth:`call` before giving up (an :class:`AuthError` is never
-        retried: a wrong password stays wrong).
+        Log-in attempts before giving up (an :class:`AuthError` or :class:`TLSError` is
+        never retried: a wrong password stays wrong).
     backoff_s, backoff_max_s : float
         First delay between attempts and its cap; the delay doubles each attempt.
     sleep : callable
@@ -193,8 +198,8 @@ class Connection:
                 self._si = login(self.spec)
                 self.generation += 1
                 return
-            except AuthError:
-                raise
+            except (AuthError, TLSError):
+                raise  # retrying cannot fix a wrong password or an untrusted certificate
             except VSphereError as e:
                 if attempt == self.retries:
                     raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from collectors.vsphere import (
+    AuthError,
     Change,
     CollectorOptions,
     Connection,
@@ -20,6 +22,7 @@ from collectors.vsphere import (
     Inventory,
     MetricSample,
     VSphereCollector,
+    VSphereError,
 )
 from tests.vsphere.conftest import Vcsim, start_vcsim
 from xdrs.cli import main
@@ -163,3 +166,29 @@ def test_collector_survives_simulator_restart(vcsim_bin: Path, tmp_path: Path) -
     assert len(rec.inventories) == 1, "the same inventory is not emitted twice"
     assert len(rec.inventories[0].vms) == 40
     assert rec.metrics == col.cycles
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_login_backs_off_then_gives_up() -> None:
+    """Nothing listens on the port: three attempts, delays doubling, then a clear error."""
+    slept: list[float] = []
+    spec = ConnectionSpec(f"http://127.0.0.1:{_closed_port()}/sdk", "u", "p")
+    conn = Connection(spec, retries=3, backoff_s=0.5, sleep=slept.append)
+    with pytest.raises(VSphereError, match="cannot connect"):
+        _ = conn.si
+    assert slept == [0.5, 1.0]
+
+
+def test_wrong_password_not_retried(vcsim_factory: Any) -> None:
+    sim = vcsim_factory("-hosts", "4", "-vms", "8", "-clusters", "1",
+                        "-user", "admin", "-password", SECRET)  # fmt: skip
+    slept: list[float] = []
+    conn = Connection(ConnectionSpec(sim.url, "admin", "nope"), retries=5, sleep=slept.append)
+    with pytest.raises(AuthError):
+        _ = conn.si
+    assert slept == []

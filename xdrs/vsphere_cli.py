@@ -156,7 +156,9 @@ def _apply(args: argparse.Namespace) -> int:
     with _connect(args) as conn:
         results = apply_actions(conn, actions, timeout_s=args.task_timeout, on_result=show)
     failed = sum(not r.ok for r in results)
-    print(f"xdrs vsphere apply: {len(results) - failed} moved, {failed} failed")
+    skipped = sum(a.get("action") != "migrate" for a in actions)
+    note = f", {skipped} host actions not applied (power intent only)" if skipped else ""
+    print(f"xdrs vsphere apply: {len(results) - failed} moved, {failed} failed{note}")
     if args.results is not None:
         body = [r.as_dict() for r in results]
         atomic_write(args.results, orjson.dumps(body, option=orjson.OPT_INDENT_2))

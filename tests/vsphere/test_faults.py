@@ -192,3 +192,24 @@ def test_wrong_password_not_retried(vcsim_factory: Any) -> None:
     with pytest.raises(AuthError):
         _ = conn.si
     assert slept == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[{", "invalid JSON at line 1"),
+        (b'{"action": "migrate"}', "expected an action list"),
+        (b'[{"action": "migrate", "vm": "vm-1", "source": 3}]', "actions[0].source"),
+    ],
+    ids=["not-json", "not-a-list", "bad-source"],
+)
+def test_bad_action_list_rejected(
+    body: bytes, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "actions.json"
+    path.write_bytes(body)
+    status = main(["vsphere", "apply", "--url", "http://127.0.0.1:9/sdk", "--user", "u",
+                   "--actions", str(path)])  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err

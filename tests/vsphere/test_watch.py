@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import orjson
 import pytest
 
-from collectors.vsphere import Change, UpdateWatcher
+from collectors.vsphere import Change, CollectorOptions, UpdateWatcher, VSphereCollector
 from tests.vsphere import helpers
 from tests.vsphere.conftest import Vcsim
 from xdrs.cli import main
@@ -61,3 +62,43 @@ def test_collect_command_prints_json_lines(
     assert len(inv["hosts"]) == 16 and len(inv["vms"]) == 200
     metrics = lines[1]["body"]
     assert {m["source"] for m in metrics} == {"quickstats", "perf"}
+
+
+class _Changes:
+    def __init__(self) -> None:
+        self.seen: list[Change] = []
+        self.inventories = 0
+
+    def on_inventory(self, inv: object) -> None:
+        self.inventories += 1
+
+    def on_metrics(self, samples: object) -> None:
+        pass
+
+    def on_changes(self, changes: list[Change]) -> None:
+        self.seen.extend(changes)
+
+
+def test_collector_forwards_changes_between_cycles(vcsim_small: Vcsim) -> None:
+    sink = _Changes()
+    inv = helpers.inventory(vcsim_small)
+    target = next(v for v in inv.vms if v.powered_on)
+    with vcsim_small.connect() as conn, vcsim_small.connect() as admin:
+        col = VSphereCollector(conn, sink, CollectorOptions(interval_s=60, perf=False))
+        stop = threading.Event()
+        worker = threading.Thread(target=col.run, args=(stop,), daemon=True)
+        worker.start()
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while col.cycles < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            helpers.wait_task(helpers.vm(admin, target.id).PowerOffVM_Task())
+            while not sink.seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            worker.join(10)
+    assert [(c.id, c.field, c.value) for c in sink.seen] == [
+        (target.id, "power_state", "poweredOff")
+    ]
+    assert col.cycles == 1 and sink.inventories == 1, "the change arrived before the next poll"

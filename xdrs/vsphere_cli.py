@@ -107,7 +107,8 @@ def _connect(args: argparse.Namespace) -> Any:
 def _snapshot(args: argparse.Namespace) -> int:
     from collectors.vsphere import MappingOptions, collect_inventory  # noqa: PLC0415
     from collectors.vsphere import to_cluster_state as to_state  # noqa: PLC0415
-    from xdrs.snapshot import write_snapshot  # noqa: PLC0415
+    from xdrs._io import atomic_write  # noqa: PLC0415
+    from xdrs.snapshot import snapshot_doc  # noqa: PLC0415
 
     opts = MappingOptions(cpu_ratio=args.cpu_ratio, mem_ratio=args.mem_ratio)
     try:
@@ -120,10 +121,27 @@ def _snapshot(args: argparse.Namespace) -> int:
         state = to_state(inv, args.cluster, opts)
     except KeyError as e:
         raise SnapshotError(f"--cluster: {e.args[0]}") from None
-    write_snapshot(state, args.out)
+    doc = _named(snapshot_doc(state), inv)
+    atomic_write(args.out, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     print(f"xdrs vsphere snapshot: {state.n_hosts} hosts, {state.n_vms} powered-on VMs, "
           f"{int(state.domain.max(initial=-1)) + 1} clusters -> {args.out}")  # fmt: skip
     return 0
+
+
+def _named(doc: dict[str, Any], inv: Any) -> dict[str, Any]:
+    """Readable names in the snapshot: host names, VM names, cluster names as domains."""
+    hosts = {h.id: h for h in inv.hosts}
+    clusters = {c.id: c.name for c in inv.clusters}
+    vm_names = {v.id: v.name for v in inv.vms}
+    for h in doc["hosts"]:
+        rec = hosts[h["uuid"]]
+        h["hostname"] = rec.name
+        h["domain"] = clusters.get(rec.cluster or "", "default")
+    for v in doc["vms"]:
+        v["name"] = vm_names[v["uuid"]]
+    doc["generator"] = {"name": "xdrs vsphere snapshot", "source": inv.source,
+                        "collected_at": inv.collected_at}  # fmt: skip
+    return doc
 
 
 def _read_actions(path: Path) -> list[dict[str, Any]]:

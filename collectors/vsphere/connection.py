@@ -90,6 +90,9 @@ class ConnectionSpec:
         u = urlsplit(self.url if "://" in self.url else f"https://{self.url}")
         if u.scheme not in ("https", "http") or not u.hostname:
             raise VSphereError(f"--url: expected https://HOST[:PORT][/sdk], got {self.url!r}")
+        if u.username is not None or u.password is not None:
+            raise VSphereError("--url: must not carry credentials; use --user and a password "
+                               f"file or ${PASSWORD_ENV}")  # fmt: skip
         if u.scheme == "http" and not _loopback(u.hostname):
             raise VSphereError(
                 f"--url: plain http is only allowed to a loopback address (the simulator), "

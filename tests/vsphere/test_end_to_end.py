@@ -47,6 +47,19 @@ def _check_final(sim: Vcsim, st: ClusterState, final: np.ndarray) -> dict[str, s
     return now
 
 
+def test_snapshot_names_hosts_vms_and_clusters(vcsim_small: Vcsim, tmp_path: Path) -> None:
+    st = _snapshot(vcsim_small, tmp_path)
+    doc = orjson.loads((tmp_path / "snapshot.json").read_bytes())
+    inv = helpers.inventory(vcsim_small)
+    hosts = {h.id: h for h in inv.hosts}
+    clusters = {c.id: c.name for c in inv.clusters}
+    assert [h["hostname"] for h in doc["hosts"]] == [hosts[u].name for u in st.host_ids]
+    assert [h["domain"] for h in doc["hosts"]] == [clusters[hosts[u].cluster] for u in st.host_ids]
+    assert {v["name"] for v in doc["vms"]} == {v.name for v in inv.vms if v.powered_on}
+    assert doc["generator"]["source"] == vcsim_small.url
+    assert len(set(st.domain.tolist())) == 2
+
+
 def test_balance_end_to_end(vcsim_small: Vcsim, tmp_path: Path) -> None:
     st = _snapshot(vcsim_small, tmp_path)
     before = helpers.state(vcsim_small)

@@ -67,8 +67,9 @@ def test_password_never_in_repr() -> None:
         ("http://vc.example.com/sdk", "plain http is only allowed to a loopback address"),
         ("ftp://127.0.0.1/sdk", "expected https://HOST"),
         ("https://127.0.0.1:99999/sdk", "invalid port"),
+        ("https://admin:pw@vc.example.com/sdk", "must not carry credentials"),
     ],
-    ids=["http-remote", "bad-scheme", "bad-port"],
+    ids=["http-remote", "bad-scheme", "bad-port", "credentials"],
 )
 def test_bad_url_rejected_before_connecting(
     url: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -12,6 +12,7 @@ and exit with status 1, as does ``apply`` when any move failed; bad arguments an
 from __future__ import annotations
 
 import argparse
+import http.client
 import sys
 import threading
 from collections.abc import Sequence
@@ -71,6 +72,7 @@ def _guarded(fn: Any) -> Any:
     def handler(args: argparse.Namespace) -> int:
         try:
             from collectors.vsphere import VSphereError  # noqa: PLC0415
+            from collectors.vsphere._sdk import vmodl  # noqa: PLC0415
         except ImportError as e:
             raise SnapshotError(
                 f"vsphere: pyvmomi is not installed ({e}); pip install 'xdrs[vsphere]'"
@@ -79,10 +81,20 @@ def _guarded(fn: Any) -> Any:
             status: int = fn(args)
             return status
         except VSphereError as e:
-            print(f"xdrs: error: {e}", file=sys.stderr)
-            return EXIT_FAILED
+            return _failed(str(e))
+        except vmodl.MethodFault as e:
+            return _failed(f"{args.url}: vCenter refused: {type(e).__name__}: {e.msg}")
+        except (OSError, http.client.HTTPException) as e:
+            if getattr(e, "filename", None):
+                raise  # a local file: reported by xdrs.cli as bad input
+            return _failed(f"{args.url}: connection lost: {type(e).__name__}: {e}")
 
     return handler
+
+
+def _failed(message: str) -> int:
+    print(f"xdrs: error: {message}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def _connect(args: argparse.Namespace) -> Any:

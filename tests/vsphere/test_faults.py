@@ -214,3 +214,13 @@ def test_bad_action_list_rejected(
     assert status == 2
     err = capsys.readouterr().err
     assert message in err and str(path) in err
+
+
+def test_unreachable_vcenter_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "s.json"
+    status = main(["vsphere", "snapshot", "--url", f"http://127.0.0.1:{_closed_port()}/sdk",
+                   "--user", "u", "--out", str(out)])  # fmt: skip
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "cannot connect" in err and "Traceback" not in err
+    assert not out.exists()

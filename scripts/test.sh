@@ -7,4 +7,5 @@ cd "$root"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+"$root/scripts/vcsim.sh" >/dev/null  # the vSphere tests' simulator (cached build)
 .venv/bin/python -m pytest "$@"

@@ -25,7 +25,7 @@ from placement import (
     order_plan,
     run,
 )
-from xdrs import demo, vsphere_cli
+from xdrs import demo, services, vsphere_cli
 from xdrs.actions import write_actions
 from xdrs.errors import SnapshotError
 from xdrs.report import explain_lines, summary_lines, unresolved_lines
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _register_plan(sub)
     demo.register(sub)
+    services.register(sub)
     vsphere_cli.register(sub)
     return parser
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import MISSING, dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -81,6 +81,7 @@ class HostEvent:
     power_w: list[float] | None = None
     platform: str = ""
     type: str = "host"
+    v: int = VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,7 @@ class VmEvent:
     name: str = ""
     pinned: bool = False
     type: str = "vm"
+    v: int = VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,7 @@ class RulesEvent:
     cluster: str
     rules: list[dict[str, Any]] = field(default_factory=list)
     type: str = "rules"
+    v: int = VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,7 @@ class MetricBatch:
     host_cpu_pct: float | None = None
     sent: float = 0.0
     type: str = "metrics"
+    v: int = VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,7 @@ class Recommendation:
     moves: list[dict[str, Any]]
     event_ts: float = 0.0
     type: str = "recommendation"
+    v: int = VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +162,7 @@ class ActionResult:
     error: str = ""
     ts: float = 0.0
     type: str = "action"
+    v: int = VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +173,7 @@ class Deleted:
     kind: str
     uuid: str
     type: str = "deleted"
+    v: int = VERSION
 
 
 Event = HostEvent | VmEvent | RulesEvent | MetricBatch | Recommendation | ActionResult | Deleted
@@ -177,9 +184,8 @@ def inventory_key(cluster: str, kind: str, uuid: str = "") -> str:
 
 
 def encode(event: Event) -> bytes:
-    doc = asdict(event)
-    doc["v"] = VERSION
-    return orjson.dumps(doc)
+    """The message bytes (orjson serialises the dataclass, ``v`` included, natively)."""
+    return orjson.dumps(event)
 
 
 def decode(key: bytes | None, value: bytes | None) -> Event:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Demo: plan a balancing pass on a synthetic 200-host, 2,000-VM cluster; extra args go to xdrs.
+# The main job: xdrs demo (embedded broker, PlanetLab replay, engine, exporter); extra args go to it.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-EXTRAS= source "$root/scripts/venv.sh"
+EXTRAS=embedded source "$root/scripts/venv.sh"
 cd "$root"
-exec .venv/bin/xdrs plan --generate 200/2000 --strategy balance --threshold 5 "$@"
+exec .venv/bin/xdrs demo "$@"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from collectors.events import Event, EventError, decode, encode
 from xdrs.bus.config import BusConfig, cluster_partition
@@ -42,8 +43,26 @@ class Record:
     category: str = ""
 
 
+def check_reachable(config: BusConfig, timeout_s: float = 5.0) -> None:
+    """Raise :class:`kafka.errors.KafkaConnectionError` unless a bootstrap server accepts TCP.
+
+    kafka-python waits up to half a minute before giving up on an address nothing listens
+    on; this answers a wrong address or a stopped broker in a few seconds.
+    """
+    errors = []
+    for server in config.bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout_s).close()
+            return
+        except OSError as e:
+            errors.append(f"{server}: {e.strerror or e}")
+    raise KafkaConnectionError("no bootstrap server reachable (" + "; ".join(errors) + ")")
+
+
 def create_topics(config: BusConfig, timeout_s: float = 10.0) -> None:
     """Create the xdrs topics (inventory compacted); existing topics are left as they are."""
+    check_reachable(config)
     t = config.topics
     compacted = {"cleanup.policy": "compact"}
     specs = [

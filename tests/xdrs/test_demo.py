@@ -1,0 +1,52 @@
+"""`xdrs demo`, `xdrs engine`, `xdrs replay` from the command line (real embedded broker)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from xdrs.bus.broker import free_port
+from xdrs.cli import main
+
+
+def test_demo_balances_the_replayed_clusters(capsys):
+    assert main(["demo", "--duration", "10", "--speed", "8", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "0 dead-lettered" in out
+    applied = int(re.search(r"moves applied (\d+), refused 0", out).group(1))
+    assert applied > 0
+    sent, absorbed = re.search(r"([\d,]+) samples sent, ([\d,]+) absorbed", out).groups()
+    assert sent == absorbed
+    rows = re.findall(r"^(replay-\w)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out, re.M)
+    assert len(rows) == 2
+    for _, first, now, _target in rows:
+        assert float(now) < float(first)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["demo", "--bootstrap-servers", "nohost"], "expected host:port"),
+    (["demo", "--bootstrap-servers", "127.0.0.1:99999"], "port 1..65535"),
+    (["demo", "--trace", "planetlab:19990101", "--trace-dir", "/nonexistent"],
+     "is not a directory"),
+    (["demo", "--trace", "azure:1"], "expected planetlab:<day>"),
+    (["demo", "--scenario", "/nonexistent.json"], "/nonexistent.json"),
+    (["demo", "--duration", "0"], "--duration"),
+    (["demo", "--speed", "-1"], "--speed"),
+    (["engine", "--kafka-option", "sasl_plain_password=x"], "XDRS_KAFKA_SASL_PASSWORD"),
+    (["engine", "--kafka-option", "colour=blue"], "kafka option 'colour'"),
+    (["engine", "--threshold", "9"], "--threshold"),
+], ids=["host", "port", "trace-dir", "trace-kind", "scenario", "duration", "speed", "secret",
+        "option", "threshold"])  # fmt: skip
+def test_bad_configuration_is_one_clear_error(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xdrs: error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_unreachable_broker_is_one_clear_error(capsys):
+    port = free_port()  # nothing listens there
+    assert main(["demo", "--bootstrap-servers", f"127.0.0.1:{port}", "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"Kafka at 127.0.0.1:{port}" in err and "Traceback" not in err

@@ -34,6 +34,7 @@ from xdrs.services import add_bus_args, broker_for, bus_config
 __all__ = ["default_trace_dir", "register"]
 
 log = logging.getLogger(__name__)
+DRAIN_S = 10.0  # at the end, how long the engine may take to absorb what is in flight
 
 
 def default_trace_dir() -> Path | None:
@@ -128,10 +129,10 @@ def _run(args: argparse.Namespace, scenario: Scenario, trace: Trace, config: Bus
     port = server.server_address[1]
     sink = KafkaSink(config)
     collector = ReplayCollector(scenario, trace, sink, speed=args.speed)
-    stop, progress = threading.Event(), _Progress()
+    stop, stop_feed, progress = threading.Event(), threading.Event(), _Progress()
     threads = [
         threading.Thread(target=daemon.run, args=(stop,), name="engine"),
-        threading.Thread(target=collector.run, args=(stop,), name="collector"),
+        threading.Thread(target=collector.run, args=(stop_feed,), name="collector"),
         threading.Thread(
             target=_actuate, args=(config, collector, progress, stop), name="actuator"
         ),
@@ -150,6 +151,9 @@ def _run(args: argparse.Namespace, scenario: Scenario, trace: Trace, config: Bus
     try:
         _watch(args, daemon, collector, progress, t0, threads[1])
     finally:
+        stop_feed.set()  # the collector stops first; the engine takes in what is in flight
+        threads[1].join(15)
+        _drain_engine(daemon, collector, DRAIN_S)
         stop.set()
         for t in threads:
             t.join(15)
@@ -157,6 +161,12 @@ def _run(args: argparse.Namespace, scenario: Scenario, trace: Trace, config: Bus
         server.shutdown()
     _summary(daemon, collector, progress, time.monotonic() - t0)
     return 0
+
+
+def _drain_engine(daemon: EngineDaemon, collector: ReplayCollector, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while daemon.engine.samples < collector.samples_sent and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _actuate(

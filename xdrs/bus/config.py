@@ -16,6 +16,7 @@ PASSTHROUGH = frozenset({
     "sasl_kerberos_service_name", "sasl_oauth_token_provider", "request_timeout_ms",
     "api_version", "compression_type", "linger_ms", "batch_size",
 })  # fmt: skip
+PRODUCER_ONLY = frozenset({"compression_type", "linger_ms", "batch_size"})
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,11 @@ class BusConfig:
                     f"got {server!r}"
                 )
 
-    def common(self) -> dict[str, Any]:
+    def common(self, producer: bool = False) -> dict[str, Any]:
+        """Client settings; producer-only options are left out for consumers and admins."""
+        extra = {k: v for k, v in self.extra.items() if producer or k not in PRODUCER_ONLY}
         return {"bootstrap_servers": self.bootstrap.split(","), "client_id": self.client_id,
-                **self.extra}  # fmt: skip
+                **extra}  # fmt: skip
 
     def group_timeouts(self) -> dict[str, Any]:
         if not self.fast_groups:

@@ -90,7 +90,7 @@ def make_producer(config: BusConfig, **overrides: Any) -> KafkaProducer:
         "retries": 2**31 - 1,
         "delivery_timeout_ms": 300_000,
         "retry_backoff_ms": 200,
-        **config.common(),
+        **config.common(producer=True),
         **overrides,
     }
     return KafkaProducer(**settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 
 import orjson
@@ -118,3 +119,16 @@ def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(config, running
         if s.name.endswith("_total")
     }
     assert counted == dict.fromkeys(bad, 1.0)
+
+
+def test_producer_options_pass_through_and_gzip_round_trips(broker):
+    from xdrs.bus import BusConfig, Topics
+
+    cfg = BusConfig(broker.bootstrap, topics=Topics(f"gz{time.time_ns()}."),
+                    extra={"compression_type": "gzip", "linger_ms": 20})  # fmt: skip
+    create_topics(cfg)
+    c = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(cfg), speed=0.0)
+    c.publish_inventory()
+    c.publish_step(0)
+    got = read_all(cfg, cfg.topics.metrics)  # a consumer built from the same config
+    assert sum(len(r.event.vms) for r in got) == len(c.vm_ids)

@@ -90,6 +90,8 @@ def _register_plan(sub: Any) -> None:
     p.add_argument("--explain", action="extend", nargs="+", default=[], metavar="VM_UUID")
     p.add_argument("--per-host", type=_positive(int), default=OrderArgs.per_host, metavar="N",
                    help="concurrent migrations per host")  # fmt: skip
+    p.add_argument("--per-cluster", type=_positive(int), default=OrderArgs.per_cluster,
+                   metavar="N", help="concurrent migrations per migration domain")  # fmt: skip
     p.add_argument("--link-gbps", type=_positive(float), default=OrderArgs.link_gbps,
                    metavar="X", help="migration link bandwidth")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, metavar="N")
@@ -154,7 +156,9 @@ def _explain_targets(state: ClusterState, uuids: list[str]) -> list[int]:
 
 def _plan(args: argparse.Namespace) -> int:
     strategy_args = _strategy_args(args)
-    order_args = OrderArgs(per_host=args.per_host, link_gbps=args.link_gbps)
+    order_args = OrderArgs(
+        per_host=args.per_host, per_cluster=args.per_cluster, link_gbps=args.link_gbps
+    )
     state = _load(args)
     targets = _explain_targets(state, args.explain)
     t0 = time.perf_counter()

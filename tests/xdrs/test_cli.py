@@ -190,3 +190,15 @@ def _assert_one_line_error(capsys: pytest.CaptureFixture[str], message: str) -> 
     assert captured.err.startswith("xdrs: error: ")
     assert message in captured.err
     assert captured.out == ""
+
+
+def test_per_cluster_limits_the_waves(tmp_path: Path) -> None:
+    def max_wave_size(extra: list[str]) -> int:
+        out = tmp_path / f"a{len(extra)}.json"
+        argv = ["plan", "--generate", "40/400", "--strategy", "balance", "--threshold", "5"]
+        assert main([*argv, "--out", str(out), *extra]) == 0
+        waves = [a["wave"] for a in orjson.loads(out.read_bytes()) if a["action"] == "migrate"]
+        return max(waves.count(w) for w in set(waves))
+
+    assert max_wave_size([]) > 3
+    assert max_wave_size(["--per-cluster", "3"]) == 3

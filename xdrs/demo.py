@@ -240,7 +240,7 @@ def _summary(
         f"xdrs demo: {wall:.1f} s, {collector.step_no} steps ({_hhmm(collector.step_no)} "
         f"simulated), {collector.samples_sent:,} samples sent, "
         f"{daemon.engine.samples:,} absorbed, {daemon.dead} dead-lettered",
-        f"recommendations {len(daemon.published)} published / {progress.recommendations} "
+        f"recommendations {daemon.n_published} published / {progress.recommendations} "
         f"received, moves applied {progress.applied}, refused {progress.failed}",
     ]
     lines.append("cluster      sd first  sd now  target  VMs")

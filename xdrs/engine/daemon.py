@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 VIEW_EVERY_S = 0.5
 LAG_EVERY_S = 2.0
 FLUSH_TIMEOUT_S = 5.0
+PUBLISHED_KEPT = 1000  # recent recommendations kept for inspection (tests, the demo)
 
 
 class EngineDaemon:
@@ -54,9 +56,11 @@ class EngineDaemon:
         self.metrics = metrics
         self.group = group
         self.views: Mapping[str, ClusterView] = {}
-        self.published: list[Recommendation] = []
+        self.published: deque[Recommendation] = deque(maxlen=PUBLISHED_KEPT)
+        self.n_published = 0
         self.consumed = 0
         self.dead = 0
+        self.failures = 0
         self._owned: set[int] = set()
         self._last_view = self._last_lag = 0.0
         self._pending_commit = False
@@ -118,7 +122,12 @@ class EngineDaemon:
         now = time.monotonic()
         for cluster, trigger in self.engine.due(now):
             t0 = time.perf_counter()
-            rec = self.engine.recommend(cluster, trigger, now)
+            try:
+                rec = self.engine.recommend(cluster, trigger, now)
+            except Exception:  # one cluster's failure must not stop the daemon or the others
+                log.exception("optimiser failed on cluster %s (%s)", cluster, trigger)
+                self.failures += 1
+                continue
             if self.metrics is not None:
                 self.metrics.latency.observe(time.perf_counter() - t0)
             if rec is None:
@@ -126,6 +135,7 @@ class EngineDaemon:
             sink.publish("recommendations", inventory_key(cluster, "recommendation", rec.id), rec)
             self._pending_commit = True
             self.published.append(rec)
+            self.n_published += 1
             self._count_rec(rec)
 
     def _count_rec(self, rec: Recommendation) -> None:

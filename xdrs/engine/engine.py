@@ -106,7 +106,6 @@ class Engine:
         self.clocks: dict[str, _Clock] = {}
         self.seed = seed
         self._ids = itertools.count()
-        self.applied: set[str] = set()
         self.samples = 0
 
     def table(self, cluster: str) -> ClusterTable:
@@ -163,7 +162,6 @@ class Engine:
         return "", ""
 
     def _result(self, r: ActionResult) -> None:
-        self.applied.add(r.key)
         clock = self.clocks.get(r.cluster)
         if clock is not None:
             clock.pending.discard(r.key)

@@ -132,3 +132,24 @@ def test_producer_options_pass_through_and_gzip_round_trips(broker):
     c.publish_step(0)
     got = read_all(cfg, cfg.topics.metrics)  # a consumer built from the same config
     assert sum(len(r.event.vms) for r in got) == len(c.vm_ids)
+
+
+class FailingOn(Engine):
+    """The real engine, made to fail on one cluster (fault injection)."""
+
+    def recommend(self, name, trigger, now, wall=None):
+        if name == "c0":
+            raise RuntimeError("injected optimiser fault")
+        return super().recommend(name, trigger, now, wall)
+
+
+def test_an_optimiser_fault_on_one_cluster_spares_the_others(config, running):
+    daemon = EngineDaemon(config, FailingOn(EngineArgs(cooldown_s=0.5)))
+    running.start(daemon.run)
+    c = _collector(config)
+    c.publish_inventory()
+    for step in range(3):
+        c.publish_step(step)
+    assert wait_for(lambda: daemon.failures > 0 and daemon.n_published > 0, 30)
+    assert {r.cluster for r in daemon.published} == {"c1"}
+    assert wait_for(lambda: daemon.engine.samples == c.samples_sent, 10)

@@ -76,6 +76,14 @@ def test_dashboard_is_wired_to_the_provisioned_datasource() -> None:
         assert v["datasource"]["uid"] == uid
     titles = [p["title"] for p in panels]
     assert len(set(titles)) == len(titles)
+    cells = [
+        (x, y)
+        for p in dash["panels"]
+        for x in range(p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"])
+        for y in range(p["gridPos"]["y"], p["gridPos"]["y"] + p["gridPos"]["h"])
+    ]
+    assert len(cells) == len(set(cells)), "panels overlap"
+    assert max(x for x, _ in cells) < 24  # Grafana's grid is 24 columns wide
 
 
 def _ready(pipeline: Pipeline) -> bool:

@@ -8,4 +8,5 @@ cd "$root"
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 "$root/scripts/vcsim.sh" >/dev/null  # the vSphere tests' simulator (cached build)
+"$root/scripts/prometheus.sh" >/dev/null  # the dashboard tests' Prometheus server (apt, once)
 .venv/bin/python -m pytest "$@"

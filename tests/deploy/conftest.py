@@ -1,0 +1,223 @@
+"""A live engine fed by the replay collector, scraped by a real Prometheus server.
+
+Everything is real: the embedded Kafka-protocol broker, the engine daemon with its exporter,
+the replay collector (with the demo actuator applying the recommendations) and Debian's
+``prometheus`` binary (scripts/prometheus.sh installs it), on loopback ports. Order: broker
+and engine, then Prometheus (first scrape of the idle engine), then the collector.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+import yaml
+from kafka import KafkaProducer
+from prometheus_client import CollectorRegistry, start_http_server
+
+from collectors.replay import ReplayCollector
+from collectors.replay.scenario import parse_scenario
+from collectors.replay.traces import Trace
+from xdrs.bus import BusConfig, EmbeddedBroker, Topics
+from xdrs.bus.kafka import KafkaSink, create_topics
+from xdrs.demo import _actuate, _Progress
+from xdrs.engine.daemon import EngineDaemon
+from xdrs.engine.engine import Engine, EngineArgs
+from xdrs.engine.exporter import EngineMetrics
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRAPE_S = 1
+CLUSTERS, HOSTS_PER_CLUSTER, VMS = ("c0", "c1"), 4, 60
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 30.0, every: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(every)
+    return cond()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Pipeline:
+    daemon: EngineDaemon
+    collector: ReplayCollector
+    progress: _Progress
+    metrics_port: int
+
+
+@dataclass
+class Prometheus:
+    url: str
+
+    def query(self, expr: str) -> dict[str, Any]:
+        """The decoded answer of /api/v1/query (instant query, now)."""
+        qs = urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/query?{qs}", timeout=10) as r:
+                return dict(orjson.loads(r.read()))
+        except urllib.error.HTTPError as e:  # a bad query answers 400 with an error body
+            return dict(orjson.loads(e.read()))
+
+    def values(self, expr: str) -> list[float]:
+        answer = self.query(expr)
+        assert answer["status"] == "success", (expr, answer)
+        return [float(s["value"][1]) for s in answer["data"]["result"]]
+
+    def label_values(self, label: str, match: str) -> list[str]:
+        qs = urllib.parse.urlencode({"match[]": match})
+        with urllib.request.urlopen(f"{self.url}/api/v1/label/{label}/values?{qs}") as r:
+            answer = orjson.loads(r.read())
+        assert answer["status"] == "success", answer
+        return list(answer["data"])
+
+
+def _scenario_and_trace() -> tuple[Any, Trace]:
+    scenario = parse_scenario({
+        "format": "xdrs-replay-scenario/1", "vms": VMS, "placement": "skewed",
+        "clusters": [{"name": c, "hosts": [{"count": HOSTS_PER_CLUSTER, "vcpus": 8,
+                                             "memory_mb": 65536}]} for c in CLUSTERS],
+        "flavors": [{"vcpus": 2, "memory_mb": 4096}],
+    })  # fmt: skip
+    # steady 10-29 % CPU per VM: the skewed start is clearly unbalanced, so the engine acts
+    cpu = np.repeat((10.0 + (np.arange(VMS) * 7) % 20)[:, None], 288, axis=1)
+    return scenario, Trace("steady", tuple(f"vm{i}" for i in range(VMS)), cpu)
+
+
+def _send_malformed(config: BusConfig) -> None:
+    """One broken message, for the dead-letter panel."""
+    raw = KafkaProducer(bootstrap_servers=config.bootstrap)
+    raw.send(config.topics.metrics, key=b"c0\x1fhost\x1fc0-h00000", value=b'{"v": 1, "ty')
+    raw.flush()
+    raw.close()
+
+
+@dataclass
+class LiveEngine:
+    """The engine daemon and its exporter, running on the broker; no collector yet."""
+
+    config: BusConfig
+    daemon: EngineDaemon
+    stop: threading.Event
+    metrics_port: int
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LiveEngine]:
+    with EmbeddedBroker() as broker:
+        config = BusConfig(broker.bootstrap, topics=Topics(f"dash{time.time_ns()}."),
+                           fast_groups=True)  # fmt: skip
+        create_topics(config)
+        registry = CollectorRegistry()
+        daemon = EngineDaemon(config, Engine(EngineArgs(cooldown_s=1.0, pending_s=30.0)))
+        daemon.metrics = EngineMetrics(registry, lambda: daemon.views)
+        server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
+        stop = threading.Event()
+        thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            yield LiveEngine(config, daemon, stop, server.server_address[1])
+        finally:
+            stop.set()
+            thread.join(20)
+            server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def pipeline(engine: LiveEngine, prometheus: Prometheus) -> Iterator[Pipeline]:
+    """The replay collector and the demo actuator, started once Prometheus has scraped the
+    idle engine, so that rates and the latency histogram see the work from its start."""
+    assert wait_for(lambda: prometheus.values('up{job="xdrs-engine"}') == [1.0], 30)
+    scenario, trace = _scenario_and_trace()
+    sink = KafkaSink(engine.config)
+    collector = ReplayCollector(scenario, trace, sink, speed=4.0)
+    progress = _Progress()
+    threads = [
+        threading.Thread(target=collector.run, args=(engine.stop,), daemon=True),
+        threading.Thread(target=_actuate, args=(engine.config, collector, progress,
+                                                engine.stop), daemon=True),
+    ]  # fmt: skip
+    for t in threads:
+        t.start()
+    try:
+        # a dead letter, then (once Prometheus holds that series) a second, so that the
+        # dead-letter rate sees an increase (a new series' first value is no increase)
+        _send_malformed(engine.config)
+        assert wait_for(lambda: bool(prometheus.values("xdrs_dead_letters_total")), 30)
+        _send_malformed(engine.config)
+        yield Pipeline(engine.daemon, collector, progress, engine.metrics_port)
+    finally:
+        engine.stop.set()
+        for t in threads:
+            t.join(20)
+        sink.close()
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def prometheus_config(target: str) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml with its engine job pointed at ``target``."""
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    config["global"].update(scrape_interval=f"{SCRAPE_S}s", evaluation_interval=f"{SCRAPE_S}s")
+    jobs = [j for j in config["scrape_configs"] if j["job_name"] == "xdrs-engine"]
+    assert len(jobs) == 1, "deploy/prometheus/prometheus.yml lost its xdrs-engine job"
+    jobs[0]["static_configs"] = [{"targets": [target]}]
+    config["scrape_configs"] = jobs
+    return config
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    engine: LiveEngine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus]:
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus missing: run scripts/prometheus.sh (scripts/test.sh does)"
+    d = tmp_path_factory.mktemp("prometheus")
+    (d / "prometheus.yml").write_text(
+        yaml.safe_dump(prometheus_config(f"127.0.0.1:{engine.metrics_port}"))
+    )
+    port = _free_port()
+    log = (d / "prometheus.log").open("wb")
+    proc = subprocess.Popen(
+        [binary, f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: _ready(f"http://127.0.0.1:{port}/-/ready"), 30), (
+            d / "prometheus.log"
+        ).read_text()
+        yield Prometheus(f"http://127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

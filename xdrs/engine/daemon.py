@@ -156,6 +156,9 @@ class EngineDaemon:
             self._last_view = now
             views = {c: self.engine.view(c) for c in list(self.engine.tables)}
             self.views = {c: v for c, v in views.items() if v is not None}
+            if self.metrics is not None:
+                for c in self.views:
+                    self.metrics.known_cluster(c)
         if self.metrics is not None and now - self._last_lag >= LAG_EVERY_S:
             self._last_lag = now
             _export_lag(consumer, self.metrics)

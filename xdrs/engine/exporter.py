@@ -14,10 +14,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from xdrs.engine.engine import ClusterView
+from placement import Reason
+from xdrs.engine.engine import TRIGGERS, ClusterView
 
 __all__ = ["EngineMetrics"]
 
+DEAD_CATEGORIES = ("malformed", "oversized", "version", "type", "schema", "tombstone",
+                   "unknown_cluster", "unknown_vm", "internal")  # fmt: skip
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -69,6 +72,22 @@ class EngineMetrics:
             registry=registry,
         )
         registry.register(_ClusterCollector(views))
+        self._clusters: set[str] = set()
+        # labelled series exist from the start, so that rate() sees their first increment
+        for category in DEAD_CATEGORIES:
+            self.dead.labels(category)
+        for kind in ("inventory", "metrics", "actions"):
+            self.events.labels(kind)
+
+    def known_cluster(self, cluster: str) -> None:
+        """Create a new cluster's labelled series at zero (once)."""
+        if cluster in self._clusters:
+            return
+        self._clusters.add(cluster)
+        for trigger in TRIGGERS:
+            self.recommendations.labels(cluster, trigger)
+        for reason in Reason:
+            self.moves.labels(cluster, reason.name.lower())
 
 
 class _ClusterCollector(Collector):

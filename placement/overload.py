@@ -79,7 +79,7 @@ def iqr_threshold(hist: FloatA, length: IntA, safety: float) -> FloatA:
     return out
 
 
-def lr_prediction(hist: FloatA, length: IntA, safety: float, steps_ahead: int = 1) -> FloatA:
+def lr_prediction(hist: FloatA, length: IntA, safety: float, steps_ahead: int | IntA = 1) -> FloatA:
     """(H,) ``safety *`` OLS prediction ``steps_ahead`` steps past the last 10 samples.
 
     The regression puts the oldest of the last 10 samples at x = 1 and the newest at
@@ -94,7 +94,8 @@ def lr_prediction(hist: FloatA, length: IntA, safety: float, steps_ahead: int = 
         ym = y.mean(axis=1)
         slope = ((y - ym[:, None]) @ xc) / (xc @ xc)
         intercept = ym - slope * x.mean()
-        out[ok] = safety * (intercept + slope * (LR_WINDOW + steps_ahead))
+        ahead = np.broadcast_to(np.asarray(steps_ahead), ok.shape)[ok]
+        out[ok] = safety * (intercept + slope * (LR_WINDOW + ahead))
     return out
 
 
@@ -105,6 +106,7 @@ def overloaded(
     length: IntA,
     util: FloatA,
     fallback: float = FALLBACK_THRESHOLD,
+    steps_ahead: int | IntA = 1,
 ) -> BoolA:
     """(H,) bool: is each host overloaded by detector ``kind`` with parameter ``param``?
 
@@ -116,11 +118,13 @@ def overloaded(
     length : (H,) int64, valid samples per row (see :func:`trimmed_length`)
     util : (H,) float64, requested CPU / host capacity now
     fallback : static threshold used where the history is too short
+    steps_ahead : LR/LRR prediction horizon in steps (CloudSim: ceil(longest migration
+        time of the host's VMs / interval))
     """
     if kind == "thr":
         return np.asarray(util > param)
     if kind in ("lr", "lrr"):
-        pred = lr_prediction(hist, length, param)
+        pred = lr_prediction(hist, length, param, steps_ahead)
         return np.where(np.isnan(pred), util > fallback, pred >= 1)
     if kind == "mad":
         thr = mad_threshold(hist, length, param)

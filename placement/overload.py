@@ -49,15 +49,25 @@ def _masked(hist: FloatA, length: IntA) -> FloatA:
     return np.where(cols[None, :] < length[:, None], hist, np.nan)
 
 
+def _median_sorted(x: FloatA, n: IntA) -> FloatA:
+    """Median of each row's first ``n`` values of the row-sorted ``x``, computed like
+    Apache Commons' ``Percentile(50)``: ``lower + 0.5 * (upper - lower)`` for even ``n``."""
+    rows = np.arange(x.shape[0])
+    lo = x[rows, (n - 1) // 2]
+    hi = x[rows, n // 2]
+    return np.where(n % 2 == 1, lo, lo + 0.5 * (hi - lo))
+
+
 def mad_threshold(hist: FloatA, length: IntA, safety: float) -> FloatA:
     """(H,) ``1 - safety * MAD`` of each history; NaN where fewer than 12 samples."""
     ok = length >= MIN_ROBUST
     out = np.full(hist.shape[0], np.nan)
     if ok.any():
-        x = _masked(hist[ok], length[ok])
-        med = np.nanmedian(x, axis=1)
-        mad = np.nanmedian(np.abs(x - med[:, None]), axis=1)
-        out[ok] = 1 - safety * mad
+        n = length[ok]
+        x = np.sort(_masked(hist[ok], n), axis=1)  # NaNs sort last
+        med = _median_sorted(x, n)
+        dev = np.sort(np.abs(med[:, None] - x), axis=1)
+        out[ok] = 1 - safety * _median_sorted(dev, n)
     return out
 
 

@@ -31,11 +31,9 @@ def spec_power(util: FloatA, table: FloatA) -> FloatA:
     """
     u = np.asarray(util, dtype=np.float64)
     rows = np.arange(u.shape[0])
-    lo = np.floor(u * 10).astype(np.int64)
-    hi = np.ceil(u * 10).astype(np.int64)
+    u10 = u * 10
+    lo = u10.astype(np.int64)  # floor for u >= 0; also CloudSim's (int) (u * 10)
     p1 = table[rows, lo]
-    p2 = table[rows, hi]
+    p2 = table[rows, np.ceil(u10).astype(np.int64)]
     interp = p1 + (p2 - p1) / 10 * (u - lo / 10) * 100
-    exact = np.fmod(u, 0.1) == 0
-    at = table[rows, (u * 10).astype(np.int64)]
-    return np.where(exact, at, interp)
+    return np.where(np.fmod(u, 0.1) == 0, p1, interp)

@@ -200,9 +200,11 @@ class Engine:
 
     def start_migrations(self, t: float, moves: Moves, req: FloatA) -> list[tuple[float, int, int]]:
         done: list[tuple[float, int, int]] = []
+        flying = set(zip(self.f_vm, self.f_host, strict=True))
         for v, dst in moves:
             self.migrations += 1
-            if not any(a == v and b == dst for a, b in zip(self.f_vm, self.f_host, strict=True)):
+            if (v, dst) not in flying:
+                flying.add((v, dst))
                 self.f_vm.append(v)
                 self.f_host.append(dst)
                 self.f_seq.append(self.next_seq)

@@ -41,53 +41,58 @@ class Entries:
 class HostState:
     """Result of :func:`evaluate`. Per host (H,): ``util_mips`` (CloudSim's utilisation,
     migrating shares / 0.9), ``req_mips`` (sum of requests), ``alloc_mips`` (sum of shares),
-    ``avail`` (scheduler's free MIPS), ``grid`` (H, K) entry index per list slot (-1 pad).
+    ``avail`` (scheduler's free MIPS); ``rows`` (R,) occupied hosts and ``grid`` (R, K) the
+    entry index per list slot (-1 pad).
     Per entry (E,): ``alloc``, ``req``, ``migrating_out``."""
 
     util_mips: FloatA
     req_mips: FloatA
     alloc_mips: FloatA
     avail: FloatA
+    rows: IntA
     grid: IntA
     alloc: FloatA
     req: FloatA
     migrating_out: BoolA
 
 
-def slots(host: IntA, seq: IntA, n_hosts: int) -> IntA:
-    """(H, K) index into the entries of each host's list, ordered by ``seq``; -1 pads."""
+def slots(host: IntA, seq: IntA) -> tuple[IntA, IntA]:
+    """Occupied hosts (R,) and (R, K) index into the entries of each one's list, ordered by
+    ``seq``; -1 pads. Hosts without entries are left out (their sums are 0)."""
     order = np.lexsort((seq, host))
     hs = host[order]
-    counts = np.bincount(hs, minlength=n_hosts)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    pos = np.arange(hs.size) - starts[hs]
-    k = int(counts.max()) if counts.size and hs.size else 0
-    grid = np.full((n_hosts, max(k, 1)), -1, dtype=np.int64)
-    grid[hs, pos] = order
-    return grid
+    rows, first, inv, counts = np.unique(
+        hs, return_index=True, return_inverse=True, return_counts=True
+    )
+    pos = np.arange(hs.size) - first[inv]
+    k = int(counts.max()) if counts.size else 1
+    grid = np.full((rows.size, k), -1, dtype=np.int64)
+    grid[inv, pos] = order
+    return rows.astype(np.int64), grid
+
+
+def gather(values: FloatA, grid: IntA) -> FloatA:
+    """(H, K) ``values`` (E,) laid out by list slot, 0.0 in padding."""
+    return np.where(grid >= 0, values[np.maximum(grid, 0)], 0.0)
 
 
 def seq_sum(values: FloatA, grid: IntA) -> FloatA:
-    """(H,) per-host sum of ``values`` (E,) added one list slot after another from 0.0."""
-    acc = np.zeros(grid.shape[0])
-    for j in range(grid.shape[1]):  # K <= VMs per host
-        col = grid[:, j]
-        acc = acc + np.where(col >= 0, values[col], 0.0)
-    return acc
+    """(H,) per-host sum of ``values`` (E,) added one list slot after another.
+
+    ``cumsum`` accumulates strictly left to right, like CloudSim's loops (a plain
+    ``sum`` would use pairwise summation and differ in the last bits).
+    """
+    return np.asarray(np.cumsum(gather(values, grid), axis=1)[:, -1])
 
 
 def _oversubscribed(weight: FloatA, grid: IntA, total: FloatA) -> tuple[BoolA, FloatA, FloatA]:
-    avail = total.copy()
-    over = np.zeros(grid.shape[0], dtype=bool)
-    wsum = np.zeros(grid.shape[0])
-    for j in range(grid.shape[1]):
-        col = grid[:, j]
-        w = np.where(col >= 0, weight[col], 0.0)
-        fits = avail >= w
-        over |= ~fits
-        avail = np.where(fits & ~over, avail - w, 0.0)
-        wsum = wsum + w
-    return over, avail, wsum
+    """Over-subscription flag, free MIPS and weight sum per host, in list order."""
+    w = gather(weight, grid)
+    # avail before slot j = ((total - w0) - w1) - ..., each step exact like Java's -=
+    avail = np.cumsum(np.column_stack([total, -w]), axis=1)
+    over: BoolA = np.asarray((avail[:, :-1] < w).any(axis=1))
+    wsum: FloatA = np.cumsum(w, axis=1)[:, -1]
+    return over, np.where(over, 0.0, avail[:, -1]), wsum
 
 
 def evaluate(
@@ -102,12 +107,18 @@ def evaluate(
     ``in_migration`` (V,) marks VMs that are migrating (listed on source and destination).
     """
     n_h = host_mips.shape[0]
-    grid = slots(e.host, e.seq, n_h)
+    rows, grid = slots(e.host, e.seq)
     req = req_vm[e.vm]
     pe = host_pe[e.host]
     capped = np.where(req > pe, pe, req)
     weight = np.where(e.incoming, capped * 0.1, capped)
-    over, avail, wsum = _oversubscribed(weight, grid, host_mips)
+    over_r, avail_r, wsum_r = _oversubscribed(weight, grid, host_mips[rows])
+    over = np.zeros(n_h, dtype=bool)
+    over[rows] = over_r
+    avail = host_mips.copy()
+    avail[rows] = avail_r
+    wsum = np.zeros(n_h)
+    wsum[rows] = wsum_r
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = (host_mips / wsum)[e.host]
     out = in_migration[e.vm] & ~e.incoming
@@ -117,11 +128,14 @@ def evaluate(
         scaled = np.where(out, np.floor(capped * scale * 0.9), np.floor(base))
     alloc = np.where(over[e.host], scaled, plain)
     contrib = np.where(out, alloc / 0.9, alloc)  # the destination's 10 % counts as is
+    sums = np.zeros((3, n_h))
+    sums[:, rows] = [seq_sum(contrib, grid), seq_sum(req, grid), seq_sum(alloc, grid)]
     return HostState(
-        util_mips=seq_sum(contrib, grid),
-        req_mips=seq_sum(req, grid),
-        alloc_mips=seq_sum(alloc, grid),
+        util_mips=sums[0],
+        req_mips=sums[1],
+        alloc_mips=sums[2],
         avail=avail,
+        rows=rows,
         grid=grid,
         alloc=alloc,
         req=req,

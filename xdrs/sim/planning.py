@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from placement.overload import overloaded, trimmed_length
-from placement.pabfd import choose, power_increase, suitable
+from placement.overload import FALLBACK_THRESHOLD, LR_WINDOW, overloaded, trimmed_length
+from placement.pabfd import choose, suitable
+from placement.power import spec_power
 from xdrs.sim.engine import Context
 from xdrs.sim.hosts import utilisation
 
@@ -35,7 +36,10 @@ class Planning:
         e = ctx.entries
         g = np.maximum(grid, 0)
         vm_of = np.where((grid >= 0) & ~e.incoming[g], e.vm[g], -1)  # in-flight entries: -1
-        self.vms: list[list[int]] = [[int(x) for x in row if x >= 0] for row in vm_of]
+        rows = st.rows
+        self.vms: list[list[int]] = [[] for _ in range(w.n_hosts)]
+        for h, row in zip(rows.tolist(), vm_of, strict=True):
+            self.vms[h] = row[row >= 0].tolist()
         self.alloc = st.alloc_mips.copy()
         self.avail = st.avail.copy()
         self.reqsum = st.req_mips.copy()
@@ -43,14 +47,46 @@ class Planning:
         self.ram_free = w.host_ram - np.bincount(on, w.vm_ram[ctx.alive], w.n_hosts)
         self.bw_free = w.host_bw - np.bincount(on, w.vm_bw[ctx.alive], w.n_hosts)
         self.util_now = np.minimum(utilisation(st.util_mips, w.host_mips), 1.0)
+        self.power_now = spec_power(self.util_now, w.host_power)
+        # hosts with nothing allocated and idle at the start: interchangeable within a type
+        self.dormant = (self.alloc == 0) & (self.util_now == 0)
+        self.types = [np.flatnonzero(w.host_type == k) for k in np.unique(w.host_type)]
+        self.dormant_version = 0
+        self._cand: tuple[bytes, int, IntA] | None = None
         self.terms = ctx.vm_hist * w.vm_mips[:, None]  # history x MIPS, divided per host
         self.hist = np.zeros((w.n_hosts, ctx.vm_hist.shape[1]))
-        for j in range(vm_of.shape[1]):
+        acc = np.zeros((rows.size, ctx.vm_hist.shape[1]))
+        mips = w.host_mips[rows, None]
+        for j in range(vm_of.shape[1]):  # K slots, summed in list order like CloudSim
             col = vm_of[:, j]
-            t = self.terms[np.maximum(col, 0)] / w.host_mips[:, None]
-            self.hist = self.hist + np.where(col[:, None] >= 0, t, 0.0)
+            acc = acc + np.where(col[:, None] >= 0, self.terms[np.maximum(col, 0)] / mips, 0.0)
+        self.hist[rows] = acc
         self.max_ram = np.zeros(w.n_hosts)
         np.maximum.at(self.max_ram, on, w.vm_ram[ctx.alive])
+        self._lr_init()
+
+    # -- LR fast path: the OLS prediction is linear in the last 10 samples -------------
+    def _lr_init(self) -> None:
+        x = np.arange(1.0, LR_WINDOW + 1)
+        xc = x - x.mean()
+        a = 1 / LR_WINDOW + xc * (LR_WINDOW - x.mean()) / (xc @ xc)
+        b = xc / (xc @ xc)
+        # column i of the history (newest first) is x = 10 - i
+        self.coef_a, self.coef_b = a[::-1].copy(), b[::-1].copy()
+        h10 = self.hist[:, :LR_WINDOW]
+        self.lr_a, self.lr_b = h10 @ self.coef_a, h10 @ self.coef_b
+        self.len10 = (self.hist[:, LR_WINDOW - 1 :] != 0).any(axis=1)
+
+    def _lr_with(self, v: int, hosts: IntA, util: FloatA) -> BoolA:
+        w = self.w
+        t = w.host_mips[hosts]
+        term = self.terms[v, :LR_WINDOW]
+        ahead = self.steps_ahead(hosts, np.maximum(self.max_ram[hosts], w.vm_ram[v]))
+        pred = (self.lr_a[hosts] + (term @ self.coef_a) / t) + ahead * (
+            self.lr_b[hosts] + (term @ self.coef_b) / t
+        )
+        long = self.len10[hosts] | (self.ctx.vm_hist_len[v] >= LR_WINDOW)
+        return np.where(long, self.param * pred >= 1, util > FALLBACK_THRESHOLD)
 
     # -- detector ----------------------------------------------------------------------
     def steps_ahead(self, hosts: IntA, max_ram: FloatA) -> IntA:
@@ -67,6 +103,11 @@ class Planning:
     def overloaded_with(self, v: int, hosts: IntA) -> BoolA:
         """Would each host be overloaded with VM ``v`` added at the end of its list?"""
         w = self.w
+        util = (self.reqsum[hosts] + self.req[v]) / w.host_mips[hosts]
+        if self.kind == "thr":
+            return np.asarray(util > self.param)
+        if self.kind in ("lr", "lrr"):
+            return self._lr_with(v, hosts, util)
         h = self.hist[hosts] + self.terms[v] / w.host_mips[hosts, None]
         util = (self.reqsum[hosts] + self.req[v]) / w.host_mips[hosts]
         ahead = self.steps_ahead(hosts, np.maximum(self.max_ram[hosts], w.vm_ram[v]))
@@ -74,31 +115,30 @@ class Planning:
 
     # -- host lists --------------------------------------------------------------------
     def refresh(self, h: int) -> None:
-        """Recompute host ``h``'s scheduler state and sums from its VM list."""
-        w, vms = self.w, self.vms[h]
-        total, pe = float(w.host_mips[h]), float(w.host_pe[h])
-        avail, over, wsum, reqsum = total, False, 0.0, 0.0
-        caps = []
-        hist = np.zeros(self.hist.shape[1])
-        for v in vms:
-            r = float(self.req[v])
-            c = pe if r > pe else r
-            caps.append(c)
-            if avail >= c and not over:
-                avail -= c
-            else:
-                over, avail = True, 0.0
-            wsum += c
-            reqsum += r
-            hist = hist + self.terms[v] / w.host_mips[h]
-        alloc = 0.0
-        for c in caps:
-            alloc += float(np.floor(c * (total / wsum))) if over else c
-        self.avail[h], self.alloc[h], self.reqsum[h], self.hist[h] = avail, alloc, reqsum, hist
-        ids = np.array(vms, dtype=np.int64)
+        """Recompute host ``h``'s scheduler state and sums from its VM list (list order)."""
+        w = self.w
+        ids = np.array(self.vms[h], dtype=np.int64)
+        total, pe = w.host_mips[h], w.host_pe[h]
+        req = self.req[ids]
+        caps = np.where(req > pe, pe, req)
+        avail = np.cumsum(np.concatenate([[total], -caps]))
+        over = bool((avail[:-1] < caps).any())
+        wsum = float(np.cumsum(caps)[-1]) if ids.size else 0.0
+        alloc = np.floor(caps * (total / wsum)) if over else caps
+        hist = np.cumsum(self.terms[ids] / total, axis=0)[-1] if ids.size else self.hist[h] * 0
+        self.avail[h] = 0.0 if over else avail[-1]
+        self.alloc[h] = np.cumsum(alloc)[-1] if ids.size else 0.0
+        self.reqsum[h] = np.cumsum(req)[-1] if ids.size else 0.0
+        self.hist[h] = hist
         self.ram_free[h] = w.host_ram[h] - w.vm_ram[ids].sum()
         self.bw_free[h] = w.host_bw[h] - w.vm_bw[ids].sum()
-        self.max_ram[h] = w.vm_ram[ids].max() if vms else 0.0
+        self.max_ram[h] = w.vm_ram[ids].max() if ids.size else 0.0
+        dormant = self.alloc[h] == 0 and self.util_now[h] == 0
+        if dormant != self.dormant[h]:
+            self.dormant[h] = dormant
+            self.dormant_version += 1
+        self.lr_a[h], self.lr_b[h] = hist[:LR_WINDOW] @ self.coef_a, hist[:LR_WINDOW] @ self.coef_b
+        self.len10[h] = bool((hist[LR_WINDOW - 1 :] != 0).any())
 
     def destroy(self, h: int, v: int) -> None:
         self.vms[h].remove(v)
@@ -109,18 +149,41 @@ class Planning:
         self.refresh(h)
 
     # -- placement ---------------------------------------------------------------------
+    def candidates(self, excluded: BoolA) -> IntA:
+        """Hosts worth scoring, in index order: every non-dormant host plus the first
+        non-excluded dormant host of each type (the others would tie with it and lose)."""
+        key = excluded.tobytes()
+        if (
+            self._cand is not None
+            and self._cand[0] == key
+            and self._cand[1] == self.dormant_version
+        ):
+            return self._cand[2]
+        firsts = []
+        for idx in self.types:
+            free = self.dormant[idx] & ~excluded[idx]
+            if free.any():
+                firsts.append(idx[np.argmax(free)])
+        live = np.flatnonzero(~self.dormant & ~excluded)
+        out = np.sort(np.concatenate([live, np.array(firsts, dtype=np.int64)]))
+        self._cand = (key, self.dormant_version, out)
+        return out
+
     def find_host(self, v: int, excluded: BoolA) -> int:
         """PABFD target of ``v`` (CloudSim ``findHostForVm``), -1 if none."""
         w, r = self.w, float(self.req[v])
+        c = self.candidates(excluded)
         if w.memory_aware:
+            ram, bw = w.vm_ram[v], w.vm_bw[v]
             ok = suitable(
-                r, w.vm_ram[v], w.vm_bw[v], w.host_pe, self.avail, self.ram_free, self.bw_free
+                r, ram, bw, w.host_pe[c], self.avail[c], self.ram_free[c], self.bw_free[c]
             )
         else:  # never short: see Datacenter.memory_aware
-            ok = (w.host_pe >= r) & (self.avail >= r)
-        ok &= ~excluded
-        check = np.flatnonzero(ok & (self.alloc != 0))
+            ok = (w.host_pe[c] >= r) & (self.avail[c] >= r)
+        check = np.flatnonzero(ok & (self.alloc[c] != 0))
         if check.size:
-            ok[check] &= ~self.overloaded_with(v, check)
-        inc = power_increase(r, self.alloc, w.host_mips, self.util_now, w.host_power)
-        return choose(inc, ok)
+            ok[check] &= ~self.overloaded_with(v, c[check])
+        after = np.minimum((self.alloc[c] + r) / w.host_mips[c], 1.0)
+        inc = spec_power(after, w.host_power[c]) - self.power_now[c]
+        i = choose(inc, ok)
+        return int(c[i]) if i >= 0 else -1

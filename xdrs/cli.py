@@ -28,6 +28,7 @@ from placement import (
 from xdrs.actions import write_actions
 from xdrs.errors import SnapshotError
 from xdrs.report import explain_lines, summary_lines, unresolved_lines
+from xdrs.sim.cli import register as register_simulate
 from xdrs.snapshot import read_snapshot, write_snapshot
 
 __all__ = ["main"]
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="xdrs", description="DRS-style VM placement engine.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _register_plan(sub)
+    register_simulate(sub)
     return parser
 
 

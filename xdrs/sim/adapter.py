@@ -38,6 +38,7 @@ def cluster_state(ctx: Context) -> tuple[ClusterState, np.ndarray]:
         demand,
         ctx.host[vms],
         alloc_cap=cap,
+        maintenance=ctx.blocked,
         power=w.host_power,
     )
     return st, vms

@@ -44,6 +44,7 @@ class Context:
     vm_hist: FloatA  # (V, L) utilisation history, newest first (non-zero samples only)
     vm_hist_len: IntA
     world: World
+    blocked: NDArray[np.bool_]  # (H,) hosts in maintenance: empty them, place nothing there
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Series:
     mean_load: list[float] = field(default_factory=list)
     max_load: list[float] = field(default_factory=list)
     overloaded: list[int] = field(default_factory=list)
+    slatah: list[float] = field(default_factory=list)  # running SLATAH so far
 
 
 class Engine:
@@ -76,6 +78,7 @@ class Engine:
         start: float = 0.1,
         history: int = 30,
         progress: Callable[[int, int], None] | None = None,
+        blocked: Callable[[float], NDArray[np.bool_]] | None = None,
     ) -> None:
         v, h = world.n_vms, world.n_hosts
         self.w, self.decide, self.power_aware = world, decide, power_aware
@@ -96,6 +99,7 @@ class Engine:
         self.hosts_rec, self.vms_rec = HostRecorder(h), VmRecorder(v)
         self.series = Series()
         self.progress = progress
+        self.blocked = blocked or (lambda t: np.zeros(h, dtype=bool))
         self.limit = world.interval * (world.samples.shape[1] - 1)
 
     # -- time and requests -------------------------------------------------------------
@@ -182,8 +186,9 @@ class Engine:
         if self.decide is None:
             return []
         ctx = Context(
-            t, k, req, st, self.host, self.alive, e, self.vm_hist, self.vm_hist_len, self.w
-        )
+            t, k, req, st, self.host, self.alive, e, self.vm_hist, self.vm_hist_len, self.w,
+            self.blocked(t),
+        )  # fmt: skip
         moves = self.decide(ctx)
         return self.start_migrations(t, moves, req) if moves else []
 
@@ -197,6 +202,7 @@ class Engine:
         s.mean_load.append(float(u[on].mean()) if on.any() else 0.0)
         s.max_load.append(float(u.max()) if u.size else 0.0)
         s.overloaded.append(int((st.req_mips > self.w.host_mips).sum()))
+        s.slatah.append(self.hosts_rec.slatah)
 
     def start_migrations(self, t: float, moves: Moves, req: FloatA) -> list[tuple[float, int, int]]:
         done: list[tuple[float, int, int]] = []

@@ -150,7 +150,7 @@ def optimize(ctx: Context, pol: Policy, rng: np.random.Generator) -> Moves:
     under-loaded hosts, least loaded first, all VMs or none."""
     p = Planning(ctx, (pol.detector, pol.param))
     hosts = np.arange(ctx.world.n_hosts)
-    over = p.overloaded(hosts)
+    over = p.overloaded(hosts) | ctx.blocked  # hosts in maintenance are emptied first
     leaving: list[int] = []
     for h in np.flatnonzero(over):
         while True:
@@ -159,7 +159,7 @@ def optimize(ctx: Context, pol: Policy, rng: np.random.Generator) -> Moves:
                 break
             leaving.append(v)
             p.destroy(int(h), v)
-            if not p.overloaded(np.array([h]))[0]:
+            if not ctx.blocked[h] and not p.overloaded(np.array([h]))[0]:
                 break
     moves = _place(p, leaving, over, all_or_none=False)
     moves += _underloaded(p, over)

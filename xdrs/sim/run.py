@@ -6,12 +6,14 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from xdrs.sim.engine import Engine, Series
-from xdrs.sim.policies import parse_policy
+from xdrs.sim.policies import PolicyError, parse_policy
 from xdrs.sim.setup import Datacenter, build_world
 from xdrs.sim.traces import Trace
+from xdrs.sim.whatif import WhatIf
 
 __all__ = ["Result", "simulate"]
 
@@ -50,11 +52,17 @@ def simulate(
     label: str = "",
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    whatif: WhatIf | None = None,
 ) -> Result:
     """Run ``policy`` over ``trace`` on ``dc`` (default: the paper's 800 hosts)."""
     dc = dc or Datacenter()
     pol = parse_policy(policy)
     world = build_world(dc, trace)
+    blocked = None
+    if whatif is not None and whatif.maintenance:
+        if pol.kind in ("npa", "dvfs"):
+            raise PolicyError(f"--maintenance: policy {pol.name} never migrates")
+        blocked = partial(whatif.blocked, world.n_hosts)
     t0 = time.perf_counter()
     eng = Engine(
         world,
@@ -64,6 +72,7 @@ def simulate(
         start=dc.start,
         history=dc.history,
         progress=progress,
+        blocked=blocked,
     ).run()
     secs = time.perf_counter() - t0
     slatah, pdm = eng.hosts_rec.slatah, eng.vms_rec.pdm

@@ -76,17 +76,18 @@ class Planning:
         h10 = self.hist[:, :LR_WINDOW]
         self.lr_a, self.lr_b = h10 @ self.coef_a, h10 @ self.coef_b
         self.len10 = (self.hist[:, LR_WINDOW - 1 :] != 0).any(axis=1)
+        t10 = self.terms[:, :LR_WINDOW]
+        self.vm_a, self.vm_b = t10 @ self.coef_a, t10 @ self.coef_b
+        self.vm_long = self.ctx.vm_hist_len >= LR_WINDOW
 
     def _lr_with(self, v: int, hosts: IntA, util: FloatA) -> BoolA:
         w = self.w
         t = w.host_mips[hosts]
-        term = self.terms[v, :LR_WINDOW]
         ahead = self.steps_ahead(hosts, np.maximum(self.max_ram[hosts], w.vm_ram[v]))
-        pred = (self.lr_a[hosts] + (term @ self.coef_a) / t) + ahead * (
-            self.lr_b[hosts] + (term @ self.coef_b) / t
-        )
-        long = self.len10[hosts] | (self.ctx.vm_hist_len[v] >= LR_WINDOW)
-        return np.where(long, self.param * pred >= 1, util > FALLBACK_THRESHOLD)
+        pred = (self.lr_a[hosts] + self.vm_a[v] / t) + ahead * (self.lr_b[hosts] + self.vm_b[v] / t)
+        if self.vm_long[v]:
+            return np.asarray(self.param * pred >= 1)
+        return np.where(self.len10[hosts], self.param * pred >= 1, util > FALLBACK_THRESHOLD)
 
     # -- detector ----------------------------------------------------------------------
     def steps_ahead(self, hosts: IntA, max_ram: FloatA) -> IntA:
@@ -95,9 +96,15 @@ class Planning:
         return np.ceil(secs / w.interval).astype(np.int64)
 
     def overloaded(self, hosts: IntA) -> BoolA:
-        h = self.hist[hosts]
+        """Is each host overloaded now (with the VMs on its list)?"""
         util = self.reqsum[hosts] / self.w.host_mips[hosts]
         ahead = self.steps_ahead(hosts, self.max_ram[hosts])
+        if self.kind == "thr":
+            return np.asarray(util > self.param)
+        if self.kind in ("lr", "lrr"):
+            pred = self.lr_a[hosts] + ahead * self.lr_b[hosts]
+            return np.where(self.len10[hosts], self.param * pred >= 1, util > FALLBACK_THRESHOLD)
+        h = self.hist[hosts]
         return overloaded(self.kind, self.param, h, trimmed_length(h), util, steps_ahead=ahead)
 
     def overloaded_with(self, v: int, hosts: IntA) -> BoolA:
@@ -109,7 +116,6 @@ class Planning:
         if self.kind in ("lr", "lrr"):
             return self._lr_with(v, hosts, util)
         h = self.hist[hosts] + self.terms[v] / w.host_mips[hosts, None]
-        util = (self.reqsum[hosts] + self.req[v]) / w.host_mips[hosts]
         ahead = self.steps_ahead(hosts, np.maximum(self.max_ram[hosts], w.vm_ram[v]))
         return overloaded(self.kind, self.param, h, trimmed_length(h), util, steps_ahead=ahead)
 
@@ -145,8 +151,30 @@ class Planning:
         self.refresh(h)
 
     def create(self, h: int, v: int) -> None:
+        """Append ``v`` to host ``h``'s list, updating the sums in place (same order and
+        float operations as :meth:`refresh`; over-subscription recomputes everything)."""
+        w = self.w
+        r = self.req[v]
+        c = w.host_pe[h] if r > w.host_pe[h] else r
+        was_empty = not self.vms[h]
         self.vms[h].append(v)
-        self.refresh(h)
+        if was_empty or self.avail[h] < c or self.avail[h] == 0:
+            self.refresh(h)
+            return
+        self.avail[h] -= c
+        self.alloc[h] += c
+        self.reqsum[h] += r
+        hist = self.hist[h] + self.terms[v] / w.host_mips[h]
+        self.hist[h] = hist
+        self.ram_free[h] -= w.vm_ram[v]
+        self.bw_free[h] -= w.vm_bw[v]
+        self.max_ram[h] = max(self.max_ram[h], w.vm_ram[v])
+        self.lr_a[h], self.lr_b[h] = hist[:LR_WINDOW] @ self.coef_a, hist[:LR_WINDOW] @ self.coef_b
+        self.len10[h] = bool(self.len10[h] or self.vm_long[v])
+        dormant = self.alloc[h] == 0 and self.util_now[h] == 0
+        if dormant != self.dormant[h]:
+            self.dormant[h] = dormant
+            self.dormant_version += 1
 
     # -- placement ---------------------------------------------------------------------
     def candidates(self, excluded: BoolA) -> IntA:

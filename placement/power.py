@@ -30,10 +30,13 @@ def spec_power(util: FloatA, table: FloatA) -> FloatA:
     its output to the last printed digit.
     """
     u = np.asarray(util, dtype=np.float64)
-    rows = np.arange(u.shape[0])
     u10 = u * 10
     lo = u10.astype(np.int64)  # floor for u >= 0; also CloudSim's (int) (u * 10)
-    p1 = table[rows, lo]
-    p2 = table[rows, np.ceil(u10).astype(np.int64)]
-    interp = p1 + (p2 - p1) / 10 * (u - lo / 10) * 100
-    return np.where(np.fmod(u, 0.1) == 0, p1, interp)
+    base = np.arange(0, table.size, table.shape[1])
+    flat = table.ravel()
+    p1 = flat[base + lo]
+    p2 = flat[base + np.ceil(u10).astype(np.int64)]
+    # CloudSim returns the table value when u % 0.1 == 0; that only happens for u = 0 and
+    # u = 0.1 * 2**k, where u - lo / 10 is exactly 0 and this formula gives p1 too
+    out: FloatA = p1 + (p2 - p1) / 10 * (u - lo / 10) * 100
+    return out

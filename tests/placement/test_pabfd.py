@@ -35,6 +35,11 @@ def test_spec_power_points_and_interpolation() -> None:
     assert np.allclose(spec_power(uu, tt), want, rtol=0, atol=1e-9)
 
 
+def test_spec_power_all_table_points() -> None:
+    u = np.array([i / 10 for i in range(11)])
+    assert spec_power(u, np.array([G5] * 11)).tolist() == G5
+
+
 def test_sort_decreasing_is_stable() -> None:
     assert sort_decreasing(np.array([1.0, 3.0, 1.0, 3.0, 2.0])).tolist() == [1, 3, 4, 0, 2]
 

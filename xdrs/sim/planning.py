@@ -9,6 +9,8 @@ as in CloudSim.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -23,6 +25,19 @@ __all__ = ["Planning"]
 FloatA = NDArray[np.float64]
 BoolA = NDArray[np.bool_]
 IntA = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Hosts scored by ``find_host`` and their static columns, cached per exclusion set."""
+
+    key: bytes
+    version: int
+    hosts: IntA
+    pe: FloatA
+    mips: FloatA
+    power: FloatA
+    power_now: FloatA
 
 
 class Planning:
@@ -52,7 +67,7 @@ class Planning:
         self.dormant = (self.alloc == 0) & (self.util_now == 0)
         self.types = [np.flatnonzero(w.host_type == k) for k in np.unique(w.host_type)]
         self.dormant_version = 0
-        self._cand: tuple[bytes, int, IntA] | None = None
+        self._cand: _Candidates | None = None
         self.terms = ctx.vm_hist * w.vm_mips[:, None]  # history x MIPS, divided per host
         self.hist = np.zeros((w.n_hosts, ctx.vm_hist.shape[1]))
         acc = np.zeros((rows.size, ctx.vm_hist.shape[1]))
@@ -177,41 +192,42 @@ class Planning:
             self.dormant_version += 1
 
     # -- placement ---------------------------------------------------------------------
-    def candidates(self, excluded: BoolA) -> IntA:
+    def candidates(self, excluded: BoolA) -> _Candidates:
         """Hosts worth scoring, in index order: every non-dormant host plus the first
         non-excluded dormant host of each type (the others would tie with it and lose)."""
         key = excluded.tobytes()
-        if (
-            self._cand is not None
-            and self._cand[0] == key
-            and self._cand[1] == self.dormant_version
-        ):
-            return self._cand[2]
+        cached = self._cand
+        if cached is not None and cached.key == key and cached.version == self.dormant_version:
+            return cached
         firsts = []
         for idx in self.types:
             free = self.dormant[idx] & ~excluded[idx]
             if free.any():
                 firsts.append(idx[np.argmax(free)])
         live = np.flatnonzero(~self.dormant & ~excluded)
-        out = np.sort(np.concatenate([live, np.array(firsts, dtype=np.int64)]))
-        self._cand = (key, self.dormant_version, out)
-        return out
+        c = np.sort(np.concatenate([live, np.array(firsts, dtype=np.int64)]))
+        w = self.w
+        self._cand = _Candidates(
+            key, self.dormant_version, c, w.host_pe[c], w.host_mips[c], w.host_power[c],
+            self.power_now[c],
+        )  # fmt: skip
+        return self._cand
 
     def find_host(self, v: int, excluded: BoolA) -> int:
         """PABFD target of ``v`` (CloudSim ``findHostForVm``), -1 if none."""
         w, r = self.w, float(self.req[v])
-        c = self.candidates(excluded)
+        cs = self.candidates(excluded)
+        c = cs.hosts
+        alloc = self.alloc[c]
         if w.memory_aware:
             ram, bw = w.vm_ram[v], w.vm_bw[v]
-            ok = suitable(
-                r, ram, bw, w.host_pe[c], self.avail[c], self.ram_free[c], self.bw_free[c]
-            )
+            ok = suitable(r, ram, bw, cs.pe, self.avail[c], self.ram_free[c], self.bw_free[c])
         else:  # never short: see Datacenter.memory_aware
-            ok = (w.host_pe[c] >= r) & (self.avail[c] >= r)
-        check = np.flatnonzero(ok & (self.alloc[c] != 0))
+            ok = (cs.pe >= r) & (self.avail[c] >= r)
+        check = np.flatnonzero(ok & (alloc != 0))
         if check.size:
             ok[check] &= ~self.overloaded_with(v, c[check])
-        after = np.minimum((self.alloc[c] + r) / w.host_mips[c], 1.0)
-        inc = spec_power(after, w.host_power[c]) - self.power_now[c]
+        after = np.minimum((alloc + r) / cs.mips, 1.0)
+        inc = spec_power(after, cs.power) - cs.power_now
         i = choose(inc, ok)
         return int(c[i]) if i >= 0 else -1

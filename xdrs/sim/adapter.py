@@ -39,6 +39,7 @@ def cluster_state(ctx: Context) -> tuple[ClusterState, np.ndarray]:
         ctx.host[vms],
         alloc_cap=cap,
         maintenance=ctx.blocked,
+        pinned=ctx.in_migration[vms],
         power=w.host_power,
     )
     return st, vms

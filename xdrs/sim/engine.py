@@ -45,6 +45,7 @@ class Context:
     vm_hist_len: IntA
     world: World
     blocked: NDArray[np.bool_]  # (H,) hosts in maintenance: empty them, place nothing there
+    in_migration: NDArray[np.bool_]  # (V,) VMs still migrating (longer than an interval)
 
 
 @dataclass
@@ -96,6 +97,7 @@ class Engine:
         self.start, self.last = start, start
         self.energy_ws = 0.0
         self.migrations = 0
+        self.log: list[tuple[float, int, int, int]] = []  # (start, vm, source, destination)
         self.hosts_rec, self.vms_rec = HostRecorder(h), VmRecorder(v)
         self.series = Series()
         self.progress = progress
@@ -127,6 +129,8 @@ class Engine:
 
     def drop_finished(self, req: FloatA) -> bool:
         """CloudSim removes, at every update, each VM not migrating whose request is 0."""
+        if not self.w.drop_idle:
+            return False
         gone = self.alive & ~self.in_mig & (req == 0)
         self.alive &= ~gone
         return bool(gone.any())
@@ -187,7 +191,7 @@ class Engine:
             return []
         ctx = Context(
             t, k, req, st, self.host, self.alive, e, self.vm_hist, self.vm_hist_len, self.w,
-            self.blocked(t),
+            self.blocked(t), self.in_mig.copy(),
         )  # fmt: skip
         moves = self.decide(ctx)
         return self.start_migrations(t, moves, req) if moves else []
@@ -209,6 +213,7 @@ class Engine:
         flying = set(zip(self.f_vm, self.f_host, strict=True))
         for v, dst in moves:
             self.migrations += 1
+            self.log.append((t, v, int(self.host[v]), dst))
             if (v, dst) not in flying:
                 flying.add((v, dst))
                 self.f_vm.append(v)

@@ -12,7 +12,7 @@ import orjson
 from xdrs._io import atomic_write
 from xdrs.sim.run import Result
 
-__all__ = ["FORMAT", "table", "write_metrics"]
+__all__ = ["FORMAT", "moves_lines", "table", "write_metrics"]
 
 FORMAT = "xdrs-sim-metrics/1"
 COLUMNS = (
@@ -62,4 +62,19 @@ def write_metrics(path: Path, results: Sequence[Result]) -> None:
 
 
 def _series(r: Result) -> dict[str, object]:
-    return {"policy": r.policy, "trace": r.trace, **r.series.__dict__}
+    d: dict[str, object] = {"policy": r.policy, "trace": r.trace, **r.series.__dict__}
+    if r.moves is not None:
+        d["moves"] = [{"t": t, "vm": v, "from": a, "to": b} for t, v, a, b in r.moves]
+    return d
+
+
+def moves_lines(r: Result, limit: int = 40) -> list[str]:
+    """Human-readable migrations of a what-if run (the first ``limit``)."""
+    if not r.moves:
+        return [f"{r.policy}: no migrations"]
+    out = [f"{r.policy}: {len(r.moves)} migrations"]
+    for t, v, a, b in r.moves[:limit]:
+        out.append(f"  {t / 3600:6.2f} h  {v}  {a} -> {b}")
+    if len(r.moves) > limit:
+        out.append(f"  ... {len(r.moves) - limit} more (all in --out)")
+    return out

@@ -51,6 +51,8 @@ class Planning:
         e = ctx.entries
         g = np.maximum(grid, 0)
         vm_of = np.where((grid >= 0) & ~e.incoming[g], e.vm[g], -1)  # in-flight entries: -1
+        self.incoming = np.zeros(w.n_hosts, dtype=bool)
+        self.incoming[e.host[e.incoming]] = True
         rows = st.rows
         self.vms: list[list[int]] = [[] for _ in range(w.n_hosts)]
         for h, row in zip(rows.tolist(), vm_of, strict=True):

@@ -114,6 +114,7 @@ def initial_placement(w: World, threshold: float | None) -> IntA:
 
 def _select(p: Planning, h: int, pol: Policy, rng: np.random.Generator) -> int:
     vms = np.array(p.vms[h], dtype=np.int64)
+    vms = vms[~p.ctx.in_migration[vms]]  # CloudSim's getMigratableVms
     if vms.size == 0:
         return -1
     w = p.w
@@ -176,8 +177,8 @@ def _underloaded(p: Planning, over: BoolA) -> list[tuple[int, int]]:
         if skip[h]:
             continue
         skip[h] = excluded[h] = True
-        if not p.vms[h]:
-            continue
+        if not p.vms[h] or p.ctx.in_migration[p.vms[h]].any() or p.incoming[h]:
+            continue  # CloudSim skips hosts with migrations under way
         placed = _place(p, list(p.vms[h]), excluded, all_or_none=True)
         for _, d in placed:
             skip[d] = True

@@ -9,13 +9,18 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from xdrs.sim.engine import Engine, Series
 from xdrs.sim.policies import PolicyError, parse_policy
-from xdrs.sim.setup import Datacenter, build_world
+from xdrs.sim.setup import Datacenter, World, build_world
 from xdrs.sim.traces import Trace
 from xdrs.sim.whatif import WhatIf
 
-__all__ = ["Result", "simulate"]
+__all__ = ["Result", "simulate", "simulate_world"]
+
+IntA = NDArray[np.int64]
 
 
 @dataclass
@@ -38,10 +43,10 @@ class Result:
     max_load: float
     seconds: float
     series: Series = field(repr=False, default_factory=Series)
+    moves: list[tuple[float, str, str, str]] | None = field(repr=False, default=None)
 
     def row(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "series"}
-        return d
+        return {k: v for k, v in self.__dict__.items() if k not in ("series", "moves")}
 
 
 def simulate(
@@ -58,6 +63,27 @@ def simulate(
     dc = dc or Datacenter()
     pol = parse_policy(policy)
     world = build_world(dc, trace)
+    return simulate_world(
+        world, pol.initial(world), policy, label=label or trace.source, seed=seed,
+        progress=progress, whatif=whatif, start=dc.start, history=dc.history,
+    )  # fmt: skip
+
+
+def simulate_world(
+    world: World,
+    placement: IntA,
+    policy: str,
+    *,
+    label: str,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    whatif: WhatIf | None = None,
+    start: float = 0.1,
+    history: int = 30,
+    log_moves: bool = False,
+) -> Result:
+    """Run ``policy`` on ``world`` from ``placement``."""
+    pol = parse_policy(policy)
     blocked = None
     if whatif is not None and whatif.maintenance:
         if pol.kind in ("npa", "dvfs"):
@@ -66,21 +92,27 @@ def simulate(
     t0 = time.perf_counter()
     eng = Engine(
         world,
-        pol.initial(world),
+        placement,
         pol.decider(seed),
         power_aware=pol.kind != "npa",
-        start=dc.start,
-        history=dc.history,
+        start=start,
+        history=history,
         progress=progress,
         blocked=blocked,
     ).run()
-    secs = time.perf_counter() - t0
+    return _result(eng, world, pol.name, label, time.perf_counter() - t0, log_moves)
+
+
+def _result(eng: Engine, world: World, policy: str, label: str, secs: float, log: bool) -> Result:
     slatah, pdm = eng.hosts_rec.slatah, eng.vms_rec.pdm
     s = eng.series
     on = [m for m, a in zip(s.mean_load, s.active, strict=True) if a]
+    hn = world.host_names or tuple(str(i) for i in range(world.n_hosts))
+    vn = world.names or tuple(str(i) for i in range(world.n_vms))
+    moves = [(t, vn[v], hn[a], hn[b]) for t, v, a, b in eng.log] if log else None
     return Result(
-        trace=label or trace.source,
-        policy=pol.name,
+        trace=label,
+        policy=policy,
         hosts=world.n_hosts,
         vms=world.n_vms,
         energy_kwh=eng.energy_kwh,
@@ -95,6 +127,7 @@ def simulate(
         max_load=max(s.max_load, default=0.0),
         seconds=secs,
         series=s,
+        moves=moves,
     )
 
 

@@ -95,6 +95,8 @@ class World:
     interval: float
     names: tuple[str, ...] = field(default=())
     memory_aware: bool = False
+    drop_idle: bool = True  # CloudSim destroys a VM whose demand is exactly 0
+    host_names: tuple[str, ...] = field(default=())
 
     @property
     def n_hosts(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,8 +43,9 @@ class WhatIf:
                        help="e.g. 0-9,15@20: hosts 0..9, 15 into maintenance at 20 h")  # fmt: skip
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> WhatIf:
-        hosts, at = parse_maintenance(args.maintenance) if args.maintenance else ((), 0.0)
+    def from_args(cls, args: argparse.Namespace, host_names: Sequence[str] = ()) -> WhatIf:
+        text = args.maintenance
+        hosts, at = parse_maintenance(text, host_names) if text else ((), 0.0)
         w = cls(args.remove_hosts, args.add_hosts, args.scale_demand, hosts, at)
         if w.remove_hosts < 0 or w.add_hosts < 0:
             raise WhatIfError("--remove-hosts/--add-hosts: expected a count >= 0")
@@ -59,13 +61,17 @@ class WhatIf:
         return out
 
 
-def parse_maintenance(text: str) -> tuple[tuple[int, ...], float]:
-    """``"0-9,15@20"`` -> ((0, ..., 9, 15), 72000.0)."""
+def parse_maintenance(text: str, names: Sequence[str] = ()) -> tuple[tuple[int, ...], float]:
+    """``"0-9,15@20"`` -> ((0, ..., 9, 15), 72000.0); host ids from ``names`` also work."""
     hosts_s, sep, hour_s = text.partition("@")
+    index = {n: i for i, n in enumerate(names)}
     try:
         hour = float(hour_s)
         hosts: list[int] = []
         for part in hosts_s.split(","):
+            if part in index:
+                hosts.append(index[part])
+                continue
             lo, dash, hi = part.partition("-")
             hosts += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
     except ValueError:

@@ -172,6 +172,15 @@ NOTES = """## Notes and differences
 - The LR/LRR detector evaluates the least-squares prediction as a fixed linear form of
   the last 10 samples, which can differ from CloudSim's incremental `SimpleRegression`
   in the last bits; on 20110303 it changes nothing.
+- Speed targets not met (<= 2 s per LR-MMT day, <= 180 s for 10 days x 7 policies):
+  CloudSim's decision is sequential by construction -- each PABFD placement sees the
+  hosts changed by the previous one, and the under-load phase tries every active host in
+  turn, all-or-nothing -- so a day is ~28,000 host searches (each vectorised over the ~70
+  candidate hosts) plus ~12,000 host updates, ~40 numpy calls each; interpreter and numpy
+  call overhead (~1 us per call), not arithmetic, is what is left. IQR and MAD also
+  recompute a robust spread for every candidate host (a sort), hence their 4-7 s. A
+  compiled per-placement kernel (numba or C) would be the next step; the machine was also
+  shared with other jobs during the run.
 - xdrs-consolidate / xdrs-balance run the placement core on a ClusterState built at each
   decision. They keep memory headroom (4 GB hosts) and CPU demand under 80 % (consolidate)
   or spread load (balance), so they use more hosts and energy than the paper's CPU-only

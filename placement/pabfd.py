@@ -57,9 +57,9 @@ def power_increase(
 
 def choose(increase: FloatA, ok: BoolA) -> int:
     """Index of the first host with the least ``increase`` among ``ok``; -1 if none."""
-    if not ok.any():
-        return -1
-    return int(np.argmin(np.where(ok, increase, np.inf)))
+    masked = np.where(ok, increase, np.inf)
+    i = int(np.argmin(masked)) if masked.size else -1
+    return i if i >= 0 and ok[i] else -1
 
 
 def first_fit(ok: BoolA) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["spec_power"]
+__all__ = ["spec_power", "spec_power_rows"]
 
 FloatA = NDArray[np.float64]
 
@@ -29,11 +29,14 @@ def spec_power(util: FloatA, table: FloatA) -> FloatA:
     CloudSim 3.0.3 (``P1 + (P2 - P1) / 10 * (u - i1 / 10) * 100``) so that energies match
     its output to the last printed digit.
     """
-    u = np.asarray(util, dtype=np.float64)
+    base = np.arange(0, table.size, table.shape[1])
+    return spec_power_rows(np.asarray(util, dtype=np.float64), table.ravel(), base)
+
+
+def spec_power_rows(u: FloatA, flat: FloatA, base: NDArray[np.int64]) -> FloatA:
+    """:func:`spec_power` with the table raveled and each host's row offset precomputed."""
     u10 = u * 10
     lo = u10.astype(np.int64)  # floor for u >= 0; also CloudSim's (int) (u * 10)
-    base = np.arange(0, table.size, table.shape[1])
-    flat = table.ravel()
     p1 = flat[base + lo]
     p2 = flat[base + np.ceil(u10).astype(np.int64)]
     # CloudSim returns the table value when u % 0.1 == 0; that only happens for u = 0 and

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from placement.overload import FALLBACK_THRESHOLD, LR_WINDOW, overloaded, trimmed_length
 from placement.pabfd import choose, suitable
-from placement.power import spec_power
+from placement.power import spec_power, spec_power_rows
 from xdrs.sim.engine import Context
 from xdrs.sim.hosts import utilisation
 
@@ -31,12 +31,13 @@ IntA = NDArray[np.int64]
 class _Candidates:
     """Hosts scored by ``find_host`` and their static columns, cached per exclusion set."""
 
-    key: bytes
+    key: object
     version: int
     hosts: IntA
     pe: FloatA
     mips: FloatA
-    power: FloatA
+    power_flat: FloatA
+    power_base: IntA
     power_now: FloatA
 
 
@@ -194,10 +195,13 @@ class Planning:
             self.dormant_version += 1
 
     # -- placement ---------------------------------------------------------------------
-    def candidates(self, excluded: BoolA) -> _Candidates:
+    def candidates(self, excluded: BoolA, key: object = None) -> _Candidates:
         """Hosts worth scoring, in index order: every non-dormant host plus the first
-        non-excluded dormant host of each type (the others would tie with it and lose)."""
-        key = excluded.tobytes()
+        non-excluded dormant host of each type (the others would tie with it and lose).
+
+        ``key`` identifies the content of ``excluded`` for the cache (default: its bytes);
+        callers that mutate ``excluded`` pass a new key each time."""
+        key = excluded.tobytes() if key is None else key
         cached = self._cand
         if cached is not None and cached.key == key and cached.version == self.dormant_version:
             return cached
@@ -209,16 +213,18 @@ class Planning:
         live = np.flatnonzero(~self.dormant & ~excluded)
         c = np.sort(np.concatenate([live, np.array(firsts, dtype=np.int64)]))
         w = self.w
+        table = w.host_power[c]
+        base = np.arange(0, table.size, table.shape[1], dtype=np.int64)
         self._cand = _Candidates(
-            key, self.dormant_version, c, w.host_pe[c], w.host_mips[c], w.host_power[c],
+            key, self.dormant_version, c, w.host_pe[c], w.host_mips[c], table.ravel(), base,
             self.power_now[c],
         )  # fmt: skip
         return self._cand
 
-    def find_host(self, v: int, excluded: BoolA) -> int:
+    def find_host(self, v: int, excluded: BoolA, key: object = None) -> int:
         """PABFD target of ``v`` (CloudSim ``findHostForVm``), -1 if none."""
         w, r = self.w, float(self.req[v])
-        cs = self.candidates(excluded)
+        cs = self.candidates(excluded, key)
         c = cs.hosts
         alloc = self.alloc[c]
         if w.memory_aware:
@@ -230,6 +236,6 @@ class Planning:
         if check.size:
             ok[check] &= ~self.overloaded_with(v, c[check])
         after = np.minimum((alloc + r) / cs.mips, 1.0)
-        inc = spec_power(after, cs.power) - cs.power_now
+        inc = spec_power_rows(after, cs.power_flat, cs.power_base) - cs.power_now
         i = choose(inc, ok)
         return int(c[i]) if i >= 0 else -1

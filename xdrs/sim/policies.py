@@ -131,11 +131,11 @@ def _select(p: Planning, h: int, pol: Policy, rng: np.random.Generator) -> int:
 
 
 def _place(
-    p: Planning, vms: list[int], excluded: BoolA, all_or_none: bool
+    p: Planning, vms: list[int], excluded: BoolA, all_or_none: bool, key: object
 ) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for v in np.array(vms, dtype=np.int64)[sort_decreasing(p.req[vms])]:
-        d = p.find_host(int(v), excluded)
+        d = p.find_host(int(v), excluded, key)
         if d >= 0:
             p.create(d, int(v))
             out.append((int(v), d))
@@ -162,7 +162,7 @@ def optimize(ctx: Context, pol: Policy, rng: np.random.Generator) -> Moves:
             p.destroy(int(h), v)
             if not ctx.blocked[h] and not p.overloaded(np.array([h]))[0]:
                 break
-    moves = _place(p, leaving, over, all_or_none=False)
+    moves = _place(p, leaving, over, all_or_none=False, key=("over",))
     moves += _underloaded(p, over)
     return moves
 
@@ -179,7 +179,7 @@ def _underloaded(p: Planning, over: BoolA) -> list[tuple[int, int]]:
         skip[h] = excluded[h] = True
         if not p.vms[h] or p.ctx.in_migration[p.vms[h]].any() or p.incoming[h]:
             continue  # CloudSim skips hosts with migrations under way
-        placed = _place(p, list(p.vms[h]), excluded, all_or_none=True)
+        placed = _place(p, list(p.vms[h]), excluded, all_or_none=True, key=("under", int(h)))
         for _, d in placed:
             skip[d] = True
         moves += placed

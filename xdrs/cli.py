@@ -29,6 +29,7 @@ from xdrs import demo, services, vsphere_cli
 from xdrs.actions import write_actions
 from xdrs.errors import SnapshotError
 from xdrs.report import explain_lines, summary_lines, unresolved_lines
+from xdrs.sim.cli import register as register_simulate
 from xdrs.snapshot import read_snapshot, write_snapshot
 
 __all__ = ["main"]
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     services.register(sub)
     vsphere_cli.register(sub)
+    register_simulate(sub)
     return parser
 
 

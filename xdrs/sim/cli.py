@@ -1,0 +1,179 @@
+"""``xdrs simulate``: replay traces through policies, print a table, write metrics and plots.
+
+Batch mode: several ``--trace`` and ``--policy`` values run every combination;
+``--trace planetlab:all`` means every day folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xdrs.errors import SnapshotError
+from xdrs.sim.output import moves_lines, table, write_metrics
+from xdrs.sim.policies import PolicyError, parse_policy
+from xdrs.sim.present import world_from_snapshot
+from xdrs.sim.report import ReportError, check_plotting, write_report
+from xdrs.sim.run import Result, simulate, simulate_world
+from xdrs.sim.setup import Datacenter
+from xdrs.sim.traces import Trace, TraceError, load_trace, traces_root
+from xdrs.sim.whatif import WhatIf, WhatIfError, apply_whatif
+from xdrs.snapshot import read_snapshot
+
+__all__ = ["register"]
+
+EXIT_USAGE = 2
+
+
+def register(sub: Any) -> None:
+    """Add the ``simulate`` subcommand to the ``xdrs`` parser."""
+    p = sub.add_parser("simulate", help="replay utilisation traces through placement policies")
+    p.add_argument("--trace", action="append", default=[], metavar="SPEC",
+                   help="planetlab:<day>, planetlab:all, csv:<file>, folder, .csv")  # fmt: skip
+    p.add_argument("--policy", action="append", required=True, metavar="NAME",
+                   help="npa, dvfs, <thr|iqr|mad|lr|lrr>-<mmt|mc|rs|mu>-<param>, "
+                   "xdrs-consolidate, xdrs-balance")  # fmt: skip
+    p.add_argument("--hosts", type=int, default=800, metavar="N", help="hosts (default 800)")
+    p.add_argument("--snapshot", type=Path, metavar="FILE",
+                   help="start from a drs-peer-cluster/1 snapshot (what-if from the "
+                   "present); --trace then gives the VMs' CPU history as CSV")  # fmt: skip
+    p.add_argument("--hours", type=float, default=24.0, metavar="H",
+                   help="with --snapshot and no trace: hours to simulate (default 24)")  # fmt: skip
+    p.add_argument("--traces-dir", metavar="DIR",
+                   help="trace sets (default $XDRS_TRACES or ../shared/traces)")  # fmt: skip
+    p.add_argument("--vm-order", metavar="DIR",
+                   help="folder of <day>.txt VM orders (default: the CloudSim reference "
+                   "order next to the traces if present; 'sorted' for sorted names)")  # fmt: skip
+    p.add_argument("--memory-aware", action="store_true",
+                   help="check memory at every placement (CloudSim: at creation)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, metavar="N")
+    p.add_argument("--out", type=Path, metavar="FILE", help="metrics as JSON, or CSV for *.csv")
+    p.add_argument("--report", type=Path, metavar="DIR", help="write PNG plots here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    WhatIf.add_arguments(p)
+    p.set_defaults(func=_simulate)
+
+
+def _fail(message: str) -> int:
+    print(f"xdrs: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _order_dir(args: argparse.Namespace, root: Path) -> Path | None:
+    if args.vm_order == "sorted":
+        return None
+    if args.vm_order:
+        return Path(args.vm_order)
+    ref = root.parent / "reference" / "cloudsim-vm-order"
+    return ref if ref.is_dir() else None
+
+
+def _specs(specs: list[str], root: Path) -> list[str]:
+    out: list[str] = []
+    for s in specs:
+        if s == "planetlab:all":
+            d = root / "planetlab"
+            if not d.is_dir():
+                raise TraceError(f"{d}: no PlanetLab trace folders")
+            out += [f"planetlab:{p.name}" for p in sorted(d.iterdir()) if p.is_dir()]
+        else:
+            out.append(s)
+    return out
+
+
+class _Progress:
+    """A progress bar on a terminal; one line per finished run otherwise."""
+
+    def __init__(self, quiet: bool, label: str) -> None:
+        self.quiet, self.label, self.tty = quiet, label, sys.stderr.isatty()
+
+    def __call__(self, k: int, n: int) -> None:
+        if self.quiet or not (k == n or (self.tty and k % 8 == 0)):
+            return
+        filled = int(30 * k / max(n, 1))
+        bar = "#" * filled + "." * (30 - filled)
+        end = "\n" if k == n else ""
+        print(f"\r{self.label} [{bar}] {k}/{n}", end=end, file=sys.stderr, flush=True)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    try:
+        if args.snapshot is not None:
+            return _run_snapshot(args)
+        if not args.trace:
+            raise WhatIfError("expected --trace (or --snapshot)")
+        return _run(args)
+    except (TraceError, PolicyError, WhatIfError, ReportError, SnapshotError) as e:
+        return _fail(str(e))
+
+
+def _run_snapshot(args: argparse.Namespace) -> int:
+    if len(args.trace) > 1:
+        raise WhatIfError("--snapshot takes at most one --trace (the VMs' CPU history)")
+    if args.remove_hosts or args.add_hosts:
+        raise WhatIfError("--remove-hosts/--add-hosts: use --maintenance with --snapshot")
+    for name in args.policy:
+        parse_policy(name)
+    if args.report is not None:
+        check_plotting()
+    state = read_snapshot(args.snapshot)
+    whatif = WhatIf.from_args(args, state.host_ids)
+    trace = load_trace(args.trace[0], traces_root(args.traces_dir)) if args.trace else None
+    if trace is not None and whatif.scale != 1.0:
+        _, trace = apply_whatif(WhatIf(scale=whatif.scale), Datacenter(n_hosts=1), trace)
+    world, placement = world_from_snapshot(state, trace, args.hours)
+    if whatif.maintenance and max(whatif.maintenance) >= world.n_hosts:
+        raise WhatIfError(f"--maintenance: host {max(whatif.maintenance)} does not exist")
+    if trace is None and whatif.scale != 1.0:
+        world = replace(world, samples=np.minimum(world.samples * whatif.scale, 1.0))
+    results = []
+    for name in args.policy:
+        progress = _Progress(args.quiet, f"{name} {args.snapshot.name}")
+        results.append(simulate_world(world, placement, name, label=str(args.snapshot),
+                                      seed=args.seed, progress=progress, whatif=whatif,
+                                      log_moves=True))  # fmt: skip
+    print(table(results))
+    for r in results:
+        print("\n".join(moves_lines(r)))
+    _write(args, results)
+    return 0
+
+
+def _write(args: argparse.Namespace, results: list[Result]) -> None:
+    if args.out is not None:
+        write_metrics(args.out, results)
+    if args.report is not None:
+        for f in write_report(args.report, results):
+            print(f"wrote {f}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.hosts <= 0:
+        raise WhatIfError(f"--hosts: expected a number > 0, got {args.hosts}")
+    for name in args.policy:
+        parse_policy(name)  # fail before any work
+    whatif = WhatIf.from_args(args)
+    if args.report is not None:
+        check_plotting()  # fail before hours of simulation
+    root = traces_root(args.traces_dir)
+    order = _order_dir(args, root)
+    specs = _specs(args.trace, root)
+    dc = Datacenter(n_hosts=args.hosts, memory_aware=args.memory_aware)
+    results: list[Result] = []
+    total, i = len(specs) * len(args.policy), 0
+    for spec in specs:
+        trace: Trace = load_trace(spec, root, order)
+        for name in args.policy:
+            i += 1
+            progress = _Progress(args.quiet, f"[{i}/{total}] {name} {spec}")
+            world_dc, edited = apply_whatif(whatif, dc, trace)
+            results.append(simulate(edited, name, world_dc, label=spec, seed=args.seed,
+                                    progress=progress, whatif=whatif))  # fmt: skip
+    print(table(results))
+    _write(args, results)
+    return 0

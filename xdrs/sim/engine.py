@@ -1,0 +1,274 @@
+"""The discrete-time simulator: decision steps every ``interval`` plus migration completions.
+
+Timeline (CloudSim 3.0.3's PowerDatacenter): decisions at ``start + k * interval``
+(k = 1, 2, ... while within the trace); at each decision every host is updated (energy of
+the elapsed interval, state-history entries), the policy returns migrations, each starts
+at once and completes after ``memory / (bandwidth / 2)``. At a completion every host is
+updated again (energy up to then), the VM moves, and hosts are re-evaluated. Energy of a
+host over an interval is the trapezoid of its power at the two ends, and 0 if the host
+was idle (switched off) at the start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from placement.power import spec_power
+from xdrs.sim.hosts import Entries, HostState, evaluate, utilisation
+from xdrs.sim.record import HostRecorder, VmRecorder
+from xdrs.sim.setup import World
+
+__all__ = ["Context", "Engine", "Moves", "Series"]
+
+FloatA = NDArray[np.float64]
+IntA = NDArray[np.int64]
+Moves = Sequence[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a policy sees at a decision: time, requests (V,) MIPS, host state, placement."""
+
+    t: float
+    step: int
+    req: FloatA
+    state: HostState
+    host: IntA
+    alive: NDArray[np.bool_]  # VMs still running (CloudSim drops a VM whose request is 0)
+    entries: Entries
+    vm_hist: FloatA  # (V, L) utilisation history, newest first (non-zero samples only)
+    vm_hist_len: IntA
+    world: World
+    blocked: NDArray[np.bool_]  # (H,) hosts in maintenance: empty them, place nothing there
+    in_migration: NDArray[np.bool_]  # (V,) VMs still migrating (longer than an interval)
+
+
+@dataclass
+class Series:
+    """Per-decision series for plots: time (s), active hosts, energy so far (kWh), ..."""
+
+    t: list[float] = field(default_factory=list)
+    active: list[int] = field(default_factory=list)
+    energy_kwh: list[float] = field(default_factory=list)
+    migrations: list[int] = field(default_factory=list)
+    mean_load: list[float] = field(default_factory=list)
+    max_load: list[float] = field(default_factory=list)
+    overloaded: list[int] = field(default_factory=list)
+    slatah: list[float] = field(default_factory=list)  # running SLATAH so far
+
+
+class Engine:
+    """One run. ``decide(ctx) -> moves`` is the policy (None: no migrations).
+
+    ``power_aware=False`` is CloudSim's non-power-aware data centre (NPA): every host draws
+    its maximum power all the time.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        placement: IntA,
+        decide: Callable[[Context], Moves] | None,
+        *,
+        power_aware: bool = True,
+        start: float = 0.1,
+        history: int = 30,
+        progress: Callable[[int, int], None] | None = None,
+        blocked: Callable[[float], NDArray[np.bool_]] | None = None,
+    ) -> None:
+        v, h = world.n_vms, world.n_hosts
+        self.w, self.decide, self.power_aware = world, decide, power_aware
+        self.host = placement.astype(np.int64).copy()
+        self.seq = np.arange(v, dtype=np.int64)
+        self.next_seq = v
+        self.in_mig = np.zeros(v, dtype=bool)
+        self.alive = np.ones(v, dtype=bool)
+        self.f_vm: list[int] = []
+        self.f_host: list[int] = []
+        self.f_seq: list[int] = []
+        self.cur = np.zeros(h)  # host utilisation MIPS after the last update
+        self.vm_hist = np.zeros((v, history))
+        self.vm_hist_len = np.zeros(v, dtype=np.int64)
+        self.start, self.last = start, start
+        self.energy_ws = 0.0
+        self.migrations = 0
+        self.log: list[tuple[float, int, int, int]] = []  # (start, vm, source, destination)
+        self.hosts_rec, self.vms_rec = HostRecorder(h), VmRecorder(v)
+        self.series = Series()
+        self.progress = progress
+        self.blocked = blocked or (lambda t: np.zeros(h, dtype=bool))
+        self.limit = world.interval * (world.samples.shape[1] - 1)
+
+    # -- time and requests -------------------------------------------------------------
+    def requests(self, t: float) -> FloatA:
+        """(V,) requested MIPS at ``t``: the trace interpolated as CloudSim's PlanetLab model."""
+        s, iv = self.w.samples, self.w.interval
+        if math.fmod(t, iv) == 0:
+            u = s[:, int(t) // int(iv)]
+        else:
+            t1, t2 = math.floor(t / iv), math.ceil(t / iv)
+            u1, u2 = s[:, t1], s[:, t2]
+            u = u1 + (u2 - u1) / ((t2 - t1) * iv) * (t - t1 * iv)
+        return np.asarray(u * self.w.vm_mips)
+
+    def entries(self) -> Entries:
+        """Entries of running VMs on their hosts, then in-flight entries on destinations."""
+        n = len(self.f_vm)
+        base = np.flatnonzero(self.alive)
+        return Entries(
+            vm=np.concatenate([base, np.array(self.f_vm, dtype=np.int64)]),
+            host=np.concatenate([self.host[base], np.array(self.f_host, dtype=np.int64)]),
+            seq=np.concatenate([self.seq[base], np.array(self.f_seq, dtype=np.int64)]),
+            incoming=np.concatenate([np.zeros(base.size, bool), np.ones(n, bool)]),
+        )
+
+    def drop_finished(self, req: FloatA) -> bool:
+        """CloudSim removes, at every update, each VM not migrating whose request is 0."""
+        if not self.w.drop_idle:
+            return False
+        gone = self.alive & ~self.in_mig & (req == 0)
+        self.alive &= ~gone
+        return bool(gone.any())
+
+    def evaluate(self, req: FloatA) -> tuple[Entries, HostState]:
+        e = self.entries()
+        return e, evaluate(e, req, self.in_mig, self.w.host_mips, self.w.host_pe)
+
+    # -- accounting --------------------------------------------------------------------
+    def account(self, t: float, new_util_mips: FloatA) -> None:
+        """Energy of all hosts from the last update to ``t``, ending at ``new_util_mips``."""
+        dt = t - self.last
+        if dt > 0:
+            if self.power_aware:
+                w = self.w
+                u0 = utilisation(self.cur, w.host_mips)
+                u1 = utilisation(new_util_mips, w.host_mips)
+                p0 = spec_power(np.minimum(u0, 1.0), w.host_power)
+                p1 = spec_power(np.minimum(u1, 1.0), w.host_power)
+                e = np.where(u0 == 0, 0.0, (p0 + (p1 - p0) / 2) * dt)
+                self.energy_ws += float(e.sum())
+            else:
+                self.energy_ws += float(self.w.host_power[:, -1].sum()) * dt
+            self.last = t
+        self.cur = new_util_mips
+
+    def record(self, t: float, e: Entries, st: HostState) -> None:
+        """State-history entries at ``t``. A migrating VM's entry comes from its source host
+        (CloudSim's destination host writes none)."""
+        self.hosts_rec.record(t, st.util_mips, st.req_mips, st.util_mips > 0)
+        nb = int((~e.incoming).sum())
+        self.vms_rec.record(t, e.vm[:nb], st.alloc[:nb], st.req[:nb], st.migrating_out[:nb])
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_ws / 3_600_000.0
+
+    # -- events ------------------------------------------------------------------------
+    def push_history(self, req: FloatA) -> None:
+        u = req / self.w.vm_mips
+        m = u != 0  # CloudSim keeps only non-zero samples
+        h = self.vm_hist
+        h[m, 1:] = h[m, :-1]
+        h[m, 0] = u[m]
+        self.vm_hist_len[m] = np.minimum(self.vm_hist_len[m] + 1, h.shape[1])
+
+    def step(self, t: float, k: int) -> list[tuple[float, int, int]]:
+        """Decision at ``t``: update all hosts, ask the policy, start its migrations."""
+        req = self.requests(t)
+        e, st = self.evaluate(req)
+        self.account(t, st.util_mips)
+        self.record(t, e, st)
+        self.push_history(req)
+        self.sample(t, st)
+        if self.drop_finished(req):
+            e, st = self.evaluate(req)
+        if self.decide is None:
+            return []
+        ctx = Context(
+            t, k, req, st, self.host, self.alive, e, self.vm_hist, self.vm_hist_len, self.w,
+            self.blocked(t), self.in_mig.copy(),
+        )  # fmt: skip
+        moves = self.decide(ctx)
+        return self.start_migrations(t, moves, req) if moves else []
+
+    def sample(self, t: float, st: HostState) -> None:
+        s, u = self.series, utilisation(st.util_mips, self.w.host_mips)
+        on = st.util_mips > 0
+        s.t.append(t)
+        s.active.append(int(on.sum()))
+        s.energy_kwh.append(self.energy_kwh)
+        s.migrations.append(self.migrations)
+        s.mean_load.append(float(u[on].mean()) if on.any() else 0.0)
+        s.max_load.append(float(u.max()) if u.size else 0.0)
+        s.overloaded.append(int((st.req_mips > self.w.host_mips).sum()))
+        s.slatah.append(self.hosts_rec.slatah)
+
+    def start_migrations(self, t: float, moves: Moves, req: FloatA) -> list[tuple[float, int, int]]:
+        done: list[tuple[float, int, int]] = []
+        flying = set(zip(self.f_vm, self.f_host, strict=True))
+        for v, dst in moves:
+            self.migrations += 1
+            self.log.append((t, v, int(self.host[v]), dst))
+            if (v, dst) not in flying:
+                flying.add((v, dst))
+                self.f_vm.append(v)
+                self.f_host.append(dst)
+                self.f_seq.append(self.next_seq)
+                self.next_seq += 1
+            self.in_mig[v] = True
+            delay = self.w.vm_ram[v] / (self.w.host_bw[dst] / (2 * 8000))
+            done.append((t + float(delay), v, dst))
+        e, st = self.evaluate(req)
+        self.account(t, st.util_mips)
+        self.record(t, e, st)
+        return done
+
+    def complete(self, tau: float, group: list[tuple[float, int, int]]) -> None:
+        """Migrations finishing at ``tau`` (in the order they started)."""
+        req = self.requests(tau)
+        _, st = self.evaluate(req)
+        self.account(tau, st.util_mips)
+        self.drop_finished(req)
+        for _, v, dst in group:
+            for j, (a, b) in enumerate(zip(self.f_vm, self.f_host, strict=True)):
+                if a == v and b == dst:
+                    del self.f_vm[j], self.f_host[j], self.f_seq[j]
+                    break
+            self.host[v] = dst
+            self.seq[v] = self.next_seq
+            self.next_seq += 1
+            self.in_mig[v] = False
+        e, st = self.evaluate(req)
+        self.account(tau, st.util_mips)
+        self.record(tau, e, st)
+        self.drop_finished(req)
+
+    def drain(self, pending: list[tuple[float, int, int]], until: float) -> None:
+        pending.sort(key=lambda x: x[0])  # stable: same time keeps start order
+        while pending and pending[0][0] <= until:
+            tau = pending[0][0]
+            group = [p for p in pending if p[0] == tau]
+            del pending[: len(group)]
+            self.complete(tau, group)
+
+    def run(self) -> Engine:
+        """Simulate from ``start`` to the end of the trace."""
+        t, k = self.start, 0
+        pending: list[tuple[float, int, int]] = []
+        n = int((self.limit - self.start) // self.w.interval)
+        while True:
+            t_next = t + self.w.interval
+            if t_next > self.limit:
+                break
+            self.drain(pending, t_next)
+            t, k = t_next, k + 1
+            pending = self.step(t, k)
+            if self.progress is not None:
+                self.progress(k, n)
+        self.drain(pending, self.limit)
+        return self

@@ -1,0 +1,241 @@
+"""The planning copy of the data centre a CloudSim-style policy works on during one decision.
+
+Mirrors what ``PowerVmAllocationPolicyMigrationAbstract.optimizeAllocation`` sees: host VM
+lists (VMs can be destroyed on overloaded hosts and created on targets while planning),
+each host's scheduler state, requested MIPS, utilisation history, free memory and network.
+Host utilisation for power (``util_now``) stays as measured at the start of the decision,
+as in CloudSim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from placement.overload import FALLBACK_THRESHOLD, LR_WINDOW, overloaded, trimmed_length
+from placement.pabfd import choose, suitable
+from placement.power import spec_power, spec_power_rows
+from xdrs.sim.engine import Context
+from xdrs.sim.hosts import utilisation
+
+__all__ = ["Planning"]
+
+FloatA = NDArray[np.float64]
+BoolA = NDArray[np.bool_]
+IntA = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """Hosts scored by ``find_host`` and their static columns, cached per exclusion set."""
+
+    key: object
+    version: int
+    hosts: IntA
+    pe: FloatA
+    mips: FloatA
+    power_flat: FloatA
+    power_base: IntA
+    power_now: FloatA
+
+
+class Planning:
+    """Mutable per-decision copy; ``detector`` is ``(kind, parameter)``."""
+
+    def __init__(self, ctx: Context, detector: tuple[str, float]) -> None:
+        w, st = ctx.world, ctx.state
+        self.ctx, self.w, self.req = ctx, w, ctx.req
+        self.kind, self.param = detector
+        grid = st.grid
+        e = ctx.entries
+        g = np.maximum(grid, 0)
+        vm_of = np.where((grid >= 0) & ~e.incoming[g], e.vm[g], -1)  # in-flight entries: -1
+        self.incoming = np.zeros(w.n_hosts, dtype=bool)
+        self.incoming[e.host[e.incoming]] = True
+        rows = st.rows
+        self.vms: list[list[int]] = [[] for _ in range(w.n_hosts)]
+        for h, row in zip(rows.tolist(), vm_of, strict=True):
+            self.vms[h] = row[row >= 0].tolist()
+        self.alloc = st.alloc_mips.copy()
+        self.avail = st.avail.copy()
+        self.reqsum = st.req_mips.copy()
+        on = ctx.host[ctx.alive]
+        self.ram_free = w.host_ram - np.bincount(on, w.vm_ram[ctx.alive], w.n_hosts)
+        self.bw_free = w.host_bw - np.bincount(on, w.vm_bw[ctx.alive], w.n_hosts)
+        self.util_now = np.minimum(utilisation(st.util_mips, w.host_mips), 1.0)
+        self.power_now = spec_power(self.util_now, w.host_power)
+        # hosts with nothing allocated and idle at the start: interchangeable within a type
+        self.dormant = (self.alloc == 0) & (self.util_now == 0)
+        self.types = [np.flatnonzero(w.host_type == k) for k in np.unique(w.host_type)]
+        self.dormant_version = 0
+        self._cand: _Candidates | None = None
+        self.terms = ctx.vm_hist * w.vm_mips[:, None]  # history x MIPS, divided per host
+        self.hist = np.zeros((w.n_hosts, ctx.vm_hist.shape[1]))
+        acc = np.zeros((rows.size, ctx.vm_hist.shape[1]))
+        mips = w.host_mips[rows, None]
+        for j in range(vm_of.shape[1]):  # K slots, summed in list order like CloudSim
+            col = vm_of[:, j]
+            acc = acc + np.where(col[:, None] >= 0, self.terms[np.maximum(col, 0)] / mips, 0.0)
+        self.hist[rows] = acc
+        self.max_ram = np.zeros(w.n_hosts)
+        np.maximum.at(self.max_ram, on, w.vm_ram[ctx.alive])
+        self._lr_init()
+
+    # -- LR fast path: the OLS prediction is linear in the last 10 samples -------------
+    def _lr_init(self) -> None:
+        x = np.arange(1.0, LR_WINDOW + 1)
+        xc = x - x.mean()
+        a = 1 / LR_WINDOW + xc * (LR_WINDOW - x.mean()) / (xc @ xc)
+        b = xc / (xc @ xc)
+        # column i of the history (newest first) is x = 10 - i
+        self.coef_a, self.coef_b = a[::-1].copy(), b[::-1].copy()
+        h10 = self.hist[:, :LR_WINDOW]
+        self.lr_a, self.lr_b = h10 @ self.coef_a, h10 @ self.coef_b
+        self.len10 = (self.hist[:, LR_WINDOW - 1 :] != 0).any(axis=1)
+        t10 = self.terms[:, :LR_WINDOW]
+        self.vm_a, self.vm_b = t10 @ self.coef_a, t10 @ self.coef_b
+        self.vm_long = self.ctx.vm_hist_len >= LR_WINDOW
+
+    def _lr_with(self, v: int, hosts: IntA, util: FloatA) -> BoolA:
+        w = self.w
+        t = w.host_mips[hosts]
+        ahead = self.steps_ahead(hosts, np.maximum(self.max_ram[hosts], w.vm_ram[v]))
+        pred = (self.lr_a[hosts] + self.vm_a[v] / t) + ahead * (self.lr_b[hosts] + self.vm_b[v] / t)
+        if self.vm_long[v]:
+            return np.asarray(self.param * pred >= 1)
+        return np.where(self.len10[hosts], self.param * pred >= 1, util > FALLBACK_THRESHOLD)
+
+    # -- detector ----------------------------------------------------------------------
+    def steps_ahead(self, hosts: IntA, max_ram: FloatA) -> IntA:
+        w = self.w
+        secs = max_ram / (w.host_bw[hosts] / (2 * 8000))
+        return np.ceil(secs / w.interval).astype(np.int64)
+
+    def overloaded(self, hosts: IntA) -> BoolA:
+        """Is each host overloaded now (with the VMs on its list)?"""
+        util = self.reqsum[hosts] / self.w.host_mips[hosts]
+        ahead = self.steps_ahead(hosts, self.max_ram[hosts])
+        if self.kind == "thr":
+            return np.asarray(util > self.param)
+        if self.kind in ("lr", "lrr"):
+            pred = self.lr_a[hosts] + ahead * self.lr_b[hosts]
+            return np.where(self.len10[hosts], self.param * pred >= 1, util > FALLBACK_THRESHOLD)
+        h = self.hist[hosts]
+        return overloaded(self.kind, self.param, h, trimmed_length(h), util, steps_ahead=ahead)
+
+    def overloaded_with(self, v: int, hosts: IntA) -> BoolA:
+        """Would each host be overloaded with VM ``v`` added at the end of its list?"""
+        w = self.w
+        util = (self.reqsum[hosts] + self.req[v]) / w.host_mips[hosts]
+        if self.kind == "thr":
+            return np.asarray(util > self.param)
+        if self.kind in ("lr", "lrr"):
+            return self._lr_with(v, hosts, util)
+        h = self.hist[hosts] + self.terms[v] / w.host_mips[hosts, None]
+        ahead = self.steps_ahead(hosts, np.maximum(self.max_ram[hosts], w.vm_ram[v]))
+        return overloaded(self.kind, self.param, h, trimmed_length(h), util, steps_ahead=ahead)
+
+    # -- host lists --------------------------------------------------------------------
+    def refresh(self, h: int) -> None:
+        """Recompute host ``h``'s scheduler state and sums from its VM list (list order)."""
+        w = self.w
+        ids = np.array(self.vms[h], dtype=np.int64)
+        total, pe = w.host_mips[h], w.host_pe[h]
+        req = self.req[ids]
+        caps = np.where(req > pe, pe, req)
+        avail = np.cumsum(np.concatenate([[total], -caps]))
+        over = bool((avail[:-1] < caps).any())
+        wsum = float(np.cumsum(caps)[-1]) if ids.size else 0.0
+        alloc = np.floor(caps * (total / wsum)) if over else caps
+        hist = np.cumsum(self.terms[ids] / total, axis=0)[-1] if ids.size else self.hist[h] * 0
+        self.avail[h] = 0.0 if over else avail[-1]
+        self.alloc[h] = np.cumsum(alloc)[-1] if ids.size else 0.0
+        self.reqsum[h] = np.cumsum(req)[-1] if ids.size else 0.0
+        self.hist[h] = hist
+        self.ram_free[h] = w.host_ram[h] - w.vm_ram[ids].sum()
+        self.bw_free[h] = w.host_bw[h] - w.vm_bw[ids].sum()
+        self.max_ram[h] = w.vm_ram[ids].max() if ids.size else 0.0
+        dormant = self.alloc[h] == 0 and self.util_now[h] == 0
+        if dormant != self.dormant[h]:
+            self.dormant[h] = dormant
+            self.dormant_version += 1
+        self.lr_a[h], self.lr_b[h] = hist[:LR_WINDOW] @ self.coef_a, hist[:LR_WINDOW] @ self.coef_b
+        self.len10[h] = bool((hist[LR_WINDOW - 1 :] != 0).any())
+
+    def destroy(self, h: int, v: int) -> None:
+        self.vms[h].remove(v)
+        self.refresh(h)
+
+    def create(self, h: int, v: int) -> None:
+        """Append ``v`` to host ``h``'s list, updating the sums in place (same order and
+        float operations as :meth:`refresh`; over-subscription recomputes everything)."""
+        w = self.w
+        r = self.req[v]
+        c = w.host_pe[h] if r > w.host_pe[h] else r
+        was_empty = not self.vms[h]
+        self.vms[h].append(v)
+        if was_empty or self.avail[h] < c or self.avail[h] == 0:
+            self.refresh(h)
+            return
+        self.avail[h] -= c
+        self.alloc[h] += c
+        self.reqsum[h] += r
+        hist = self.hist[h] + self.terms[v] / w.host_mips[h]
+        self.hist[h] = hist
+        self.ram_free[h] -= w.vm_ram[v]
+        self.bw_free[h] -= w.vm_bw[v]
+        self.max_ram[h] = max(self.max_ram[h], w.vm_ram[v])
+        self.lr_a[h], self.lr_b[h] = hist[:LR_WINDOW] @ self.coef_a, hist[:LR_WINDOW] @ self.coef_b
+        self.len10[h] = bool(self.len10[h] or self.vm_long[v])
+        dormant = self.alloc[h] == 0 and self.util_now[h] == 0
+        if dormant != self.dormant[h]:
+            self.dormant[h] = dormant
+            self.dormant_version += 1
+
+    # -- placement ---------------------------------------------------------------------
+    def candidates(self, excluded: BoolA, key: object = None) -> _Candidates:
+        """Hosts worth scoring, in index order: every non-dormant host plus the first
+        non-excluded dormant host of each type (the others would tie with it and lose).
+
+        ``key`` identifies the content of ``excluded`` for the cache (default: its bytes);
+        callers that mutate ``excluded`` pass a new key each time."""
+        key = excluded.tobytes() if key is None else key
+        cached = self._cand
+        if cached is not None and cached.key == key and cached.version == self.dormant_version:
+            return cached
+        firsts = []
+        for idx in self.types:
+            free = self.dormant[idx] & ~excluded[idx]
+            if free.any():
+                firsts.append(idx[np.argmax(free)])
+        live = np.flatnonzero(~self.dormant & ~excluded)
+        c = np.sort(np.concatenate([live, np.array(firsts, dtype=np.int64)]))
+        w = self.w
+        table = w.host_power[c]
+        base = np.arange(0, table.size, table.shape[1], dtype=np.int64)
+        self._cand = _Candidates(
+            key, self.dormant_version, c, w.host_pe[c], w.host_mips[c], table.ravel(), base,
+            self.power_now[c],
+        )  # fmt: skip
+        return self._cand
+
+    def find_host(self, v: int, excluded: BoolA, key: object = None) -> int:
+        """PABFD target of ``v`` (CloudSim ``findHostForVm``), -1 if none."""
+        w, r = self.w, float(self.req[v])
+        cs = self.candidates(excluded, key)
+        c = cs.hosts
+        alloc = self.alloc[c]
+        if w.memory_aware:
+            ram, bw = w.vm_ram[v], w.vm_bw[v]
+            ok = suitable(r, ram, bw, cs.pe, self.avail[c], self.ram_free[c], self.bw_free[c])
+        else:  # never short: see Datacenter.memory_aware
+            ok = (cs.pe >= r) & (self.avail[c] >= r)
+        check = np.flatnonzero(ok & (alloc != 0))
+        if check.size:
+            ok[check] &= ~self.overloaded_with(v, c[check])
+        after = np.minimum((alloc + r) / cs.mips, 1.0)
+        inc = spec_power_rows(after, cs.power_flat, cs.power_base) - cs.power_now
+        i = choose(inc, ok)
+        return int(c[i]) if i >= 0 else -1

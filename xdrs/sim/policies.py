@@ -1,0 +1,186 @@
+"""Policies: the paper's (NPA, DVFS, detector-selection pairs) and xdrs's own strategies.
+
+Names: ``npa``, ``dvfs``, ``<detector>-<selection>-<parameter>`` (e.g. ``lr-mmt-1.2``,
+``thr-mmt-0.8``, ``mad-rs-2.5``), ``xdrs-consolidate``, ``xdrs-balance``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from placement.overload import DETECTORS, FALLBACK_THRESHOLD
+from placement.pabfd import choose, first_fit, power_increase, sort_decreasing, suitable
+from placement.selection import SELECTIONS, mc, mmt, mu, rs
+from xdrs.sim.adapter import xdrs_decider
+from xdrs.sim.engine import Context, Moves
+from xdrs.sim.planning import Planning
+from xdrs.sim.setup import World
+
+__all__ = ["PAPER_POLICIES", "Policy", "PolicyError", "parse_policy"]
+
+IntA = NDArray[np.int64]
+BoolA = NDArray[np.bool_]
+
+PAPER_POLICIES = (
+    "npa",
+    "dvfs",
+    "thr-mmt-0.8",
+    "iqr-mmt-1.5",
+    "mad-mmt-2.5",
+    "lr-mmt-1.2",
+    "lrr-mmt-1.2",
+)
+
+
+class PolicyError(ValueError):
+    """Unknown or malformed policy name."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A parsed policy name."""
+
+    name: str
+    kind: str  # "npa", "dvfs", "migration" or "xdrs"
+    detector: str = ""
+    selection: str = ""
+    param: float = 0.0
+    strategy: str = ""
+
+    def initial(self, world: World) -> IntA:
+        """Initial placement: first fit (NPA, DVFS) or PABFD at full VM size."""
+        if self.kind in ("npa", "dvfs"):
+            return initial_placement(world, None)
+        thr = self.param if self.detector == "thr" else FALLBACK_THRESHOLD
+        return initial_placement(world, thr)
+
+    def decider(self, seed: int) -> Callable[[Context], Moves] | None:
+        if self.kind in ("npa", "dvfs"):
+            return None
+        if self.kind == "xdrs":
+            return xdrs_decider(self.strategy, seed)
+        rng = np.random.default_rng(seed)
+        return lambda ctx: optimize(ctx, self, rng)
+
+
+def parse_policy(name: str) -> Policy:
+    n = name.strip().lower()
+    if n in ("npa", "dvfs"):
+        return Policy(n, n)
+    if n in ("xdrs-consolidate", "xdrs-balance"):
+        return Policy(n, "xdrs", strategy=n.split("-", 1)[1])
+    parts = n.split("-")
+    if len(parts) == 3 and parts[0] in DETECTORS and parts[1] in SELECTIONS:
+        try:
+            p = float(parts[2])
+        except ValueError:
+            p = -1.0
+        if p > 0:
+            return Policy(n, "migration", parts[0], parts[1], p)
+    raise PolicyError(
+        f"policy {name!r}: expected npa, dvfs, xdrs-consolidate, xdrs-balance or "
+        f"<detector>-<selection>-<parameter> with detector in {DETECTORS}, "
+        f"selection in {SELECTIONS} (e.g. lr-mmt-1.2)"
+    )
+
+
+def initial_placement(w: World, threshold: float | None) -> IntA:
+    """Place VMs in trace order at their full size: first fit if ``threshold`` is None,
+    else PABFD (skipping non-empty hosts a new VM alone would push over ``threshold``)."""
+    alloc = np.zeros(w.n_hosts)
+    ram_free, bw_free = w.host_ram.copy(), w.host_bw.copy()
+    host = np.empty(w.n_vms, dtype=np.int64)
+    idle = np.zeros(w.n_hosts)
+    for v in range(w.n_vms):  # one placement per VM
+        m = float(w.vm_mips[v])
+        ok = suitable(m, w.vm_ram[v], w.vm_bw[v], w.host_pe, w.host_mips - alloc, ram_free, bw_free)
+        if threshold is None:
+            d = first_fit(ok)
+        else:
+            ok &= ~((alloc != 0) & (m / w.host_mips > threshold))
+            d = choose(power_increase(m, alloc, w.host_mips, idle, w.host_power), ok)
+        if d < 0:
+            raise PolicyError(f"VM {w.names[v] if w.names else v}: no host can take it")
+        host[v] = d
+        alloc[d] += m
+        ram_free[d] -= w.vm_ram[v]
+        bw_free[d] -= w.vm_bw[v]
+    return host
+
+
+def _select(p: Planning, h: int, pol: Policy, rng: np.random.Generator) -> int:
+    vms = np.array(p.vms[h], dtype=np.int64)
+    vms = vms[~p.ctx.in_migration[vms]]  # CloudSim's getMigratableVms
+    if vms.size == 0:
+        return -1
+    w = p.w
+    if pol.selection == "mmt":
+        i = mmt(w.vm_ram[vms])
+    elif pol.selection == "mu":
+        i = mu(p.req[vms] / w.vm_mips[vms])
+    elif pol.selection == "rs":
+        i = rs(vms.size, rng)
+    else:
+        m = int(p.ctx.vm_hist_len[vms].min())
+        i = mc(p.ctx.vm_hist[vms, :m], w.vm_ram[vms])
+    return int(vms[i])
+
+
+def _place(
+    p: Planning, vms: list[int], excluded: BoolA, all_or_none: bool, key: object
+) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for v in np.array(vms, dtype=np.int64)[sort_decreasing(p.req[vms])]:
+        d = p.find_host(int(v), excluded, key)
+        if d >= 0:
+            p.create(d, int(v))
+            out.append((int(v), d))
+        elif all_or_none:
+            for v2, d2 in out:
+                p.destroy(d2, v2)
+            return []
+    return out
+
+
+def optimize(ctx: Context, pol: Policy, rng: np.random.Generator) -> Moves:
+    """CloudSim 3.0.3 ``optimizeAllocation``: relieve overloaded hosts, then try to empty
+    under-loaded hosts, least loaded first, all VMs or none."""
+    p = Planning(ctx, (pol.detector, pol.param))
+    hosts = np.arange(ctx.world.n_hosts)
+    over = p.overloaded(hosts) | ctx.blocked  # hosts in maintenance are emptied first
+    leaving: list[int] = []
+    for h in np.flatnonzero(over):
+        while True:
+            v = _select(p, int(h), pol, rng)
+            if v < 0:
+                break
+            leaving.append(v)
+            p.destroy(int(h), v)
+            if not ctx.blocked[h] and not p.overloaded(np.array([h]))[0]:
+                break
+    moves = _place(p, leaving, over, all_or_none=False, key=("over",))
+    moves += _underloaded(p, over)
+    return moves
+
+
+def _underloaded(p: Planning, over: BoolA) -> list[tuple[int, int]]:
+    off = p.util_now == 0
+    skip, excluded = over | off, over | off
+    u = p.util_now
+    cand = np.flatnonzero((u > 0) & (u < 1))
+    moves: list[tuple[int, int]] = []
+    for h in cand[np.lexsort((cand, u[cand]))]:
+        if skip[h]:
+            continue
+        skip[h] = excluded[h] = True
+        if not p.vms[h] or p.ctx.in_migration[p.vms[h]].any() or p.incoming[h]:
+            continue  # CloudSim skips hosts with migrations under way
+        placed = _place(p, list(p.vms[h]), excluded, all_or_none=True, key=("under", int(h)))
+        for _, d in placed:
+            skip[d] = True
+        moves += placed
+    return moves

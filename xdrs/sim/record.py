@@ -1,0 +1,85 @@
+"""State-history accounting of CloudSim's ``Helper``: SLATAH and PDM as ratios of sums.
+
+CloudSim keeps, per host and per VM, a history of (time, allocated MIPS, requested MIPS,
+flag) entries; an entry at the same time as the last one replaces it. An interval counts
+with the values of the entry that starts it; the last entry's interval is never counted.
+These recorders keep only the last entry and running sums.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["HostRecorder", "VmRecorder"]
+
+FloatA = NDArray[np.float64]
+IntA = NDArray[np.int64]
+BoolA = NDArray[np.bool_]
+
+
+class _Last:
+    def __init__(self, n: int) -> None:
+        self.t = np.full(n, -1.0)
+        self.alloc = np.zeros(n)
+        self.req = np.zeros(n)
+        self.flag = np.zeros(n, dtype=bool)
+
+    def advance(self, t: float, idx: IntA) -> FloatA:
+        """Seconds the last entries of series ``idx`` have lasted at ``t`` (0 if none)."""
+        last = self.t[idx]
+        return np.where(last >= 0, t - last, 0.0)
+
+    def store(self, t: float, idx: IntA, alloc: FloatA, req: FloatA, flag: BoolA) -> None:
+        self.t[idx] = t
+        self.alloc[idx], self.req[idx], self.flag[idx] = alloc, req, flag
+
+
+class HostRecorder:
+    """SLA time per active host: time at which allocated < requested over active time."""
+
+    def __init__(self, n_hosts: int) -> None:
+        self.last = _Last(n_hosts)
+        self.active_time = 0.0
+        self.violation_time = 0.0
+
+    def record(self, t: float, alloc: FloatA, req: FloatA, active: BoolA) -> None:
+        idx = np.arange(alloc.shape[0])
+        dt = self.last.advance(t, idx)
+        live = self.last.flag
+        self.active_time += float(dt[live].sum())
+        self.violation_time += float(dt[live & (self.last.alloc < self.last.req)].sum())
+        self.last.store(t, idx, alloc, req, active)
+
+    @property
+    def slatah(self) -> float:
+        return self.violation_time / self.active_time if self.active_time else 0.0
+
+
+class VmRecorder:
+    """PDM: MIPS x s requested but not allocated while migrating, over all requested."""
+
+    def __init__(self, n_vms: int) -> None:
+        self.last = _Last(n_vms)
+        self.requested = 0.0
+        self.allocated = 0.0
+        self.lost_migrating = 0.0
+
+    def record(self, t: float, idx: IntA, alloc: FloatA, req: FloatA, migrating: BoolA) -> None:
+        """Entries at ``t`` of the VMs ``idx`` (VMs that no longer run get none)."""
+        dt = self.last.advance(t, idx)
+        a, r = self.last.alloc[idx], self.last.req[idx]
+        self.requested += float((r * dt).sum())
+        self.allocated += float((a * dt).sum())
+        short = (a < r) & self.last.flag[idx]
+        self.lost_migrating += float(((r - a) * dt)[short].sum())
+        self.last.store(t, idx, alloc, req, migrating)
+
+    @property
+    def pdm(self) -> float:
+        return self.lost_migrating / self.requested if self.requested else 0.0
+
+    @property
+    def overall(self) -> float:
+        """Overall SLA violation: (requested - allocated) / requested."""
+        return (self.requested - self.allocated) / self.requested if self.requested else 0.0

@@ -1,0 +1,137 @@
+"""The simulated data centre: host types, VM types, and the paper's setup (CloudSim 3.0.3).
+
+Values from ``examples.power.Constants`` (see shared/reference/cloudsim-setup.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xdrs.sim.traces import Trace
+
+__all__ = ["PAPER_HOSTS", "PAPER_VMS", "Datacenter", "HostType", "VmType", "World", "build_world"]
+
+FloatA = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class HostType:
+    """A server model: cores x MIPS per core, memory, network, SPECpower curve (11 points, W)."""
+
+    name: str
+    cores: int
+    core_mips: float
+    ram_mb: float
+    bw: float
+    power: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class VmType:
+    """A single-core VM type."""
+
+    name: str
+    mips: float
+    ram_mb: float
+    bw: float = 100_000.0
+
+
+G4 = HostType(
+    "HP ProLiant ML110 G4", 2, 1860.0, 4096.0, 1_000_000.0,
+    (86, 89.4, 92.6, 96, 99.5, 102, 106, 108, 112, 114, 117),
+)  # fmt: skip
+G5 = HostType(
+    "HP ProLiant ML110 G5", 2, 2660.0, 4096.0, 1_000_000.0,
+    (93.7, 97, 101, 105, 110, 116, 121, 125, 129, 133, 135),
+)  # fmt: skip
+PAPER_HOSTS = (G4, G5)
+PAPER_VMS = (
+    VmType("High-CPU Medium", 2500.0, 870.0),
+    VmType("Extra Large", 2000.0, 1740.0),
+    VmType("Small", 1000.0, 1740.0),
+    VmType("Micro", 500.0, 613.0),
+)
+
+
+@dataclass(frozen=True)
+class Datacenter:
+    """``n_hosts`` hosts, host ``i`` of type ``host_types[i % len(host_types)]``.
+
+    VMs get types in contiguous equal blocks in trace order (CloudSim: VM ``i`` has type
+    ``i // ceil(V / len(vm_types))``).
+    """
+
+    n_hosts: int = 800
+    host_types: tuple[HostType, ...] = PAPER_HOSTS
+    vm_types: tuple[VmType, ...] = PAPER_VMS
+    interval: float = 300.0
+    history: int = 30
+    start: float = 0.1  # CloudSim submits the cloudlets at 0.1 s; decisions at 300 k + 0.1
+    # CloudSim 3.0.3 checks memory and network only when a VM is created: afterwards the
+    # VM's requested RAM/BW come from a null utilisation model (0), so migrations ignore
+    # them. True checks each VM's full memory and bandwidth at every placement.
+    memory_aware: bool = False
+
+
+@dataclass(frozen=True)
+class World:
+    """Static arrays of one run (H hosts, V VMs, S + 1 samples)."""
+
+    host_mips: FloatA  # (H,) total MIPS
+    host_pe: FloatA  # (H,) MIPS of one core
+    host_ram: FloatA
+    host_bw: FloatA
+    host_power: FloatA  # (H, 11) W
+    host_type: NDArray[np.int64]
+    vm_mips: FloatA  # (V,)
+    vm_ram: FloatA
+    vm_bw: FloatA
+    vm_type: NDArray[np.int64]
+    samples: FloatA  # (V, S + 1) utilisation, last sample repeated as CloudSim does
+    interval: float
+    names: tuple[str, ...] = field(default=())
+    memory_aware: bool = False
+    drop_idle: bool = True  # CloudSim destroys a VM whose demand is exactly 0
+    host_names: tuple[str, ...] = field(default=())
+
+    @property
+    def n_hosts(self) -> int:
+        return int(self.host_mips.shape[0])
+
+    @property
+    def n_vms(self) -> int:
+        return int(self.vm_mips.shape[0])
+
+
+def build_world(dc: Datacenter, trace: Trace) -> World:
+    """Arrays for ``dc`` running ``trace``."""
+    h = np.arange(dc.n_hosts) % len(dc.host_types)
+    ht = dc.host_types
+    v = len(trace.names)
+    block = math.ceil(v / len(dc.vm_types))
+    vt = np.minimum(np.arange(v) // block, len(dc.vm_types) - 1)
+    vms = dc.vm_types
+    ram = np.array([vms[t].ram_mb for t in vt])
+    if trace.mem_mb is not None:
+        ram = np.where(trace.mem_mb > 0, trace.mem_mb, ram)
+    samples = np.concatenate([trace.util, trace.util[:, -1:]], axis=1)
+    return World(
+        host_mips=np.array([ht[t].cores * ht[t].core_mips for t in h]),
+        host_pe=np.array([ht[t].core_mips for t in h]),
+        host_ram=np.array([ht[t].ram_mb for t in h]),
+        host_bw=np.array([ht[t].bw for t in h]),
+        host_power=np.array([ht[t].power for t in h], dtype=np.float64),
+        host_type=h.astype(np.int64),
+        vm_mips=np.array([vms[t].mips for t in vt]),
+        vm_ram=ram,
+        vm_bw=np.array([vms[t].bw for t in vt]),
+        vm_type=vt.astype(np.int64),
+        samples=samples,
+        interval=trace.interval,
+        names=trace.names,
+        memory_aware=dc.memory_aware,
+    )

@@ -4,8 +4,10 @@ Per domain, hosts are ranked for keeping (largest first, then fuller; with power
 the most capacity per watt first). The fewest top-ranked hosts whose capacity covers the domain's
 allocation are the targets; every other host is a candidate to empty, least filled first.
 A candidate's VMs (largest first) go best-fit, by the domain's dominant resource, onto
-targets; if one does not fit, the candidate's moves are rolled back and it becomes a target
-itself. Targets only receive, so every intermediate placement is feasible.
+targets; if one does not fit, the candidate's moves are rolled back and the largest host
+still to come becomes a target (often not the one that failed: a large host adds more
+room than a small full one). Targets only receive, so every intermediate placement is
+feasible.
 """
 
 from __future__ import annotations
@@ -65,9 +67,10 @@ def _pack_domain(ws: Workspace, dom: int, budget: float) -> list[int]:
     hosts = np.flatnonzero(ws.ok & (st.domain == dom))
     key = _dominant(ws, hosts)
     fill = ws.used[hosts, key] / np.maximum(ws.cap[hosts, key], EPS)
-    # large hosts first (the lower bound counts largest capacities first), then fuller ones
+    # large hosts first (the lower bound counts largest capacities first); fill only orders
+    # hosts of about the same size (a full small host is not worth a larger empty one)
     size = st.alloc_cap[hosts, key] / max(float(st.alloc_cap[hosts, key].max()), EPS)
-    score = 2 * size + fill + 2 * _efficiency(st, hosts, key)
+    score = 10 * size + fill + 10 * _efficiency(st, hosts, key)
     keep_rank = hosts[np.argsort(-score, kind="stable")]
     n_keep = _hosts_needed(ws, keep_rank)
     stuck = _unmovable_hosts(ws, hosts)
@@ -78,13 +81,30 @@ def _pack_domain(ws: Workspace, dom: int, budget: float) -> list[int]:
     cand = cand[np.argsort(ws.used[cand, key] / np.maximum(ws.cap[cand, key], EPS), kind="stable")]
     fit = BestFit(ws, np.flatnonzero(target), key)
     by_host = ws.vms_by_host(cand)
+    return _empty_in_turn(ws, fit, cand.tolist(), by_host, budget)
+
+
+def _empty_in_turn(
+    ws: Workspace, fit: BestFit, queue: list[int], by_host: dict[int, IntA], budget: float
+) -> list[int]:
+    """Empty the hosts of ``queue`` in order. When one does not fit, the largest host still
+    in the queue becomes a target instead (its whole capacity joins the kept set, not only
+    the failed host's), and the failed host is tried again."""
+    size = ws.cap[:, fit.key]
     released: list[int] = []
-    for h in cand.tolist():
+    i = 0
+    while i < len(queue):
+        h = queue[i]
         vms = by_host[h]
-        if ws.n_moves + len(vms) <= budget and _empty_host(ws, fit, h, vms):
+        over_budget = ws.n_moves + len(vms) > budget
+        if not over_budget and _empty_host(ws, fit, h, vms):
             released.append(h)
-        else:
-            fit.add(h)  # kept: it receives VMs from the candidates after it
+            i += 1
+            continue
+        rest = queue[i:]
+        p = h if over_budget else rest[int(np.argmax(size[rest]))]
+        fit.add(p)  # kept: it receives VMs from the hosts after it
+        del queue[i + rest.index(p)]
     return released
 
 

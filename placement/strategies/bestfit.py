@@ -1,10 +1,15 @@
 """Best-fit bin packing over target hosts, with tentative placements that can be rolled back.
 
-Targets are kept sorted by free room in the key resource, so the best fit (least room that
-still holds the VM) starts at a bisection; windows of the next hosts are then checked
-against every resource at once. Placing and rolling back reposition one host each. This is
-the per-move loop of consolidation: a few small array operations per VM instead of a pass
-over all hosts.
+Targets are kept sorted by free room in the key resource, so the candidates (hosts whose
+key room still holds the VM, tightest first) start at a bisection; a window of the next
+hosts is checked against every resource at once. Among the hosts of the first window that
+fit, the choice keeps the key resource and the second scarcest one in step: the host whose
+room left in the two (each scaled by the targets' mean room at the start) differs least,
+then the least key room. Pure best fit on one resource fills some hosts to the brim in
+the other (CPU demand under a memory key) and strands their memory; keeping the two in step
+lets consolidation come close to the lower bound. Placing and rolling back reposition one
+host each. This is the per-move loop of consolidation: a few small array operations per VM
+instead of a pass over all hosts.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from numpy.typing import NDArray
 
 from placement.workspace import Workspace
 
-__all__ = ["BestFit"]
+__all__ = ["BALANCE", "BestFit"]
 
 WINDOW = 256  # hosts checked per step of the scan
+BALANCE = 30.0  # weight of the two resources' difference of scaled room against key room
+N_RES = 5  # allocation CPU, memory, disk; demand CPU, memory
 
 FloatA = NDArray[np.float64]
 IntA = NDArray[np.int64]
@@ -25,17 +32,26 @@ IntA = NDArray[np.int64]
 class BestFit:
     """Free room of target hosts: allocation (CPU, memory, disk), then demand (CPU, memory).
 
-    ``room`` is indexed by host; ``hosts``/``keys``/``sorted_room`` hold the targets in
-    order of key room, the last as a (resources, targets) array so a window is a slice.
+    ``room`` is indexed by host. ``hosts`` and ``sorted_room`` hold the targets in order of
+    key room; ``sorted_room`` is (7, targets), so a window is a slice: the five resources,
+    then the scaled key room and BALANCE times the scaled key room minus the scaled second.
     """
 
-    def __init__(self, ws: Workspace, targets: IntA, key: int) -> None:
-        self.key = key
+    def __init__(self, ws: Workspace, targets: IntA, key: int, second: int) -> None:
+        self.key, self.second = key, second
         self.room: FloatA = np.c_[ws.cap - ws.used, ws.dcap - ws.dem]
-        self.need: FloatA = np.c_[ws.state.alloc, ws.state.demand[:, :2]]
+        mean = self.room[targets].mean(axis=0) if len(targets) else np.ones(N_RES)
+        self.scale: FloatA = 1.0 / np.maximum(mean, 1e-9)
+        self.need: FloatA = self._extend(np.c_[ws.state.alloc, ws.state.demand[:, :2]])
         order = np.argsort(self.room[targets, key], kind="stable")
         self.hosts: IntA = targets[order]
-        self.sorted_room: FloatA = np.ascontiguousarray(self.room[self.hosts].T)
+        self.sorted_room: FloatA = np.ascontiguousarray(self._extend(self.room[self.hosts]).T)
+
+    def _extend(self, rows: FloatA) -> FloatA:
+        a = rows[:, self.key] * self.scale[self.key]
+        b = rows[:, self.second] * self.scale[self.second]
+        out: FloatA = np.c_[rows, a, BALANCE * (a - b)]
+        return out
 
     @property
     def keys(self) -> FloatA:
@@ -47,22 +63,26 @@ class BestFit:
         """Make ``h`` a target."""
         j = int(np.searchsorted(self.keys, self.room[h, self.key]))
         self.hosts = np.insert(self.hosts, j, h)
-        self.sorted_room = np.insert(self.sorted_room, j, self.room[h], axis=1)
+        col = self._extend(self.room[h][None, :])[0]
+        self.sorted_room = np.insert(self.sorted_room, j, col, axis=1)
 
     def place(self, v: int) -> int:
-        """Host with the least key room that fits VM ``v`` (room taken), or -1."""
+        """A target that fits VM ``v`` (room taken; see the module docstring), or -1."""
         need = self.need[v]
         rs = self.sorted_room
         n = rs.shape[1]
-        i = int(np.searchsorted(rs[self.key], need[self.key] - 1e-9))
-        col = need[:, None]
+        col = need[:N_RES, None]
+        i = int(rs[self.key].searchsorted(need[self.key] - 1e-9))
         width = WINDOW
         while i < n:
-            ok = (rs[:, i : i + width] >= col).all(axis=0)
-            if ok.any():
-                j = i + int(ok.argmax())
+            block = rs[:, i : i + width]
+            ok = np.logical_and.reduce(block[:N_RES] >= col, axis=0)
+            score = np.where(ok, block[N_RES] + np.abs(block[N_RES + 1] - need[N_RES + 1]), np.inf)
+            j = int(score.argmin())
+            if ok[j]:
+                j += i
                 h = int(self.hosts[j])
-                self.room[h] -= need
+                self.room[h] -= need[:N_RES]
                 rs[:, j] -= need
                 self._reposition(j)
                 return h
@@ -73,7 +93,7 @@ class BestFit:
     def give_back(self, h: int, v: int) -> None:
         """Undo :meth:`place` of VM ``v`` on ``h``."""
         j = int(np.flatnonzero(self.hosts == h)[0])
-        self.room[h] += self.need[v]
+        self.room[h] += self.need[v, :N_RES]
         self.sorted_room[:, j] += self.need[v]
         self._reposition(j)
 
@@ -83,12 +103,12 @@ class BestFit:
         keys = rs[self.key]
         k = keys[j]
         if j > 0 and k < keys[j - 1]:
-            t = int(np.searchsorted(keys[:j], k, side="right"))
+            t = int(keys[:j].searchsorted(k, side="right"))
             col, h = rs[:, j].copy(), hosts[j]
             rs[:, t + 1 : j + 1] = rs[:, t:j].copy()
             hosts[t + 1 : j + 1] = hosts[t:j].copy()
         elif j + 1 < len(keys) and k > keys[j + 1]:
-            t = j + int(np.searchsorted(keys[j + 1 :], k))
+            t = j + int(keys[j + 1 :].searchsorted(k))
             col, h = rs[:, j].copy(), hosts[j]
             rs[:, j:t] = rs[:, j + 1 : t + 1].copy()
             hosts[j:t] = hosts[j + 1 : t + 1].copy()

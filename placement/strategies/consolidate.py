@@ -1,13 +1,15 @@
 """Consolidate: pack VMs onto as few hosts as possible under a target utilisation.
 
-Per domain, hosts are ranked for keeping (largest first, then fuller; with power curves,
-the most capacity per watt first). The fewest top-ranked hosts whose capacity covers the domain's
-allocation are the targets; every other host is a candidate to empty, least filled first.
-A candidate's VMs (largest first) go best-fit, by the domain's dominant resource, onto
-targets; if one does not fit, the candidate's moves are rolled back and the largest host
-still to come becomes a target (often not the one that failed: a large host adds more
-room than a small full one). Targets only receive, so every intermediate placement is
-feasible.
+Per domain, hosts are ranked for keeping: largest first (the lower bound counts the largest
+capacities first), then fuller; with power curves, the most capacity per watt first. The
+fewest top-ranked hosts whose capacity covers the domain's allocation are the targets;
+every other host is a candidate to empty, in the reverse order (smallest, emptiest first),
+so the large hosts are still there when the targets run out of room. A candidate's VMs
+(largest first) go onto targets through :class:`BestFit` (key: the domain's dominant
+resource, kept in step with the second scarcest). If one does not fit, the candidate's
+moves are rolled back and the largest host still to come becomes a target (often not the
+one that failed: its whole capacity joins the kept set), and the failed one is tried
+again. Targets only receive, so every intermediate placement is feasible.
 """
 
 from __future__ import annotations
@@ -65,10 +67,10 @@ def consolidate(state: ClusterState, args: ConsolidateArgs, *, rng: np.random.Ge
 def _pack_domain(ws: Workspace, dom: int, budget: float) -> list[int]:
     st = ws.state
     hosts = np.flatnonzero(ws.ok & (st.domain == dom))
-    key = _dominant(ws, hosts)
+    key, second = _scarcest(ws, hosts)
     fill = ws.used[hosts, key] / np.maximum(ws.cap[hosts, key], EPS)
-    # large hosts first (the lower bound counts largest capacities first); fill only orders
-    # hosts of about the same size (a full small host is not worth a larger empty one)
+    # fill only orders hosts of about the same size (a full small host is not worth a
+    # larger empty one)
     size = st.alloc_cap[hosts, key] / max(float(st.alloc_cap[hosts, key].max()), EPS)
     score = 10 * size + fill + 10 * _efficiency(st, hosts, key)
     keep_rank = hosts[np.argsort(-score, kind="stable")]
@@ -77,9 +79,8 @@ def _pack_domain(ws: Workspace, dom: int, budget: float) -> list[int]:
     target = np.zeros(st.n_hosts, bool)
     target[keep_rank[:n_keep]] = True
     target[stuck] = True
-    cand = keep_rank[~target[keep_rank]]
-    cand = cand[np.argsort(ws.used[cand, key] / np.maximum(ws.cap[cand, key], EPS), kind="stable")]
-    fit = BestFit(ws, np.flatnonzero(target), key)
+    cand = keep_rank[~target[keep_rank]][::-1]
+    fit = BestFit(ws, np.flatnonzero(target), key, second)
     by_host = ws.vms_by_host(cand)
     return _empty_in_turn(ws, fit, cand.tolist(), by_host, budget)
 
@@ -108,10 +109,16 @@ def _empty_in_turn(
     return released
 
 
-def _dominant(ws: Workspace, hosts: IntA) -> int:
-    """Resource with the highest allocation-to-capacity ratio in the domain."""
-    ratio = ws.used[hosts].sum(axis=0) / np.maximum(ws.cap[hosts].sum(axis=0), EPS)
-    return int(np.argmax(ratio))
+def _scarcest(ws: Workspace, hosts: IntA) -> tuple[int, int]:
+    """The allocation resource with the highest use-to-capacity ratio in the domain (the
+    packing key), and the resource, allocation or demand (3: CPU, 4: memory), with the
+    highest ratio after it."""
+    used = np.r_[ws.used[hosts].sum(axis=0), ws.dem[hosts].sum(axis=0)]
+    cap = np.r_[ws.cap[hosts].sum(axis=0), ws.dcap[hosts].sum(axis=0)]
+    ratio = used / np.maximum(cap, EPS)
+    key = int(np.argmax(ratio[:3]))
+    ratio[key] = -np.inf
+    return key, int(np.argmax(ratio))
 
 
 def _efficiency(st: ClusterState, hosts: IntA, key: int) -> FloatA:
@@ -148,6 +155,8 @@ def _empty_host(ws: Workspace, fit: BestFit, h: int, vms: IntA) -> bool:
                 fit.give_back(dd, vv)
             return False
         dst.append(d)
-    for v, d in zip(vms.tolist(), dst, strict=True):
-        ws.move(v, d, Reason.CONSOLIDATION, 1.0 / len(vms))
+    # each placement was checked against the room the ones before it left
+    n = len(vms)
+    reason = np.full(n, int(Reason.CONSOLIDATION), np.int64)
+    ws.move_many(vms, np.array(dst, dtype=np.int64), reason, np.full(n, 1.0 / max(n, 1)))
     return True

@@ -35,6 +35,8 @@ class Workspace:
         self.ok = state.host_ok
         self.constrained = state.rules.constrained(state.n_vms)
         self.counts = state.rules.group_counts(self.place, n_h)
+        # (5, V): allocation (CPU, memory, disk) and demand (CPU, memory) of each VM
+        self.need_rows = np.ascontiguousarray(np.c_[state.alloc, state.demand[:, :2]].T)
         self._moves: list[tuple[int, int, int, int, float]] = []
 
     # ---- queries ---------------------------------------------------------------------------

@@ -51,6 +51,7 @@ MAX_ROUNDS = 1000
 # a round applies at most 1/ROUND_SHARE of the budget left or of the hosts: smaller rounds
 # follow the best-move-first order more closely (fewer, better moves), larger ones are faster
 ROUND_SHARE = 16
+ALIGNED_SHARE = 4  # aligned pairs scored per move a round may take
 DENSE_CELLS = 100_000  # V x H up to which every sender-receiver pair is scored
 # under a move budget: single best moves (greedy quality) over a wider candidate set,
 # refreshed every EPOCH moves
@@ -118,7 +119,7 @@ def _optional_moves(ws: Workspace, args: BalanceArgs, after: float, budget: floa
     # dense: every sender with every receiver of its domain, while that stays small
     dense = st.n_vms * st.n_hosts <= DENSE_CELLS
     wide = st.n_hosts if dense else PRECISE_EXTREMES
-    start, batched = ws.n_moves, True
+    start, batched, tail = ws.n_moves, True, False
     for _ in range(MAX_ROUNDS):
         left = budget - (ws.n_moves - start)
         if left <= 0 or (after <= target and not _overloaded(ws).any()):
@@ -134,7 +135,13 @@ def _optional_moves(ws: Workspace, args: BalanceArgs, after: float, budget: floa
             continue
         per_round = max(1, int(min(left - PRECISE_MAX, st.n_hosts)) // ROUND_SHARE)
         extremes, mark = st.n_hosts if dense else EXTREMES, ws.n_moves
-        if not _round(ws, args, min_gain, per_round, extremes):
+        # the moves past a round's best are not taken: score aligned pairs only down to
+        # ALIGNED_SHARE times the round's moves, until that finds nothing (the tail)
+        limit = None if tail else ALIGNED_SHARE * per_round
+        found = _round(ws, args, min_gain, per_round, extremes, limit)
+        if not found and not tail:
+            tail, found = True, _round(ws, args, min_gain, per_round, extremes, None)
+        if not found:
             if budget == np.inf:
                 break
             batched = False  # under a budget the precise search may still find moves
@@ -143,7 +150,7 @@ def _optional_moves(ws: Workspace, args: BalanceArgs, after: float, budget: floa
         if now > after and ws.n_moves - mark > 1:
             # moves scored one by one interfered; keep only the best, which is exact
             ws.undo(mark)
-            _round(ws, args, min_gain, 1, extremes)
+            _round(ws, args, min_gain, 1, extremes, None)
             now = imbalance(ws.loads(), args.weights, live)
         after = now
     return after
@@ -154,8 +161,11 @@ def _overloaded(ws: Workspace) -> NDArray[np.bool_]:
     return over
 
 
-def _round(ws: Workspace, args: BalanceArgs, min_gain: float, budget: int, extremes: int) -> bool:
-    ps, pd = pairs(ws, args.weights, extremes)
+def _round(
+    ws: Workspace, args: BalanceArgs, min_gain: float, budget: int, extremes: int, limit: int | None
+) -> bool:
+    """One round of at most ``budget`` matched moves, aligned pairs down to rank ``limit``."""
+    ps, pd = pairs(ws, args.weights, extremes, limit=limit)
     if ps.size == 0:
         return False
     cell_pair, cell_vm = cells(ws, ps)
@@ -167,6 +177,7 @@ def _round(ws: Workspace, args: BalanceArgs, min_gain: float, budget: int, extre
     keep = keep[fits(ws, cell_vm[keep], pd[cell_pair[keep]])]
     if not keep.size:
         return False
+    keep = _best_per_pair(cell_pair, gain, keep)
     cell_pair, cell_vm, gain = cell_pair[keep], cell_vm[keep], gain[keep]
     sel = _match(ps[cell_pair], pd[cell_pair], gain)
     sel = sel[np.argsort(-gain[sel], kind="stable")][:budget]
@@ -215,6 +226,17 @@ def _precise(ws: Workspace, args: BalanceArgs, min_gain: float, n: int, extremes
         alive[again] = fits(ws, vm[again], dst[again])
         alive &= ~dead
     return moved
+
+
+def _best_per_pair(cell_pair: IntA, gain: FloatA, keep: IntA) -> IntA:
+    """Of the cells ``keep`` (ascending, so grouped by pair), the first best of each pair."""
+    cp, g = cell_pair[keep], gain[keep]
+    first = np.flatnonzero(np.r_[True, cp[1:] != cp[:-1]])
+    best = np.maximum.reduceat(g, first)
+    top = np.flatnonzero(g == np.repeat(best, np.diff(np.r_[first, len(g)])))
+    top = top[np.r_[True, cp[top][1:] != cp[top][:-1]]]
+    out: IntA = keep[top]
+    return out
 
 
 def _match(src: IntA, dst: IntA, gain: FloatA) -> IntA:

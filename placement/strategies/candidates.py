@@ -21,12 +21,17 @@ MAX_CLASSES = 8  # host size classes whose lightest hosts are all receivers
 
 
 def pairs(
-    ws: Workspace, weights: tuple[float, float], extremes: int, aligned: bool = True
+    ws: Workspace,
+    weights: tuple[float, float],
+    extremes: int,
+    aligned: bool = True,
+    limit: int | None = None,
 ) -> tuple[IntA, IntA]:
     """(sender, receiver) host pairs inside each domain.
 
     ``aligned`` (rounds): the r-th most loaded host with the r-th least loaded one for every
-    r up to half the domain, plus every pair among the ``extremes`` most and least loaded.
+    r up to half the domain (and below ``limit``), plus every pair among the ``extremes``
+    most and least loaded.
     Otherwise (precise search): the senders and receivers of :func:`_extremes`."""
     st = ws.state
     hosts = np.flatnonzero(ws.ok)
@@ -44,7 +49,7 @@ def pairs(
     start = np.repeat(first, size)
     rank = np.arange(len(order)) - start
     n = np.repeat(size, size)
-    send = rank < n // 2
+    send = rank < (n // 2 if limit is None else np.minimum(n // 2, limit))
     ps = order[send]
     pd = order[(start + n - 1 - rank)[send]]
     ext = rank < np.minimum(n // 2, extremes)
@@ -114,8 +119,13 @@ def _size_class(phys: FloatA) -> IntA:
 def cells(ws: Workspace, ps: IntA) -> tuple[IntA, IntA]:
     """(pair index, VM index) for every movable VM on each pair's sender."""
     st = ws.state
-    on_sender = np.flatnonzero(np.isin(ws.place, ps))
-    by_host = on_sender[np.argsort(ws.place[on_sender], kind="stable")]
+    is_sender = np.zeros(st.n_hosts, bool)
+    is_sender[ps] = True
+    on_sender = np.flatnonzero(is_sender[ws.place])
+    host = ws.place[on_sender]
+    if st.n_hosts < 2**16:  # a stable sort of 16-bit keys is a radix sort
+        host = host.astype(np.uint16)
+    by_host = on_sender[np.argsort(host, kind="stable")]
     count = np.bincount(ws.place[on_sender], minlength=st.n_hosts)
     begin = np.cumsum(count) - count
     reps = count[ps]
@@ -176,12 +186,8 @@ def soft_penalty(ws: Workspace, vm: IntA, src: IntA, dst: IntA) -> FloatA:
 
 
 def fits(ws: Workspace, vm: IntA, dst: IntA) -> NDArray[np.bool_]:
-    st = ws.state
-    ok = np.ones(len(vm), bool)
-    for r in range(3):  # column by column: much cheaper than .all(axis=1) on (n, 3)
-        ok &= ws.used[dst, r] + st.alloc[vm, r] <= ws.cap[dst, r]
-    for r in range(2):
-        ok &= ws.dem[dst, r] + st.demand[vm, r] <= ws.dcap[dst, r]
+    room = np.vstack([(ws.cap - ws.used).T, (ws.dcap - ws.dem).T])  # (5, H)
+    ok: NDArray[np.bool_] = np.logical_and.reduce(room[:, dst] >= ws.need_rows[:, vm], axis=0)
     cons = np.flatnonzero(ws.constrained[vm])
     if cons.size:
         uniq, inv = np.unique(vm[cons], return_inverse=True)

@@ -19,13 +19,12 @@ has no improving move left.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from placement.constraints import Capacity
-from placement.objectives import imbalance
 from placement.plan import Plan, Reason
 from placement.state import MEM, ClusterState
 from placement.strategies.candidates import Scorer, cells, fits, gains, pairs, soft_penalty
@@ -51,7 +50,10 @@ MAX_ROUNDS = 1000
 # a round applies at most 1/ROUND_SHARE of the budget left or of the hosts: smaller rounds
 # follow the best-move-first order more closely (fewer, better moves), larger ones are faster
 ROUND_SHARE = 16
-ALIGNED_SHARE = 4  # aligned pairs scored per move a round may take
+ALIGNED_SHARE = 4
+TAIL_FILL = 0.5
+STALL_ROUNDS = 8
+STALL = 0.01  # aligned pairs scored per move a round may take
 DENSE_CELLS = 100_000  # V x H up to which every sender-receiver pair is scored
 # under a move budget: single best moves (greedy quality) over a wider candidate set,
 # refreshed every EPOCH moves
@@ -100,60 +102,94 @@ def balance(state: ClusterState, args: BalanceArgs, *, rng: np.random.Generator)
     """Mandatory moves, then balancing moves (see the module docstring)."""
     del rng  # deterministic
     ws = Workspace(state, args.capacity)
-    live = state.host_ok
-    before = imbalance(ws.loads(), args.weights, live)
+    before = ws.imbalance(args.weights)
     unresolved, notes = remediate(ws)
     budget = np.inf if args.max_moves is None else args.max_moves
-    after = _optional_moves(ws, args, imbalance(ws.loads(), args.weights, live), budget)
+    after = _optional_moves(ws, args, ws.imbalance(args.weights), budget)
     if args.threshold > 1 and (over := int(_overloaded(ws).sum())):
         notes.append(f"{over} hosts stay above the demand target: no move clears it")
     return ws.to_plan("balance", before, after, None, unresolved, tuple(notes))
+
+
+@dataclass
+class _Run:
+    """The state of one balancing loop (see :func:`_optional_moves`)."""
+
+    ws: Workspace
+    args: BalanceArgs
+    min_gain: float
+    dense: bool
+    wide: int  # extremes of the precise search
+    batched: bool = True
+    tail: bool = False  # rounds score every aligned pair
+    history: list[float] = field(default_factory=list)  # objective after each round
 
 
 def _optional_moves(ws: Workspace, args: BalanceArgs, after: float, budget: float) -> float:
     """Balancing moves until the target, the budget or the bar stops them: matched rounds,
     and for the last PRECISE_MAX moves of a budget, single best moves. Returns the
     objective after them."""
-    st, live = ws.state, ws.state.host_ok
+    st = ws.state
     target, min_gain = THRESHOLDS[args.threshold]
     # dense: every sender with every receiver of its domain, while that stays small
     dense = st.n_vms * st.n_hosts <= DENSE_CELLS
-    wide = st.n_hosts if dense else PRECISE_EXTREMES
-    start, batched, tail = ws.n_moves, True, False
+    run = _Run(ws, args, min_gain, dense, st.n_hosts if dense else PRECISE_EXTREMES)
+    run.history.append(after)
+    start = ws.n_moves
     for _ in range(MAX_ROUNDS):
         left = budget - (ws.n_moves - start)
         if left <= 0 or (after <= target and not _overloaded(ws).any()):
             break
-        batched &= left > PRECISE_MAX
-        if not batched:
-            made = _precise(ws, args, min_gain, int(min(left, EPOCH)), wide)
-            if made < 0 or (made == 0 and wide >= min(st.n_hosts, WIDEST)):
-                break
-            if made == 0:
-                wide *= 4  # nothing left among the extremes: look wider before stopping
-            after = imbalance(ws.loads(), args.weights, live)
-            continue
-        per_round = max(1, int(min(left - PRECISE_MAX, st.n_hosts)) // ROUND_SHARE)
-        extremes, mark = st.n_hosts if dense else EXTREMES, ws.n_moves
-        # the moves past a round's best are not taken: score aligned pairs only down to
-        # ALIGNED_SHARE times the round's moves, until that finds nothing (the tail)
-        limit = None if tail else ALIGNED_SHARE * per_round
-        found = _round(ws, args, min_gain, per_round, extremes, limit)
-        if not found and not tail:
-            tail, found = True, _round(ws, args, min_gain, per_round, extremes, None)
-        if not found:
+        run.batched &= left > PRECISE_MAX
+        if run.batched and not _batched_step(run, left):
             if budget == np.inf:
                 break
-            batched = False  # under a budget the precise search may still find moves
+            run.batched = False  # under a budget the precise search may still find moves
             continue
-        now = imbalance(ws.loads(), args.weights, live)
-        if now > after and ws.n_moves - mark > 1:
-            # moves scored one by one interfered; keep only the best, which is exact
-            ws.undo(mark)
-            _round(ws, args, min_gain, 1, extremes, None)
-            now = imbalance(ws.loads(), args.weights, live)
-        after = now
+        if not run.batched and not _precise_step(run, left):
+            break
+        after = run.history[-1]
     return after
+
+
+def _precise_step(run: _Run, left: float) -> bool:
+    """One epoch of single best moves; widens the candidates once before giving up."""
+    st = run.ws.state
+    made = _precise(run.ws, run.args, run.min_gain, int(min(left, EPOCH)), run.wide)
+    if made < 0 or (made == 0 and run.wide >= min(st.n_hosts, WIDEST)):
+        return False
+    if made == 0:
+        run.wide *= 4  # nothing left among the extremes: look wider before stopping
+    run.history.append(run.ws.imbalance(run.args.weights))
+    return True
+
+
+def _batched_step(run: _Run, left: float) -> bool:
+    """One round of matched moves; False when none is found or the rounds stall (the last
+    STALL_ROUNDS improved the objective by less than STALL of it)."""
+    ws, args, st = run.ws, run.args, run.ws.state
+    hist = run.history
+    if len(hist) > STALL_ROUNDS and hist[-1 - STALL_ROUNDS] - hist[-1] < STALL * hist[-1]:
+        return False
+    per_round = max(1, int(min(left - PRECISE_MAX, st.n_hosts)) // ROUND_SHARE)
+    extremes, mark = st.n_hosts if run.dense else EXTREMES, ws.n_moves
+    # the moves past a round's best are not taken: score aligned pairs only down to
+    # ALIGNED_SHARE times the round's moves, until rounds come out less than TAIL_FILL full
+    limit = None if run.tail else ALIGNED_SHARE * per_round
+    found = _round(ws, args, run.min_gain, per_round, extremes, limit)
+    run.tail |= ws.n_moves - mark < per_round * TAIL_FILL
+    if not found and limit is not None:
+        found = _round(ws, args, run.min_gain, per_round, extremes, None)
+    if not found:
+        return False
+    now = ws.imbalance(args.weights)
+    if ws.n_moves - mark > 1 and now > hist[-1]:
+        # moves scored one by one interfered; keep only the best, which is exact
+        ws.undo(mark)
+        _round(ws, args, run.min_gain, 1, extremes, None)
+        now = ws.imbalance(args.weights)
+    hist.append(now)
+    return True
 
 
 def _overloaded(ws: Workspace) -> NDArray[np.bool_]:
@@ -173,11 +209,9 @@ def _round(
     gain -= soft_penalty(ws, cell_vm, ps[cell_pair], pd[cell_pair])
     mib = ws.state.demand[cell_vm, MEM]
     keep = np.flatnonzero(gain >= min_gain * (1 + mib / 1024 / args.cost_gib))
-    # the capacity and rule check runs only on cells that clear the cost-benefit bar
-    keep = keep[fits(ws, cell_vm[keep], pd[cell_pair[keep]])]
+    keep = _feasible_best(ws, cell_pair, cell_vm, pd[cell_pair], gain, keep)
     if not keep.size:
         return False
-    keep = _best_per_pair(cell_pair, gain, keep)
     cell_pair, cell_vm, gain = cell_pair[keep], cell_vm[keep], gain[keep]
     sel = _match(ps[cell_pair], pd[cell_pair], gain)
     sel = sel[np.argsort(-gain[sel], kind="stable")][:budget]
@@ -226,6 +260,26 @@ def _precise(ws: Workspace, args: BalanceArgs, min_gain: float, n: int, extremes
         alive[again] = fits(ws, vm[again], dst[again])
         alive &= ~dead
     return moved
+
+
+def _feasible_best(
+    ws: Workspace, cell_pair: IntA, vm: IntA, dst: IntA, gain: FloatA, keep: IntA
+) -> IntA:
+    """The first best feasible cell of each pair among ``keep`` (ascending). Capacity and
+    rules are checked on each pair's best cell, and on the pair's other cells only if
+    that one does not fit."""
+    if not keep.size:
+        return keep
+    best = _best_per_pair(cell_pair, gain, keep)
+    ok = fits(ws, vm[best], dst[best])
+    if ok.all():
+        return best
+    bad = np.zeros(int(cell_pair[-1]) + 1, bool)
+    bad[cell_pair[best[~ok]]] = True
+    rest = keep[bad[cell_pair[keep]]]
+    rest = rest[fits(ws, vm[rest], dst[rest])]
+    more = _best_per_pair(cell_pair, gain, rest) if rest.size else rest
+    return np.sort(np.concatenate([best[ok], more]))
 
 
 def _best_per_pair(cell_pair: IntA, gain: FloatA, keep: IntA) -> IntA:

@@ -34,7 +34,7 @@ def pairs(
     most and least loaded.
     Otherwise (precise search): the senders and receivers of :func:`_extremes`."""
     st = ws.state
-    hosts = np.flatnonzero(ws.ok)
+    hosts = ws.live_hosts
     loads = ws.loads()[hosts]
     dom = st.domain[hosts]
     if not aligned:
@@ -42,6 +42,8 @@ def pairs(
         gradient = np.asarray(weights) / np.maximum(loads.std(axis=0), 1e-9)
         return _extremes(ws, hosts, loads * gradient, dom, extremes)
     score = loads @ np.asarray(weights)
+    if ws.one_domain:
+        return _one_domain(hosts[np.argsort(-score, kind="stable")], extremes, limit)
     order = hosts[np.lexsort((-score, dom))]
     dom = st.domain[order]
     first = np.r_[0, np.flatnonzero(dom[1:] != dom[:-1]) + 1]
@@ -62,6 +64,19 @@ def pairs(
     cs, cd = es[rep], order[ed[rep] - off]
     diag = off == rank[ext][rep]
     return np.r_[ps, cs[~diag]], np.r_[pd, cd[~diag]]
+
+
+def _one_domain(order: IntA, extremes: int, limit: int | None) -> tuple[IntA, IntA]:
+    """:func:`pairs` (aligned) when every host is in one domain, in the same order."""
+    n = len(order)
+    m = n // 2 if limit is None else min(n // 2, limit)
+    e, ek = min(n // 2, extremes), min(n - n // 2, extremes)
+    rank = np.repeat(np.arange(e), ek)
+    off = np.tile(np.arange(ek), e)
+    keep = off != rank
+    ps = np.r_[order[:m], order[rank[keep]]]
+    pd = np.r_[order[n - 1 - np.arange(m)], order[n - 1 - off[keep]]]
+    return ps, pd
 
 
 def _top(group: IntA, key: FloatA, k: int) -> IntA:
@@ -139,7 +154,22 @@ def cells(ws: Workspace, ps: IntA) -> tuple[IntA, IntA]:
 def gains(ws: Workspace, weights: tuple[float, float], vm: IntA, src: IntA, dst: IntA) -> FloatA:
     """Exact drop of the objective (weighted load standard deviations) for each move alone,
     times the number of hosts."""
-    return Scorer(ws, weights, vm, src, dst)(ws)
+    live = ws.ok
+    n = max(len(ws.live_hosts), 1)
+    loads = (ws.dem / ws.phys).T  # (2, H)
+    total = np.zeros(len(vm))
+    for k in (0, 1):
+        lk = loads[k]
+        lv = lk[live]
+        s, q = lv.sum(), lv @ lv
+        dem = ws.need_rows[3 + k][vm]
+        a = dem / ws.phys_rows[k][src]
+        b = dem / ws.phys_rows[k][dst]
+        var_after = (q + a * (a - 2 * lk[src]) + b * (b + 2 * lk[dst])) / n - ((s + b - a) / n) ** 2
+        sd_now = np.sqrt(max(q / n - (s / n) ** 2, 0.0))
+        total += weights[k] * (sd_now - np.sqrt(np.maximum(var_after, 0.0)))
+    out: FloatA = total * n
+    return out
 
 
 class Scorer:

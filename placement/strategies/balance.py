@@ -6,8 +6,12 @@ most loaded with the r-th least loaded, plus every pair among the few extremes),
 every VM on a sender for its partner (exact change of the weighted sum of squared load
 deviations), keeps the best feasible VM per pair and then a matching (each host in at most
 one move per round), best gains first. Moves of one round touch disjoint hosts, so each was
-checked against the state it runs in. Rounds repeat until no move clears the migration
-threshold's cost-benefit bar, the imbalance target is met, or the move budget is spent.
+checked against the state it runs in. A round scores the aligned pairs only down to a few
+times the moves it may take, until rounds come out less than half full (the tail). Rounds
+repeat until no move clears the migration threshold's cost-benefit bar, the imbalance
+target is met, the move budget is spent, or the rounds stall (the last STALL_ROUNDS
+together improved the objective by less than STALL of it: diminishing returns, not worth
+more migrations).
 
 Under a budget, the last PRECISE_MAX moves are single best moves instead (the order of a
 greedy one-best-move-at-a-time balancer, which a round's matching does not follow): the
@@ -50,10 +54,11 @@ MAX_ROUNDS = 1000
 # a round applies at most 1/ROUND_SHARE of the budget left or of the hosts: smaller rounds
 # follow the best-move-first order more closely (fewer, better moves), larger ones are faster
 ROUND_SHARE = 16
-ALIGNED_SHARE = 4
-TAIL_FILL = 0.5
-STALL_ROUNDS = 8
-STALL = 0.01  # aligned pairs scored per move a round may take
+ALIGNED_SHARE = 4  # aligned pairs scored per move a round may take (until the tail)
+TAIL_FILL = 0.5  # a round less full than this starts the tail: every aligned pair scored
+# rounds stop when the last STALL_ROUNDS improved the objective by less than STALL of it
+STALL_ROUNDS = 4
+STALL = 0.01
 DENSE_CELLS = 100_000  # V x H up to which every sender-receiver pair is scored
 # under a move budget: single best moves (greedy quality) over a wider candidate set,
 # refreshed every EPOCH moves

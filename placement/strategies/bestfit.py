@@ -39,13 +39,21 @@ class BestFit:
 
     def __init__(self, ws: Workspace, targets: IntA, key: int, second: int) -> None:
         self.key, self.second = key, second
-        self.room: FloatA = np.c_[ws.cap - ws.used, ws.dcap - ws.dem]
-        mean = self.room[targets].mean(axis=0) if len(targets) else np.ones(N_RES)
+        # room of every host when the index was built: what a host added later still has
+        self._start: FloatA = np.c_[ws.cap - ws.used, ws.dcap - ws.dem]
+        mean = self._start[targets].mean(axis=0) if len(targets) else np.ones(N_RES)
         self.scale: FloatA = 1.0 / np.maximum(mean, 1e-9)
         self.need: FloatA = self._extend(np.c_[ws.state.alloc, ws.state.demand[:, :2]])
-        order = np.argsort(self.room[targets, key], kind="stable")
+        order = np.argsort(self._start[targets, key], kind="stable")
         self.hosts: IntA = targets[order]
-        self.sorted_room: FloatA = np.ascontiguousarray(self._extend(self.room[self.hosts]).T)
+        self.sorted_room: FloatA = np.ascontiguousarray(self._extend(self._start[self.hosts]).T)
+
+    @property
+    def room(self) -> FloatA:
+        """(H, 5) room of every host: the targets' as placed so far, the others' at start."""
+        room = self._start.copy()
+        room[self.hosts] = self.sorted_room[:N_RES].T
+        return room
 
     def _extend(self, rows: FloatA) -> FloatA:
         a = rows[:, self.key] * self.scale[self.key]
@@ -61,9 +69,9 @@ class BestFit:
 
     def add(self, h: int) -> None:
         """Make ``h`` a target."""
-        j = int(np.searchsorted(self.keys, self.room[h, self.key]))
+        j = int(np.searchsorted(self.keys, self._start[h, self.key]))
         self.hosts = np.insert(self.hosts, j, h)
-        col = self._extend(self.room[h][None, :])[0]
+        col = self._extend(self._start[h][None, :])[0]
         self.sorted_room = np.insert(self.sorted_room, j, col, axis=1)
 
     def place(self, v: int) -> int:
@@ -82,7 +90,6 @@ class BestFit:
             if ok[j]:
                 j += i
                 h = int(self.hosts[j])
-                self.room[h] -= need[:N_RES]
                 rs[:, j] -= need
                 self._reposition(j)
                 return h
@@ -93,7 +100,6 @@ class BestFit:
     def give_back(self, h: int, v: int) -> None:
         """Undo :meth:`place` of VM ``v`` on ``h``."""
         j = int(np.flatnonzero(self.hosts == h)[0])
-        self.room[h] += self.need[v, :N_RES]
         self.sorted_room[:, j] += self.need[v]
         self._reposition(j)
 

@@ -93,20 +93,36 @@ def _empty_in_turn(
     the failed host's), and the failed host is tried again."""
     size = ws.cap[:, fit.key]
     released: list[int] = []
+    moved: list[IntA] = []
+    dsts: list[int] = []
     i = 0
     while i < len(queue):
         h = queue[i]
         vms = by_host[h]
-        over_budget = ws.n_moves + len(vms) > budget
-        if not over_budget and _empty_host(ws, fit, h, vms):
+        over_budget = ws.n_moves + len(dsts) + len(vms) > budget
+        if not over_budget and _empty_host(ws, fit, vms, dsts):
             released.append(h)
+            moved.append(vms)
             i += 1
             continue
         rest = queue[i:]
         p = h if over_budget else rest[int(np.argmax(size[rest]))]
         fit.add(p)  # kept: it receives VMs from the hosts after it
         del queue[i + rest.index(p)]
+    _apply(ws, moved, dsts)
     return released
+
+
+def _apply(ws: Workspace, moved: list[IntA], dsts: list[int]) -> None:
+    """Record the moves of the emptied hosts, in order, in one go: targets only receive,
+    and each placement was checked against the room the ones before it left."""
+    if not dsts:
+        return
+    vms = np.concatenate(moved)
+    count = np.array([len(m) for m in moved])
+    gain = np.repeat(1.0 / np.maximum(count, 1), count)
+    reason = np.full(len(vms), int(Reason.CONSOLIDATION), np.int64)
+    ws.move_many(vms, np.array(dsts, dtype=np.int64), reason, gain)
 
 
 def _scarcest(ws: Workspace, hosts: IntA) -> tuple[int, int]:
@@ -144,19 +160,17 @@ def _unmovable_hosts(ws: Workspace, hosts: IntA) -> IntA:
     return hosts[has[hosts]]
 
 
-def _empty_host(ws: Workspace, fit: BestFit, h: int, vms: IntA) -> bool:
-    """Move all of ``vms`` off ``h`` onto targets (best fit, largest first), or nothing."""
-    vms = vms[np.argsort(-ws.state.alloc[vms, fit.key], kind="stable")]
-    dst: list[int] = []
+def _empty_host(ws: Workspace, fit: BestFit, vms: IntA, dsts: list[int]) -> bool:
+    """Place all of ``vms`` (one host's, largest first) on targets, appending to ``dsts``
+    and sorting ``vms`` in that order; or place nothing."""
+    vms[:] = vms[np.argsort(-ws.state.alloc[vms, fit.key], kind="stable")]
+    start = len(dsts)
     for v in vms.tolist():
         d = fit.place(v)
         if d < 0:
-            for dd, vv in zip(dst, vms.tolist(), strict=False):
+            for dd, vv in zip(dsts[start:], vms.tolist(), strict=False):
                 fit.give_back(dd, vv)
+            del dsts[start:]
             return False
-        dst.append(d)
-    # each placement was checked against the room the ones before it left
-    n = len(vms)
-    reason = np.full(n, int(Reason.CONSOLIDATION), np.int64)
-    ws.move_many(vms, np.array(dst, dtype=np.int64), reason, np.full(n, 1.0 / max(n, 1)))
+        dsts.append(d)
     return True

@@ -122,7 +122,7 @@ class _Run:
 
     ws: Workspace
     args: BalanceArgs
-    min_gain: float
+    bar: FloatA  # (V,) the cost-benefit bar of moving each VM
     dense: bool
     wide: int  # extremes of the precise search
     batched: bool = True
@@ -138,7 +138,9 @@ def _optional_moves(ws: Workspace, args: BalanceArgs, after: float, budget: floa
     target, min_gain = THRESHOLDS[args.threshold]
     # dense: every sender with every receiver of its domain, while that stays small
     dense = st.n_vms * st.n_hosts <= DENSE_CELLS
-    run = _Run(ws, args, min_gain, dense, st.n_hosts if dense else PRECISE_EXTREMES)
+    # a move of m GiB needs a gain of min_gain * (1 + m / cost_gib)
+    bar = min_gain * (1 + st.demand[:, MEM] / 1024 / args.cost_gib)
+    run = _Run(ws, args, bar, dense, st.n_hosts if dense else PRECISE_EXTREMES)
     run.history.append(after)
     start = ws.n_moves
     for _ in range(MAX_ROUNDS):
@@ -160,7 +162,7 @@ def _optional_moves(ws: Workspace, args: BalanceArgs, after: float, budget: floa
 def _precise_step(run: _Run, left: float) -> bool:
     """One epoch of single best moves; widens the candidates once before giving up."""
     st = run.ws.state
-    made = _precise(run.ws, run.args, run.min_gain, int(min(left, EPOCH)), run.wide)
+    made = _precise(run.ws, run.args, run.bar, int(min(left, EPOCH)), run.wide)
     if made < 0 or (made == 0 and run.wide >= min(st.n_hosts, WIDEST)):
         return False
     if made == 0:
@@ -181,17 +183,17 @@ def _batched_step(run: _Run, left: float) -> bool:
     # the moves past a round's best are not taken: score aligned pairs only down to
     # ALIGNED_SHARE times the round's moves, until rounds come out less than TAIL_FILL full
     limit = None if run.tail else ALIGNED_SHARE * per_round
-    found = _round(ws, args, run.min_gain, per_round, extremes, limit)
+    found = _round(ws, args, run.bar, per_round, extremes, limit)
     run.tail |= ws.n_moves - mark < per_round * TAIL_FILL
     if not found and limit is not None:
-        found = _round(ws, args, run.min_gain, per_round, extremes, None)
+        found = _round(ws, args, run.bar, per_round, extremes, None)
     if not found:
         return False
     now = ws.imbalance(args.weights)
     if ws.n_moves - mark > 1 and now > hist[-1]:
         # moves scored one by one interfered; keep only the best, which is exact
         ws.undo(mark)
-        _round(ws, args, run.min_gain, 1, extremes, None)
+        _round(ws, args, run.bar, 1, extremes, None)
         now = ws.imbalance(args.weights)
     hist.append(now)
     return True
@@ -203,31 +205,31 @@ def _overloaded(ws: Workspace) -> NDArray[np.bool_]:
 
 
 def _round(
-    ws: Workspace, args: BalanceArgs, min_gain: float, budget: int, extremes: int, limit: int | None
+    ws: Workspace, args: BalanceArgs, bar: FloatA, budget: int, extremes: int, limit: int | None
 ) -> bool:
     """One round of at most ``budget`` matched moves, aligned pairs down to rank ``limit``."""
     ps, pd = pairs(ws, args.weights, extremes, limit=limit)
     if ps.size == 0:
         return False
     cell_pair, cell_vm = cells(ws, ps)
-    gain = gains(ws, args.weights, cell_vm, ps[cell_pair], pd[cell_pair])
-    gain -= soft_penalty(ws, cell_vm, ps[cell_pair], pd[cell_pair])
-    mib = ws.state.demand[cell_vm, MEM]
-    keep = np.flatnonzero(gain >= min_gain * (1 + mib / 1024 / args.cost_gib))
-    keep = _feasible_best(ws, cell_pair, cell_vm, pd[cell_pair], gain, keep)
+    src, dst = ps[cell_pair], pd[cell_pair]
+    gain = gains(ws, args.weights, cell_vm, src, dst)
+    if ws.constrained.any():
+        gain -= soft_penalty(ws, cell_vm, src, dst)
+    keep = np.flatnonzero(gain >= bar[cell_vm])
+    keep = _feasible_best(ws, cell_pair, cell_vm, dst, gain, keep)
     if not keep.size:
         return False
-    cell_pair, cell_vm, gain = cell_pair[keep], cell_vm[keep], gain[keep]
-    sel = _match(ps[cell_pair], pd[cell_pair], gain)
+    src, dst, cell_vm, gain = src[keep], dst[keep], cell_vm[keep], gain[keep]
+    sel = _match(src, dst, gain)
     sel = sel[np.argsort(-gain[sel], kind="stable")][:budget]
-    src = ps[cell_pair[sel]]
-    overloaded = (ws.dem[src] > ws.dcap[src]).any(axis=1)
+    overloaded = (ws.dem[src[sel]] > ws.dcap[src[sel]]).any(axis=1)
     reasons = np.where(overloaded, Reason.OVERLOAD, Reason.IMBALANCE).astype(np.int64)
-    ws.move_many(cell_vm[sel], pd[cell_pair[sel]], reasons, gain[sel] / max(int(ws.ok.sum()), 1))
+    ws.move_many(cell_vm[sel], dst[sel], reasons, gain[sel] / max(len(ws.live_hosts), 1))
     return True
 
 
-def _precise(ws: Workspace, args: BalanceArgs, min_gain: float, n: int, extremes: int) -> int:
+def _precise(ws: Workspace, args: BalanceArgs, bar_vm: FloatA, n: int, extremes: int) -> int:
     """Up to ``n`` single best moves, one at a time, over one candidate set: each pick
     rescores every candidate cell on the current loads (exact gains), so the moves follow
     the best-move-first order; cells of a moved VM die, cells whose receiver changed
@@ -243,7 +245,7 @@ def _precise(ws: Workspace, args: BalanceArgs, min_gain: float, n: int, extremes
         return -1
     src, dst = ps[cp], pd[cp]
     scorer = Scorer(ws, args.weights, vm, src, dst)
-    bar = min_gain * (1 + ws.state.demand[vm, MEM] / 1024 / args.cost_gib)
+    bar = bar_vm[vm]
     alive = fits(ws, vm, dst)
     dead = np.zeros(len(vm), bool)
     hosts = max(int(ws.ok.sum()), 1)

@@ -35,15 +35,17 @@ def pairs(
     Otherwise (precise search): the senders and receivers of :func:`_extremes`."""
     st = ws.state
     hosts = ws.live_hosts
-    loads = ws.loads()[hosts]
+    loads = ws.loads()
+    loads = loads if len(hosts) == len(loads) else loads[hosts]
+    if aligned and ws.one_domain:
+        order = hosts[np.argsort(-(loads @ np.asarray(weights)), kind="stable")]
+        return _one_domain(order, extremes, limit)
     dom = st.domain[hosts]
     if not aligned:
         # the objective's gradient: a resource counts by its weight over its spread
         gradient = np.asarray(weights) / np.maximum(loads.std(axis=0), 1e-9)
         return _extremes(ws, hosts, loads * gradient, dom, extremes)
     score = loads @ np.asarray(weights)
-    if ws.one_domain:
-        return _one_domain(hosts[np.argsort(-score, kind="stable")], extremes, limit)
     order = hosts[np.lexsort((-score, dom))]
     dom = st.domain[order]
     first = np.r_[0, np.flatnonzero(dom[1:] != dom[:-1]) + 1]

@@ -67,6 +67,7 @@ EPOCH = 8
 WIDEST = 512  # extremes the precise search widens to before it stops
 PRECISE_MAX = 1024  # the last moves of a budget that are chosen one by one
 CELL_CAP = 500_000  # candidate cells beyond which the precise search does not widen
+PICK_CELLS = 16384  # cells an epoch of the precise search rescores at each pick
 
 
 @dataclass(frozen=True)
@@ -230,11 +231,11 @@ def _round(
 
 
 def _precise(ws: Workspace, args: BalanceArgs, bar_vm: FloatA, n: int, extremes: int) -> int:
-    """Up to ``n`` single best moves, one at a time, over one candidate set: each pick
-    rescores every candidate cell on the current loads (exact gains), so the moves follow
-    the best-move-first order; cells of a moved VM die, cells whose receiver changed
-    are checked again. Returns the number of moves, or -1 if the candidate set would be
-    larger than CELL_CAP."""
+    """Up to ``n`` single best moves, one at a time, over one candidate set (its
+    PICK_CELLS best cells at the start): each pick rescores them on the current loads
+    (exact gains), so the moves follow the best-move-first order; cells of a moved VM
+    die, cells whose receiver changed are checked again. Returns the number of moves,
+    or -1 if the candidate set would be larger than CELL_CAP."""
     ps, pd = pairs(ws, args.weights, extremes, aligned=False)
     if ps.size == 0:
         return 0
@@ -244,6 +245,12 @@ def _precise(ws: Workspace, args: BalanceArgs, bar_vm: FloatA, n: int, extremes:
     if len(vm) > CELL_CAP and extremes > PRECISE_EXTREMES:
         return -1
     src, dst = ps[cp], pd[cp]
+    # the epoch's picks come from the PICK_CELLS best cells at its start (whatever their
+    # sign: a cell below the bar now may clear it after the epoch's first moves)
+    gain = gains(ws, args.weights, vm, src, dst) - soft_penalty(ws, vm, src, dst)
+    if len(vm) > PICK_CELLS:
+        top = np.sort(np.argpartition(-gain, PICK_CELLS)[:PICK_CELLS])
+        vm, src, dst = vm[top], src[top], dst[top]
     scorer = Scorer(ws, args.weights, vm, src, dst)
     bar = bar_vm[vm]
     alive = fits(ws, vm, dst)

@@ -101,7 +101,9 @@ def quality(state: ClusterState, plan: Plan) -> dict[str, Any]:
     """Metrics before and after the plan, plus its size, cost and waves."""
     before = placement.metrics(state)
     after = placement.metrics(state, plan.final_placement(state.placement))
-    possible = state.n_hosts - after.lower_bound_hosts
+    lb_demand = demand_bound(state, ConsolidateArgs().capacity)
+    # a packing needs at least both bounds' hosts: the larger one is the valid bound
+    possible = state.n_hosts - max(after.lower_bound_hosts, lb_demand)
     return {
         "before": before.as_dict(),
         "after": after.as_dict(),
@@ -110,7 +112,7 @@ def quality(state: ClusterState, plan: Plan) -> dict[str, Any]:
         "waves": len(placement.order_plan(plan, state)),
         "unresolved": len(plan.unresolved),
         "empty_vs_possible_pct": 100.0 * after.hosts_empty / possible if possible else 100.0,
-        "lb_demand_hosts": demand_bound(state, ConsolidateArgs().capacity),
+        "lb_demand_hosts": lb_demand,
         "notes": list(plan.notes),
     }
 

@@ -33,14 +33,33 @@ class Workspace:
         self.cap = state.alloc_cap + EPS
         self.dcap = capacity.demand_cap(state) + EPS
         self.ok = state.host_ok
+        self._all_ok = bool(self.ok.all())
+        self.live_hosts: IntA = np.flatnonzero(self.ok)
+        self.one_domain = np.unique(state.domain[self.live_hosts]).size <= 1
+        self.phys = np.maximum(state.phys[:, :2], EPS)  # (H, 2): cores, MiB (never 0)
+        self.phys_rows = np.ascontiguousarray(self.phys.T)
         self.constrained = state.rules.constrained(state.n_vms)
         self.counts = state.rules.group_counts(self.place, n_h)
+        # (5, V): allocation (CPU, memory, disk) and demand (CPU, memory) of each VM
+        self.need_rows = np.ascontiguousarray(np.c_[state.alloc, state.demand[:, :2]].T)
         self._moves: list[tuple[int, int, int, int, float]] = []
 
     # ---- queries ---------------------------------------------------------------------------
     def loads(self) -> FloatA:
         """(H, 2) float64: current CPU and memory load."""
-        return self.dem / np.maximum(self.state.phys[:, :2], EPS)
+        return self.dem / self.phys
+
+    def imbalance(self, weights: tuple[float, float]) -> float:
+        """:func:`placement.objectives.imbalance` of the current loads (without the copy of
+        a boolean selection when every host counts)."""
+        loads = self.loads() if self._all_ok else self.loads()[self.ok]
+        n = len(loads)
+        if not n:
+            return 0.0
+        mean = loads.sum(axis=0) / n
+        dev = loads - mean
+        var = np.einsum("ij,ij->j", dev, dev) / n
+        return float(weights[0] * np.sqrt(var[0]) + weights[1] * np.sqrt(var[1]))
 
     def rule_ok(self, vms: IntA) -> BoolA:
         """(n, H) bool: hard VM-host and VM-VM rules allow each VM on each host."""

@@ -1,25 +1,37 @@
-"""Balance: DRS-style load balancing by rounds of matched moves.
+"""Balance: DRS-style load balancing by rounds of matched moves, and single best moves
+under a move budget.
 
 Each round pairs, inside every migration domain, loaded hosts with light ones (the r-th
 most loaded with the r-th least loaded, plus every pair among the few extremes), scores
 every VM on a sender for its partner (exact change of the weighted sum of squared load
 deviations), keeps the best feasible VM per pair and then a matching (each host in at most
 one move per round), best gains first. Moves of one round touch disjoint hosts, so each was
-checked against the state it runs in. Rounds repeat until no move clears the migration
-threshold's cost-benefit bar, the imbalance target is met, or the move budget is spent.
+checked against the state it runs in. A round scores the aligned pairs only down to a few
+times the moves it may take, until rounds come out less than half full (the tail). Rounds
+repeat until no move clears the migration threshold's cost-benefit bar, the imbalance
+target is met, the move budget is spent, or the rounds stall (the last STALL_ROUNDS
+together improved the objective by less than STALL of it: diminishing returns, not worth
+more migrations).
+
+Under a budget, the last PRECISE_MAX moves are single best moves instead (the order of a
+greedy one-best-move-at-a-time balancer, which a round's matching does not follow): the
+candidates are every VM on the most loaded hosts along several directions of the (CPU,
+memory) load plane, with the lightest hosts of each host size class; every pick rescores
+all of them on the current loads, the set is rebuilt every EPOCH moves and widened once it
+has no improving move left.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from placement.constraints import EPS, Capacity
-from placement.objectives import imbalance
+from placement.constraints import Capacity
 from placement.plan import Plan, Reason
 from placement.state import MEM, ClusterState
+from placement.strategies.candidates import Scorer, cells, fits, gains, pairs, soft_penalty
 from placement.strategies.remediate import remediate
 from placement.workspace import Workspace
 
@@ -42,8 +54,20 @@ MAX_ROUNDS = 1000
 # a round applies at most 1/ROUND_SHARE of the budget left or of the hosts: smaller rounds
 # follow the best-move-first order more closely (fewer, better moves), larger ones are faster
 ROUND_SHARE = 16
+ALIGNED_SHARE = 4  # aligned pairs scored per move a round may take (until the tail)
+TAIL_FILL = 0.5  # a round less full than this starts the tail: every aligned pair scored
+# rounds stop when the last STALL_ROUNDS improved the objective by less than STALL of it
+STALL_ROUNDS = 4
+STALL = 0.01
 DENSE_CELLS = 100_000  # V x H up to which every sender-receiver pair is scored
-SOFT_PENALTY = 0.5  # gain units: about one good balancing move at 100 hosts
+# under a move budget: single best moves (greedy quality) over a wider candidate set,
+# refreshed every EPOCH moves
+PRECISE_EXTREMES = 32
+EPOCH = 8
+WIDEST = 512  # extremes the precise search widens to before it stops
+PRECISE_MAX = 1024  # the last moves of a budget that are chosen one by one
+CELL_CAP = 500_000  # candidate cells beyond which the precise search does not widen
+PICK_CELLS = 16384  # cells an epoch of the precise search rescores at each pick
 
 
 @dataclass(frozen=True)
@@ -81,37 +105,99 @@ class BalanceArgs:
 
 
 def balance(state: ClusterState, args: BalanceArgs, *, rng: np.random.Generator) -> Plan:
-    """Mandatory moves, then rounds of matched balancing moves."""
+    """Mandatory moves, then balancing moves (see the module docstring)."""
     del rng  # deterministic
     ws = Workspace(state, args.capacity)
-    live = state.host_ok
-    before = imbalance(ws.loads(), args.weights, live)
+    before = ws.imbalance(args.weights)
     unresolved, notes = remediate(ws)
-    target, min_gain = THRESHOLDS[args.threshold]
     budget = np.inf if args.max_moves is None else args.max_moves
-    start = ws.n_moves
-    after = imbalance(ws.loads(), args.weights, live)
+    after = _optional_moves(ws, args, ws.imbalance(args.weights), budget)
+    if args.threshold > 1 and (over := int(_overloaded(ws).sum())):
+        notes.append(f"{over} hosts stay above the demand target: no move clears it")
+    return ws.to_plan("balance", before, after, None, unresolved, tuple(notes))
+
+
+@dataclass
+class _Run:
+    """The state of one balancing loop (see :func:`_optional_moves`)."""
+
+    ws: Workspace
+    args: BalanceArgs
+    bar: FloatA  # (V,) the cost-benefit bar of moving each VM
+    dense: bool
+    wide: int  # extremes of the precise search
+    batched: bool = True
+    tail: bool = False  # rounds score every aligned pair
+    history: list[float] = field(default_factory=list)  # objective after each round
+
+
+def _optional_moves(ws: Workspace, args: BalanceArgs, after: float, budget: float) -> float:
+    """Balancing moves until the target, the budget or the bar stops them: matched rounds,
+    and for the last PRECISE_MAX moves of a budget, single best moves. Returns the
+    objective after them."""
+    st = ws.state
+    target, min_gain = THRESHOLDS[args.threshold]
     # dense: every sender with every receiver of its domain, while that stays small
-    extremes = state.n_hosts if state.n_vms * state.n_hosts <= DENSE_CELLS else EXTREMES
+    dense = st.n_vms * st.n_hosts <= DENSE_CELLS
+    # a move of m GiB needs a gain of min_gain * (1 + m / cost_gib)
+    bar = min_gain * (1 + st.demand[:, MEM] / 1024 / args.cost_gib)
+    run = _Run(ws, args, bar, dense, st.n_hosts if dense else PRECISE_EXTREMES)
+    run.history.append(after)
+    start = ws.n_moves
     for _ in range(MAX_ROUNDS):
         left = budget - (ws.n_moves - start)
         if left <= 0 or (after <= target and not _overloaded(ws).any()):
             break
-        # under a budget, fewer moves per round track the best-move-first order closely
-        per_round = max(1, int(min(left, state.n_hosts)) // ROUND_SHARE)
-        mark = ws.n_moves
-        if not _round(ws, args, min_gain, int(per_round), extremes):
+        run.batched &= left > PRECISE_MAX
+        if run.batched and not _batched_step(run, left):
+            if budget == np.inf:
+                break
+            run.batched = False  # under a budget the precise search may still find moves
+            continue
+        if not run.batched and not _precise_step(run, left):
             break
-        now = imbalance(ws.loads(), args.weights, live)
-        if now > after and ws.n_moves - mark > 1:
-            # moves scored one by one interfered; keep only the best, which is exact
-            ws.undo(mark)
-            _round(ws, args, min_gain, 1, extremes)
-            now = imbalance(ws.loads(), args.weights, live)
-        after = now
-    if args.threshold > 1 and (over := int(_overloaded(ws).sum())):
-        notes.append(f"{over} hosts stay above the demand target: no move clears it")
-    return ws.to_plan("balance", before, after, None, unresolved, tuple(notes))
+        after = run.history[-1]
+    return after
+
+
+def _precise_step(run: _Run, left: float) -> bool:
+    """One epoch of single best moves; widens the candidates once before giving up."""
+    st = run.ws.state
+    made = _precise(run.ws, run.args, run.bar, int(min(left, EPOCH)), run.wide)
+    if made < 0 or (made == 0 and run.wide >= min(st.n_hosts, WIDEST)):
+        return False
+    if made == 0:
+        run.wide *= 4  # nothing left among the extremes: look wider before stopping
+    run.history.append(run.ws.imbalance(run.args.weights))
+    return True
+
+
+def _batched_step(run: _Run, left: float) -> bool:
+    """One round of matched moves; False when none is found or the rounds stall (the last
+    STALL_ROUNDS improved the objective by less than STALL of it)."""
+    ws, args, st = run.ws, run.args, run.ws.state
+    hist = run.history
+    if len(hist) > STALL_ROUNDS and hist[-1 - STALL_ROUNDS] - hist[-1] < STALL * hist[-1]:
+        return False
+    per_round = max(1, int(min(left - PRECISE_MAX, st.n_hosts)) // ROUND_SHARE)
+    extremes, mark = st.n_hosts if run.dense else EXTREMES, ws.n_moves
+    # the moves past a round's best are not taken: score aligned pairs only down to
+    # ALIGNED_SHARE times the round's moves, until rounds come out less than TAIL_FILL full
+    limit = None if run.tail else ALIGNED_SHARE * per_round
+    found = _round(ws, args, run.bar, per_round, extremes, limit)
+    run.tail |= ws.n_moves - mark < per_round * TAIL_FILL
+    if not found and limit is not None:
+        found = _round(ws, args, run.bar, per_round, extremes, None)
+    if not found:
+        return False
+    now = ws.imbalance(args.weights)
+    if ws.n_moves - mark > 1 and now > hist[-1]:
+        # moves scored one by one interfered; keep only the best, which is exact
+        ws.undo(mark)
+        _round(ws, args, run.bar, 1, extremes, None)
+        now = ws.imbalance(args.weights)
+    hist.append(now)
+    return True
 
 
 def _overloaded(ws: Workspace) -> NDArray[np.bool_]:
@@ -119,115 +205,106 @@ def _overloaded(ws: Workspace) -> NDArray[np.bool_]:
     return over
 
 
-def _round(ws: Workspace, args: BalanceArgs, min_gain: float, budget: int, extremes: int) -> bool:
-    ps, pd = _pairs(ws, args.weights, extremes)
+def _round(
+    ws: Workspace, args: BalanceArgs, bar: FloatA, budget: int, extremes: int, limit: int | None
+) -> bool:
+    """One round of at most ``budget`` matched moves, aligned pairs down to rank ``limit``."""
+    ps, pd = pairs(ws, args.weights, extremes, limit=limit)
     if ps.size == 0:
         return False
-    cell_pair, cell_vm = _cells(ws, ps)
-    gain = _gains(ws, args.weights, cell_vm, ps[cell_pair], pd[cell_pair])
-    gain -= _soft_penalty(ws, cell_vm, ps[cell_pair], pd[cell_pair])
-    mib = ws.state.demand[cell_vm, MEM]
-    keep = np.flatnonzero(gain >= min_gain * (1 + mib / 1024 / args.cost_gib))
-    # the capacity and rule check runs only on cells that clear the cost-benefit bar
-    keep = keep[_fits(ws, cell_vm[keep], pd[cell_pair[keep]])]
+    cell_pair, cell_vm = cells(ws, ps)
+    src, dst = ps[cell_pair], pd[cell_pair]
+    gain = gains(ws, args.weights, cell_vm, src, dst)
+    if ws.constrained.any():
+        gain -= soft_penalty(ws, cell_vm, src, dst)
+    keep = np.flatnonzero(gain >= bar[cell_vm])
+    keep = _feasible_best(ws, cell_pair, cell_vm, dst, gain, keep)
     if not keep.size:
         return False
-    cell_pair, cell_vm, gain = cell_pair[keep], cell_vm[keep], gain[keep]
-    sel = _match(ps[cell_pair], pd[cell_pair], gain)
+    src, dst, cell_vm, gain = src[keep], dst[keep], cell_vm[keep], gain[keep]
+    sel = _match(src, dst, gain)
     sel = sel[np.argsort(-gain[sel], kind="stable")][:budget]
-    src = ps[cell_pair[sel]]
-    overloaded = (ws.dem[src] > ws.dcap[src]).any(axis=1)
+    overloaded = (ws.dem[src[sel]] > ws.dcap[src[sel]]).any(axis=1)
     reasons = np.where(overloaded, Reason.OVERLOAD, Reason.IMBALANCE).astype(np.int64)
-    ws.move_many(cell_vm[sel], pd[cell_pair[sel]], reasons, gain[sel] / max(int(ws.ok.sum()), 1))
+    ws.move_many(cell_vm[sel], dst[sel], reasons, gain[sel] / max(len(ws.live_hosts), 1))
     return True
 
 
-def _pairs(ws: Workspace, weights: tuple[float, float], extremes: int) -> tuple[IntA, IntA]:
-    """(sender, receiver) host pairs inside each domain."""
-    st = ws.state
-    hosts = np.flatnonzero(ws.ok)
-    score = ws.loads()[hosts] @ np.asarray(weights)
-    order = hosts[np.lexsort((-score, st.domain[hosts]))]
-    dom = st.domain[order]
-    first = np.r_[0, np.flatnonzero(dom[1:] != dom[:-1]) + 1]
-    size = np.diff(np.r_[first, len(order)])
-    start = np.repeat(first, size)
-    rank = np.arange(len(order)) - start
-    n = np.repeat(size, size)
-    send = rank < n // 2
-    ps = order[send]
-    pd = order[(start + n - 1 - rank)[send]]
-    ext = rank < np.minimum(n // 2, extremes)
-    # receivers: the lightest hosts of the bottom half (which includes an odd middle host)
-    ek = np.minimum(n - n // 2, extremes)[ext]
-    es, ed = order[ext], start[ext] + n[ext] - 1
-    # every extreme sender with every extreme receiver of its domain (aligned pair excluded)
-    rep = np.repeat(np.arange(len(es)), ek)
-    off = np.arange(len(rep)) - np.repeat(np.cumsum(ek) - ek, ek)
-    cs, cd = es[rep], order[ed[rep] - off]
-    diag = off == rank[ext][rep]
-    return np.r_[ps, cs[~diag]], np.r_[pd, cd[~diag]]
+def _precise(ws: Workspace, args: BalanceArgs, bar_vm: FloatA, n: int, extremes: int) -> int:
+    """Up to ``n`` single best moves, one at a time, over one candidate set (its
+    PICK_CELLS best cells at the start): each pick rescores them on the current loads
+    (exact gains), so the moves follow the best-move-first order; cells of a moved VM
+    die, cells whose receiver changed are checked again. Returns the number of moves,
+    or -1 if the candidate set would be larger than CELL_CAP."""
+    ps, pd = pairs(ws, args.weights, extremes, aligned=False)
+    if ps.size == 0:
+        return 0
+    cp, vm = cells(ws, ps)
+    if not vm.size:
+        return 0
+    if len(vm) > CELL_CAP and extremes > PRECISE_EXTREMES:
+        return -1
+    src, dst = ps[cp], pd[cp]
+    # the epoch's picks come from the PICK_CELLS best cells at its start (whatever their
+    # sign: a cell below the bar now may clear it after the epoch's first moves)
+    gain = gains(ws, args.weights, vm, src, dst) - soft_penalty(ws, vm, src, dst)
+    if len(vm) > PICK_CELLS:
+        top = np.sort(np.argpartition(-gain, PICK_CELLS)[:PICK_CELLS])
+        vm, src, dst = vm[top], src[top], dst[top]
+    scorer = Scorer(ws, args.weights, vm, src, dst)
+    bar = bar_vm[vm]
+    alive = fits(ws, vm, dst)
+    dead = np.zeros(len(vm), bool)
+    hosts = max(int(ws.ok.sum()), 1)
+    moved = 0
+    for _ in range(n):
+        gain = scorer(ws) - soft_penalty(ws, vm, src, dst)
+        score = np.where(alive & (gain >= bar), gain, -np.inf)
+        i = int(score.argmax())
+        if score[i] == -np.inf:
+            break
+        v, s, d = int(vm[i]), int(src[i]), int(dst[i])
+        over = bool((ws.dem[s] > ws.dcap[s]).any())
+        ws.move(v, d, Reason.OVERLOAD if over else Reason.IMBALANCE, float(gain[i]) / hosts)
+        moved += 1
+        dead |= vm == v
+        # receivers that changed (d fuller, s emptier) and rule partners: check again
+        again = (dst == d) | (dst == s) | (ws.constrained[vm] & ws.constrained[v])
+        again = np.flatnonzero(again & ~dead)
+        alive[again] = fits(ws, vm[again], dst[again])
+        alive &= ~dead
+    return moved
 
 
-def _cells(ws: Workspace, ps: IntA) -> tuple[IntA, IntA]:
-    """(pair index, VM index) for every movable VM on each pair's sender."""
-    st = ws.state
-    on_sender = np.flatnonzero(np.isin(ws.place, ps))
-    by_host = on_sender[np.argsort(ws.place[on_sender], kind="stable")]
-    count = np.bincount(ws.place[on_sender], minlength=st.n_hosts)
-    begin = np.cumsum(count) - count
-    reps = count[ps]
-    cell_pair = np.repeat(np.arange(len(ps)), reps)
-    within = np.arange(len(cell_pair)) - np.repeat(np.cumsum(reps) - reps, reps)
-    cell_vm = by_host[begin[ps][cell_pair] + within]
-    movable = ~st.pinned[cell_vm]
-    return cell_pair[movable], cell_vm[movable]
+def _feasible_best(
+    ws: Workspace, cell_pair: IntA, vm: IntA, dst: IntA, gain: FloatA, keep: IntA
+) -> IntA:
+    """The first best feasible cell of each pair among ``keep`` (ascending). Capacity and
+    rules are checked on each pair's best cell, and on the pair's other cells only if
+    that one does not fit."""
+    if not keep.size:
+        return keep
+    best = _best_per_pair(cell_pair, gain, keep)
+    ok = fits(ws, vm[best], dst[best])
+    if ok.all():
+        return best
+    bad = np.zeros(int(cell_pair[-1]) + 1, bool)
+    bad[cell_pair[best[~ok]]] = True
+    rest = keep[bad[cell_pair[keep]]]
+    rest = rest[fits(ws, vm[rest], dst[rest])]
+    more = _best_per_pair(cell_pair, gain, rest) if rest.size else rest
+    return np.sort(np.concatenate([best[ok], more]))
 
 
-def _gains(ws: Workspace, weights: tuple[float, float], vm: IntA, src: IntA, dst: IntA) -> FloatA:
-    """Exact drop of the objective (weighted load standard deviations) for each move alone,
-    times the number of hosts."""
-    st = ws.state
-    live = ws.ok
-    n = max(int(live.sum()), 1)
-    loads = ws.loads()
-    phys = np.maximum(st.phys[:, :2], EPS)
-    total = np.zeros(len(vm))
-    for k in (0, 1):
-        lk = loads[:, k]
-        s, q = lk[live].sum(), (lk[live] ** 2).sum()
-        a = st.demand[vm, k] / phys[src, k]
-        b = st.demand[vm, k] / phys[dst, k]
-        dq = a * a - 2 * a * lk[src] + b * b + 2 * b * lk[dst]
-        var_after = (q + dq) / n - ((s + b - a) / n) ** 2
-        sd_now = np.sqrt(max(q / n - (s / n) ** 2, 0.0))
-        total += weights[k] * (sd_now - np.sqrt(np.maximum(var_after, 0.0)))
-    return total * n
-
-
-def _soft_penalty(ws: Workspace, vm: IntA, src: IntA, dst: IntA) -> FloatA:
-    """SOFT_PENALTY per should/should-not rule a move breaks, minus per rule it mends."""
-    out = np.zeros(len(vm))
-    cons = np.flatnonzero(ws.constrained[vm])
-    if cons.size and ws.state.rules.vh_vm.size:
-        uniq, inv = np.unique(vm[cons], return_inverse=True)
-        soft = ws.state.rules.soft_violations(uniq, ws.state.n_hosts)
-        out[cons] = SOFT_PENALTY * (soft[inv, dst[cons]] - soft[inv, src[cons]])
+def _best_per_pair(cell_pair: IntA, gain: FloatA, keep: IntA) -> IntA:
+    """Of the cells ``keep`` (ascending, so grouped by pair), the first best of each pair."""
+    cp, g = cell_pair[keep], gain[keep]
+    first = np.flatnonzero(np.r_[True, cp[1:] != cp[:-1]])
+    best = np.maximum.reduceat(g, first)
+    top = np.flatnonzero(g == np.repeat(best, np.diff(np.r_[first, len(g)])))
+    top = top[np.r_[True, cp[top][1:] != cp[top][:-1]]]
+    out: IntA = keep[top]
     return out
-
-
-def _fits(ws: Workspace, vm: IntA, dst: IntA) -> NDArray[np.bool_]:
-    st = ws.state
-    ok = np.ones(len(vm), bool)
-    for r in range(3):  # column by column: much cheaper than .all(axis=1) on (n, 3)
-        ok &= ws.used[dst, r] + st.alloc[vm, r] <= ws.cap[dst, r]
-    for r in range(2):
-        ok &= ws.dem[dst, r] + st.demand[vm, r] <= ws.dcap[dst, r]
-    cons = np.flatnonzero(ws.constrained[vm])
-    if cons.size:
-        uniq, inv = np.unique(vm[cons], return_inverse=True)
-        ok[cons] &= ws.rule_ok(uniq)[inv, dst[cons]]
-    return ok
 
 
 def _match(src: IntA, dst: IntA, gain: FloatA) -> IntA:

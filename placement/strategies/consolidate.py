@@ -1,11 +1,15 @@
 """Consolidate: pack VMs onto as few hosts as possible under a target utilisation.
 
-Per domain, hosts are ranked for keeping (largest first, then fuller; with power curves,
-the most capacity per watt first). The fewest top-ranked hosts whose capacity covers the domain's
-allocation are the targets; every other host is a candidate to empty, least filled first.
-A candidate's VMs (largest first) go best-fit, by the domain's dominant resource, onto
-targets; if one does not fit, the candidate's moves are rolled back and it becomes a target
-itself. Targets only receive, so every intermediate placement is feasible.
+Per domain, hosts are ranked for keeping: largest first (the lower bound counts the largest
+capacities first), then fuller; with power curves, the most capacity per watt first. The
+fewest top-ranked hosts whose capacity covers the domain's allocation are the targets;
+every other host is a candidate to empty, in the reverse order (smallest, emptiest first),
+so the large hosts are still there when the targets run out of room. A candidate's VMs
+(largest first) go onto targets through :class:`BestFit` (key: the domain's dominant
+resource, kept in step with the second scarcest). If one does not fit, the candidate's
+moves are rolled back and the largest host still to come becomes a target (often not the
+one that failed: its whole capacity joins the kept set), and the failed one is tried
+again. Targets only receive, so every intermediate placement is feasible.
 """
 
 from __future__ import annotations
@@ -63,35 +67,74 @@ def consolidate(state: ClusterState, args: ConsolidateArgs, *, rng: np.random.Ge
 def _pack_domain(ws: Workspace, dom: int, budget: float) -> list[int]:
     st = ws.state
     hosts = np.flatnonzero(ws.ok & (st.domain == dom))
-    key = _dominant(ws, hosts)
+    key, second = _scarcest(ws, hosts)
     fill = ws.used[hosts, key] / np.maximum(ws.cap[hosts, key], EPS)
-    # large hosts first (the lower bound counts largest capacities first), then fuller ones
+    # fill only orders hosts of about the same size (a full small host is not worth a
+    # larger empty one)
     size = st.alloc_cap[hosts, key] / max(float(st.alloc_cap[hosts, key].max()), EPS)
-    score = 2 * size + fill + 2 * _efficiency(st, hosts, key)
+    score = 10 * size + fill + 10 * _efficiency(st, hosts, key)
     keep_rank = hosts[np.argsort(-score, kind="stable")]
     n_keep = _hosts_needed(ws, keep_rank)
     stuck = _unmovable_hosts(ws, hosts)
     target = np.zeros(st.n_hosts, bool)
     target[keep_rank[:n_keep]] = True
     target[stuck] = True
-    cand = keep_rank[~target[keep_rank]]
-    cand = cand[np.argsort(ws.used[cand, key] / np.maximum(ws.cap[cand, key], EPS), kind="stable")]
-    fit = BestFit(ws, np.flatnonzero(target), key)
+    cand = keep_rank[~target[keep_rank]][::-1]
+    fit = BestFit(ws, np.flatnonzero(target), key, second)
     by_host = ws.vms_by_host(cand)
+    return _empty_in_turn(ws, fit, cand.tolist(), by_host, budget)
+
+
+def _empty_in_turn(
+    ws: Workspace, fit: BestFit, queue: list[int], by_host: dict[int, IntA], budget: float
+) -> list[int]:
+    """Empty the hosts of ``queue`` in order. When one does not fit, the largest host still
+    in the queue becomes a target instead (its whole capacity joins the kept set, not only
+    the failed host's), and the failed host is tried again."""
+    size = ws.cap[:, fit.key]
     released: list[int] = []
-    for h in cand.tolist():
+    moved: list[IntA] = []
+    dsts: list[int] = []
+    i = 0
+    while i < len(queue):
+        h = queue[i]
         vms = by_host[h]
-        if ws.n_moves + len(vms) <= budget and _empty_host(ws, fit, h, vms):
+        over_budget = ws.n_moves + len(dsts) + len(vms) > budget
+        if not over_budget and _empty_host(ws, fit, vms, dsts):
             released.append(h)
-        else:
-            fit.add(h)  # kept: it receives VMs from the candidates after it
+            moved.append(vms)
+            i += 1
+            continue
+        rest = queue[i:]
+        p = h if over_budget else rest[int(np.argmax(size[rest]))]
+        fit.add(p)  # kept: it receives VMs from the hosts after it
+        del queue[i + rest.index(p)]
+    _apply(ws, moved, dsts)
     return released
 
 
-def _dominant(ws: Workspace, hosts: IntA) -> int:
-    """Resource with the highest allocation-to-capacity ratio in the domain."""
-    ratio = ws.used[hosts].sum(axis=0) / np.maximum(ws.cap[hosts].sum(axis=0), EPS)
-    return int(np.argmax(ratio))
+def _apply(ws: Workspace, moved: list[IntA], dsts: list[int]) -> None:
+    """Record the moves of the emptied hosts, in order, in one go: targets only receive,
+    and each placement was checked against the room the ones before it left."""
+    if not dsts:
+        return
+    vms = np.concatenate(moved)
+    count = np.array([len(m) for m in moved])
+    gain = np.repeat(1.0 / np.maximum(count, 1), count)
+    reason = np.full(len(vms), int(Reason.CONSOLIDATION), np.int64)
+    ws.move_many(vms, np.array(dsts, dtype=np.int64), reason, gain)
+
+
+def _scarcest(ws: Workspace, hosts: IntA) -> tuple[int, int]:
+    """The allocation resource with the highest use-to-capacity ratio in the domain (the
+    packing key), and the resource, allocation or demand (3: CPU, 4: memory), with the
+    highest ratio after it."""
+    used = np.r_[ws.used[hosts].sum(axis=0), ws.dem[hosts].sum(axis=0)]
+    cap = np.r_[ws.cap[hosts].sum(axis=0), ws.dcap[hosts].sum(axis=0)]
+    ratio = used / np.maximum(cap, EPS)
+    key = int(np.argmax(ratio[:3]))
+    ratio[key] = -np.inf
+    return key, int(np.argmax(ratio))
 
 
 def _efficiency(st: ClusterState, hosts: IntA, key: int) -> FloatA:
@@ -117,17 +160,17 @@ def _unmovable_hosts(ws: Workspace, hosts: IntA) -> IntA:
     return hosts[has[hosts]]
 
 
-def _empty_host(ws: Workspace, fit: BestFit, h: int, vms: IntA) -> bool:
-    """Move all of ``vms`` off ``h`` onto targets (best fit, largest first), or nothing."""
-    vms = vms[np.argsort(-ws.state.alloc[vms, fit.key], kind="stable")]
-    dst: list[int] = []
+def _empty_host(ws: Workspace, fit: BestFit, vms: IntA, dsts: list[int]) -> bool:
+    """Place all of ``vms`` (one host's, largest first) on targets, appending to ``dsts``
+    and sorting ``vms`` in that order; or place nothing."""
+    vms[:] = vms[np.argsort(-ws.state.alloc[vms, fit.key], kind="stable")]
+    start = len(dsts)
     for v in vms.tolist():
         d = fit.place(v)
         if d < 0:
-            for dd, vv in zip(dst, vms.tolist(), strict=False):
+            for dd, vv in zip(dsts[start:], vms.tolist(), strict=False):
                 fit.give_back(dd, vv)
+            del dsts[start:]
             return False
-        dst.append(d)
-    for v, d in zip(vms.tolist(), dst, strict=True):
-        ws.move(v, d, Reason.CONSOLIDATION, 1.0 / len(vms))
+        dsts.append(d)
     return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
 
 from placement import (
     STRATEGIES,
@@ -81,6 +82,23 @@ def test_balance_never_worsens_the_objective(state: ClusterState) -> None:
     if (~optional).any():
         return  # mandatory moves may cost balance; they are tested for feasibility above
     final = plan.final_placement(state.placement)
+    after = imbalance(host_loads(state, final), args.weights, state.host_ok)
+    assert after <= plan.objective_before + 1e-9
+    assert after == pytest.approx(plan.objective_after)
+
+
+@PROPS
+@given(state=clusters(), k=hst.integers(0, 12))
+def test_balance_under_a_budget_is_feasible_and_never_worse(state: ClusterState, k: int) -> None:
+    # a budget switches balance to single best moves (the precise search)
+    args = BalanceArgs(threshold=5, max_moves=k)
+    plan = run("balance", state, args)
+    final = replay(state, plan)
+    assert hard_violations(state, final) <= set(plan.unresolved.tolist())
+    optional = plan.reason >= Reason.OVERLOAD
+    assert optional.sum() <= k
+    if (~optional).any():
+        return  # mandatory moves may cost balance
     after = imbalance(host_loads(state, final), args.weights, state.host_ok)
     assert after <= plan.objective_before + 1e-9
     assert after == pytest.approx(plan.objective_after)

@@ -25,7 +25,7 @@ from placement import (
     order_plan,
     run,
 )
-from xdrs import demo, services, vsphere_cli
+from xdrs import demo, services, vsphere_bus, vsphere_cli
 from xdrs.actions import write_actions
 from xdrs.errors import SnapshotError
 from xdrs.report import explain_lines, summary_lines, unresolved_lines
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     services.register(sub)
     vsphere_cli.register(sub)
+    vsphere_bus.register(sub)
     return parser
 
 

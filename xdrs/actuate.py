@@ -7,7 +7,9 @@ of each recommendation of the clusters its mover owns, in wave order and one at 
 publishes one :class:`ActionResult` per move with the move's key, and commits the consumed
 offsets only after those results are confirmed by the broker. A recommendation older than
 ``max_age_s`` is not applied (its moves are reported failed, ``Expired``): the placement it
-was planned on is long gone.
+was planned on is long gone. The results of a recommendation are published once the
+inventory topic shows the moved VMs on their new hosts (at most ``confirm_s`` later): the
+engine re-plans as soon as every result is in, and must not do so on the old placement.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from typing import Any, Protocol
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from collectors.events import ActionResult, Recommendation, inventory_key
+from collectors.events import ActionResult, Recommendation, VmEvent, inventory_key
 from xdrs.bus.config import BusConfig
 from xdrs.bus.kafka import KafkaSink, make_consumer, records
 
-__all__ = ["ActuatorDaemon", "Mover", "applied_keys"]
+__all__ = ["ActuatorDaemon", "InventoryWatch", "Mover", "applied_keys"]
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 10.0
@@ -69,9 +71,16 @@ class ActuatorDaemon:
     """
 
     def __init__(
-        self, config: BusConfig, mover: Mover, group: str, max_age_s: float = 600.0
+        self,
+        config: BusConfig,
+        mover: Mover,
+        group: str,
+        max_age_s: float = 600.0,
+        confirm_s: float = 30.0,
     ) -> None:
         self.config = config
+        self.confirm_s = confirm_s
+        self.inventory: InventoryWatch | None = None
         self.mover = mover
         self.group = group
         self.max_age_s = max_age_s
@@ -82,6 +91,8 @@ class ActuatorDaemon:
 
     def run(self, stop: threading.Event) -> None:
         self.applied |= applied_keys(self.config)
+        if self.confirm_s > 0:
+            self.inventory = InventoryWatch(self.config)
         consumer = make_consumer(self.config, self.group, [self.config.topics.recommendations])
         sink = KafkaSink(self.config)
         self.ready.set()
@@ -89,7 +100,10 @@ class ActuatorDaemon:
             while not stop.is_set():
                 self.step(consumer, sink, stop)
         finally:
-            for close in (lambda: sink.close(5), consumer.close):
+            closers = [lambda: sink.close(5), consumer.close]
+            if self.inventory is not None:
+                closers.append(self.inventory.close)
+            for close in closers:
                 try:
                     close()
                 except KafkaError as e:
@@ -117,20 +131,27 @@ class ActuatorDaemon:
                 log.warning("offset commit failed (keys prevent a second apply): %s", e)
 
     def apply(self, rec: Recommendation, sink: KafkaSink, stop: threading.Event) -> bool:
-        """Apply the moves of ``rec`` not applied before; ``False`` if stopped half-way."""
+        """Apply the moves of ``rec`` not applied before; ``False`` if stopped half-way.
+
+        The results are published once the platform's collector has published the moved
+        VMs on their new hosts (or after ``confirm_s``), so that the engine never reads a
+        result while its inventory still shows the old placement (it would plan the same
+        moves again).
+        """
         expired = time.time() - rec.ts > self.max_age_s
-        moves = sorted(rec.moves, key=lambda m: int(m.get("wave", 0)))
-        for m in moves:
+        done: list[ActionResult] = []
+        complete = True
+        for m in sorted(rec.moves, key=lambda m: int(m.get("wave", 0))):
             key = str(m.get("key", ""))
             if not key or key in self.applied:
                 self.skipped += 1
                 continue
             if stop.is_set():
-                return False
+                complete = False
+                break
             result = _expired(rec, m) if expired else self.mover.move(rec, m)
-            sink.publish("actions", inventory_key(rec.cluster, "action", key), result)
             self.applied.add(key)
-            self.results.append(result)
+            done.append(result)
             log.info(
                 "%s %s: %s -> %s %s %s",
                 key,
@@ -140,7 +161,58 @@ class ActuatorDaemon:
                 result.status,
                 result.error,
             )
-        return True
+        if self.inventory is not None:
+            self.inventory.wait(
+                {r.vm: r.dst for r in done if r.status == "ok"}, self.confirm_s, stop
+            )
+        for r in done:
+            sink.publish("actions", inventory_key(rec.cluster, "action", r.key), r)
+            self.results.append(r)
+        return complete
+
+
+class InventoryWatch:
+    """Where the inventory topic puts each VM, read from the topic's end onwards."""
+
+    def __init__(self, config: BusConfig) -> None:
+        self.consumer = make_consumer(config, None)
+        topic = config.topics.inventory
+        parts = [
+            TopicPartition(topic, p)
+            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+        ]
+        self.consumer.assign(parts)
+        self.consumer.seek_to_end(*parts)
+        for p in parts:
+            self.consumer.position(p)  # resolve now: later events are all seen
+        self.host: dict[str, str] = {}
+
+    def poll(self, timeout_ms: int = 100) -> None:
+        for rec in records(self.consumer, timeout_ms=timeout_ms):
+            if isinstance(rec.event, VmEvent):
+                self.host[rec.event.uuid] = rec.event.host
+
+    def wait(self, want: dict[str, str], timeout_s: float, stop: threading.Event) -> bool:
+        """Until every VM of ``want`` is seen on its host; ``False`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.poll()
+            except KafkaError as e:
+                log.warning("inventory poll failed: %s", e)
+            want = {vm: h for vm, h in want.items() if self.host.get(vm) != h}
+            if not want:
+                return True
+            if time.monotonic() >= deadline or stop.is_set():
+                log.warning(
+                    "%d moved VM(s) not yet on the inventory topic, e.g. %s; reporting anyway",
+                    len(want),
+                    next(iter(want)),
+                )
+                return False
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def _expired(rec: Recommendation, m: dict[str, Any]) -> ActionResult:

@@ -81,6 +81,14 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help="recommendations older than this are not applied (default 600)",
     )
+    p.add_argument(
+        "--confirm-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="publish a recommendation's results once the collector has published the moved "
+        "VMs on their new hosts, waiting at most this long (default 30; 0: do not wait)",
+    )
     p.set_defaults(func=_guarded(run_actuate))
 
 
@@ -153,7 +161,11 @@ def run_actuate(args: argparse.Namespace) -> int:
         _create(config)
         mover = VSphereMover(conn, scope, timeout_s=args.task_timeout)
         daemon = ActuatorDaemon(
-            config, mover, args.group or f"xdrs-actuator-{scope}", max_age_s=args.max_age
+            config,
+            mover,
+            args.group or f"xdrs-actuator-{scope}",
+            max_age_s=args.max_age,
+            confirm_s=args.confirm_timeout,
         )
         daemon.run(stop)
         ok = sum(r.status == "ok" for r in daemon.results)

@@ -30,6 +30,7 @@ __all__ = ["ActuatorDaemon", "InventoryWatch", "Mover", "applied_keys"]
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 10.0
+MAX_APPLY_MS = 3_600_000  # the longest a recommendation may take to apply
 
 
 class Mover(Protocol):
@@ -93,7 +94,12 @@ class ActuatorDaemon:
         self.applied |= applied_keys(self.config)
         if self.confirm_s > 0:
             self.inventory = InventoryWatch(self.config)
-        consumer = make_consumer(self.config, self.group, [self.config.topics.recommendations])
+        # moves are applied between polls: a long recommendation must not cost the group
+        # membership (the embedded broker's short test timeouts are kept)
+        longer = {} if self.config.fast_groups else {"max_poll_interval_ms": MAX_APPLY_MS}
+        consumer = make_consumer(
+            self.config, self.group, [self.config.topics.recommendations], **longer
+        )
         sink = KafkaSink(self.config)
         self.ready.set()
         try:

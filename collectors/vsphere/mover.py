@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collectors.events import ActionResult, Recommendation
-from collectors.vsphere._sdk import vmodl
+from collectors.vsphere._sdk import vim, vmodl
 from collectors.vsphere.actuator import relocate
 from collectors.vsphere.connection import TRANSIENT, Connection, VSphereError
 from collectors.vsphere.records import MoveResult
@@ -69,15 +69,18 @@ class VSphereMover:
         if None in ids:
             return self._result(rec, m, "ForeignObject", f"not an object of vCenter {self.scope!r}")
         vm_id, src_id, dst_id = (str(x) for x in ids)
-        res = self._relocate(vm_id, src_id, dst_id)
+        res = self._relocate(vm_id, src_id, dst_id, self._moid(rec.cluster) or "")
         if res.ok:
             return self._result(rec, m, "", "")
         return self._result(rec, m, res.fault or "Failed", res.message)
 
-    def _relocate(self, vm_id: str, src_id: str, dst_id: str) -> MoveResult:
+    def _relocate(self, vm_id: str, src_id: str, dst_id: str, cluster_id: str) -> MoveResult:
         delay, retried = self.backoff_s, False
         for attempt in range(1, self.attempts + 1):
             try:
+                refused = self._check_destination(vm_id, src_id, dst_id, cluster_id)
+                if refused is not None:
+                    return refused
                 res = relocate(self.conn, vm_id, dst_id, source=src_id, timeout_s=self.timeout_s)
             except (*TRANSIENT, VSphereError, OSError, vmodl.MethodFault) as e:
                 log.warning(
@@ -106,6 +109,29 @@ class VSphereMover:
                 return MoveResult(vm_id, src_id, dst_id, True, src_id, dst_id)
             return res
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_destination(
+        self, vm_id: str, src_id: str, dst_id: str, cluster_id: str
+    ) -> MoveResult | None:
+        """A failure if ``dst_id`` is not a host of the recommendation's cluster.
+
+        The engine never plans across clusters, and vCenter would accept such a move (a
+        different compatibility and DRS domain): refuse it here too.
+        """
+        try:
+            parent = vim.HostSystem(dst_id, self.conn.si._stub).parent
+        except vmodl.MethodFault as e:
+            if isinstance(e, TRANSIENT):
+                raise
+            fault = type(e).__name__.rsplit(".", 1)[-1]
+            msg = f"destination {dst_id}: {getattr(e, 'msg', '') or fault}"
+            return MoveResult(vm_id, src_id, dst_id, False, None, None, fault=fault, message=msg)
+        if parent is None or str(parent._moId) != cluster_id:
+            msg = f"destination {dst_id} is not a host of cluster {cluster_id}"
+            return MoveResult(
+                vm_id, src_id, dst_id, False, None, None, fault="WrongCluster", message=msg
+            )
+        return None
 
     def _result(
         self, rec: Recommendation, m: dict[str, Any], fault: str, message: str

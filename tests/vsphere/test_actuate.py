@@ -98,37 +98,42 @@ def test_moves_applied_reported_never_twice(
     dst_a, dst_b = helpers.sibling(inv, a.host), helpers.sibling(inv, b.host)
     wrong_src = helpers.sibling(inv, dst_b)  # b is not there: the plan is stale
     assert wrong_src != b.host
+    cluster_of = {h.id: h.cluster for h in inv.hosts}
+    c = next(v for v in on[2:] if cluster_of[v.host or ""] == cluster_of[a.host or ""])
+    elsewhere = next(h.id for h in inv.hosts if h.cluster != cluster_of[a.host or ""])
     u = lambda x: f"{scope}/{x}"  # noqa: E731
     rec = _rec(cluster, "r1", [
         {"vm": u(a.id), "src": u(a.host), "dst": u(dst_a)},
         {"vm": u(b.id), "src": u(wrong_src), "dst": u(dst_b)},
         {"vm": f"other-vc/{a.id}", "src": u(a.host), "dst": u(dst_a)},
+        {"vm": u(c.id), "src": u(c.host), "dst": u(elsewhere)},  # another cluster
     ])  # fmt: skip
     foreign = _rec("other-vc/domain-c7", "r2", [{"vm": "other-vc/vm-1", "src": "other-vc/h1",
                                                   "dst": "other-vc/h2"}])  # fmt: skip
     daemon = actuator.start(f"act-{next(_groups)}")
     _publish(actuator.config, rec, foreign)
-    assert wait_for(lambda: len(daemon.results) == 3)
+    assert wait_for(lambda: len(daemon.results) == 4)
     status = {r.key: (r.status, r.error.split(":")[0]) for r in daemon.results}
     assert status == {"r1/0": ("ok", ""), "r1/1": ("failed", "StalePlan"),
-                      "r1/2": ("failed", "ForeignObject")}  # fmt: skip
+                      "r1/2": ("failed", "ForeignObject"),
+                      "r1/3": ("failed", "WrongCluster")}  # fmt: skip
     now = helpers.hosts_of(vcsim_small)
-    assert now[a.id] == dst_a and now[b.id] == b.host
+    assert now[a.id] == dst_a and now[b.id] == b.host and now[c.id] == c.host
     on_topic = _results(actuator.config)
-    assert sorted(r.key for r in on_topic) == ["r1/0", "r1/1", "r1/2"]
+    assert sorted(r.key for r in on_topic) == ["r1/0", "r1/1", "r1/2", "r1/3"]
     assert all(r.recommendation == "r1" and r.cluster == cluster for r in on_topic)
     # redelivered: nothing applied again
     _publish(actuator.config, rec)
-    assert wait_for(lambda: daemon.skipped >= 3)
-    assert len(daemon.results) == 3
+    assert wait_for(lambda: daemon.skipped >= 4)
+    assert len(daemon.results) == 4
     # a new daemon in a new group reads both recommendations again; keys come from the topic
     actuator.halt()
     again = actuator.start(f"act-{next(_groups)}")
-    assert again.applied >= {"r1/0", "r1/1", "r1/2"}
-    assert wait_for(lambda: again.skipped >= 6)
+    assert again.applied >= {"r1/0", "r1/1", "r1/2", "r1/3"}
+    assert wait_for(lambda: again.skipped >= 8)
     time.sleep(0.5)
     assert again.results == []
-    assert len(_results(actuator.config)) == 3
+    assert len(_results(actuator.config)) == 4
     assert helpers.hosts_of(vcsim_small)[a.id] == dst_a
 
 

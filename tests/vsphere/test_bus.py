@@ -17,7 +17,13 @@ import numpy as np
 import pytest
 
 from collectors.events import Event, HostEvent, MetricBatch, RulesEvent, VmEvent, inventory_key
-from collectors.vsphere import CollectorOptions, Connection, ConnectionSpec, VSphereCollector
+from collectors.vsphere import (
+    Change,
+    CollectorOptions,
+    Connection,
+    ConnectionSpec,
+    VSphereCollector,
+)
 from collectors.vsphere.events import BridgeOptions, EventBridge, scope_of
 from collectors.vsphere.mapping import to_cluster_state
 from tests.vsphere import helpers
@@ -280,3 +286,42 @@ def test_collect_command_bad_ratio(capsys: pytest.CaptureFixture[str]) -> None:
             "--cpu-ratio", "0"]  # fmt: skip
     assert main(argv) == 2
     assert "--cpu-ratio" in capsys.readouterr().err
+
+
+def test_changes_update_events_without_an_inventory(vcsim_small: Vcsim) -> None:
+    """Maintenance, power-on and cross-cluster host changes as the watcher reports them.
+
+    The simulator does not notify maintenance mode, so these Change records are written
+    here the way UpdateWatcher produces them (the watcher itself is tested above).
+    """
+    rec = Recorder()
+    col, bridge = _collector(vcsim_small, rec)
+    inv = col.cycle()
+    col.conn.close()
+    scope = scope_of(vcsim_small.url)
+    cluster_of = {h.id: f"{scope}/{h.cluster}" for h in inv.hosts}
+    off = next(v for v in inv.vms if not v.powered_on and v.host)
+    on = next(v for v in inv.vms if v.powered_on)
+    far = next(h.id for h in inv.hosts if cluster_of[h.id] != cluster_of[on.host or ""])
+    host = inv.hosts[0]
+    rec.items.clear()
+    now = time.time()
+    bridge.on_changes([
+        Change("host", host.id, "maintenance", True, now),
+        Change("vm", off.id, "power_state", "poweredOn", now),
+        Change("vm", on.id, "host", far, now),
+    ])  # fmt: skip
+    got = {k: e for _, k, e in rec.items}
+    h = got[inventory_key(cluster_of[host.id], "host", f"{scope}/{host.id}")]
+    assert isinstance(h, HostEvent) and h.maintenance
+    powered = got[inventory_key(cluster_of[off.host or ""], "vm", f"{scope}/{off.id}")]
+    assert isinstance(powered, VmEvent) and powered.vcpus == off.vcpus
+    old_key = inventory_key(cluster_of[on.host or ""], "vm", f"{scope}/{on.id}")
+    new = got[inventory_key(cluster_of[far], "vm", f"{scope}/{on.id}")]
+    assert got[old_key] is None, "tombstone in the old cluster"
+    assert isinstance(new, VmEvent) and new.host == f"{scope}/{far}"
+    assert len(rec.items) == 4
+    rec.items.clear()
+    bridge.on_changes([Change("vm", off.id, "power_state", "poweredOff", now)])
+    assert [(k, e) for _, k, e in rec.items] == [
+        (inventory_key(cluster_of[off.host or ""], "vm", f"{scope}/{off.id}"), None)]  # fmt: skip

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from collectors.vsphere import Connection, ConnectionSpec
 from collectors.vsphere.events import scope_of
 from collectors.vsphere.mover import VSphereMover
 from tests.vsphere import helpers
-from tests.vsphere.conftest import Vcsim
+from tests.vsphere.conftest import Vcsim, start_vcsim
 from tests.xdrs.bus.conftest import read_all, wait_for
 from xdrs.actuate import ActuatorDaemon
 from xdrs.bus import BusConfig
@@ -190,3 +191,43 @@ def test_actuate_command_runs_until_sigterm(vcsim_small: Vcsim, config: BusConfi
     assert proc.returncode == 0, err
     assert "1 moved, 0 failed" in out
     assert helpers.hosts_of(vcsim_small)[v.id] == dst
+
+
+def test_actuator_survives_simulator_restart(
+    vcsim_bin: Path, tmp_path: Path, config: BusConfig
+) -> None:
+    args = ("-hosts", "8", "-vms", "40", "-clusters", "2")
+    sim = start_vcsim(vcsim_bin, tmp_path / "a", *args)
+    inv = helpers.inventory(sim)
+    scope = scope_of(sim.url)
+    on = [v for v in inv.vms if v.powered_on]
+    cluster = f"{scope}/{next(h.cluster for h in inv.hosts if h.id == on[0].host)}"
+    u = lambda x: f"{scope}/{x}"  # noqa: E731
+    conn = Connection(ConnectionSpec(sim.url, "u", "p"), retries=2, backoff_s=0.1)
+    mover = VSphereMover(conn, scope, timeout_s=30, attempts=2, backoff_s=0.1)
+    daemon = ActuatorDaemon(config, mover, f"act-{next(_groups)}", confirm_s=0)
+    stop = threading.Event()
+    worker = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        assert daemon.ready.wait(30)
+        _ = conn.si  # a live session, then the simulator dies under it
+        sim.stop(signal.SIGKILL)
+        moves = [{"vm": u(v.id), "src": u(v.host), "dst": u(helpers.sibling(inv, v.host))}
+                 for v in on[:2]]  # fmt: skip
+        _publish(config, _rec(cluster, "k1", [moves[0]]))
+        assert wait_for(lambda: len(daemon.results) == 1)
+        assert daemon.results[0].status == "failed"
+        assert daemon.results[0].error.startswith("ConnectionLost")
+        assert worker.is_alive(), "the actuator survived the lost vCenter"
+        sim = start_vcsim(vcsim_bin, tmp_path / "b", *args, "-listen", f"127.0.0.1:{sim.port}")
+        _publish(config, _rec(cluster, "k2", [moves[1]]))
+        assert wait_for(lambda: len(daemon.results) == 2)
+        assert daemon.results[1].status == "ok", daemon.results[1].error
+        assert helpers.hosts_of(sim)[on[1].id] == helpers.sibling(inv, on[1].host)
+    finally:
+        stop.set()
+        worker.join(20)
+        sim.stop()
+        conn.close()
+    assert not worker.is_alive()

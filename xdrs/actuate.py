@@ -147,7 +147,7 @@ class ActuatorDaemon:
         expired = time.time() - rec.ts > self.max_age_s
         done: list[ActionResult] = []
         complete = True
-        for m in sorted(rec.moves, key=lambda m: int(m.get("wave", 0))):
+        for m in sorted(rec.moves, key=_wave):
             key = str(m.get("key", ""))
             if not key or key in self.applied:
                 self.skipped += 1
@@ -219,6 +219,11 @@ class InventoryWatch:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def _wave(m: dict[str, Any]) -> int:
+    w = m.get("wave", 0)
+    return w if type(w) is int else 0  # a malformed wave orders first, never crashes
 
 
 def _expired(rec: Recommendation, m: dict[str, Any]) -> ActionResult:

@@ -71,7 +71,8 @@ def _produce(bootstrap: str, prefix: str, steps: int, done: Any) -> None:
     done.put(steps * N_HOSTS * PER_HOST)
 
 
-def _engine(bootstrap: str, prefix: str, expect: int, out: Any, args: dict[str, Any]) -> None:
+def _engine(bootstrap: str, prefix: str, expect: int, out: Any, args: dict[str, Any],
+            ctl: Any = None) -> None:  # fmt: skip
     from xdrs.bus import BusConfig, Topics
     from xdrs.engine.daemon import EngineDaemon
     from xdrs.engine.engine import Engine, EngineArgs
@@ -83,7 +84,8 @@ def _engine(bootstrap: str, prefix: str, expect: int, out: Any, args: dict[str, 
     t.start()
     first = last = None
     seen = 0
-    while expect and seen < expect:
+    deadline = time.monotonic() + 600
+    while expect and seen < expect and time.monotonic() < deadline:
         time.sleep(0.002)
         n = daemon.engine.samples
         if n and first is None:
@@ -91,7 +93,7 @@ def _engine(bootstrap: str, prefix: str, expect: int, out: Any, args: dict[str, 
         if n > seen:
             seen, last = n, time.perf_counter()
     if not expect:
-        out.get()  # the latency driver says when to stop
+        ctl.get()  # the latency driver says when to stop
     stop.set()
     t.join(30)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -133,9 +135,9 @@ def latency(bootstrap: str, trials: int) -> dict[str, Any]:
     cfg = BusConfig(bootstrap, topics=Topics(prefix), fast_groups=True)
     create_topics(cfg)
     ctx = mp.get_context("spawn")
-    out = ctx.Queue()
+    out, ctl = ctx.Queue(), ctx.Queue()
     eng = ctx.Process(target=_engine, args=(bootstrap, prefix, 0, out, {
-        "alpha": 1.0, "cooldown_s": 0.0, "pending_s": 0.0, "period_s": 0.0}))  # fmt: skip
+        "alpha": 1.0, "cooldown_s": 0.0, "pending_s": 0.0, "period_s": 0.0}, ctl))  # fmt: skip
     eng.start()
     sink = KafkaSink(cfg, linger_ms=0)
     _inventory(sink)
@@ -160,7 +162,7 @@ def latency(bootstrap: str, trials: int) -> dict[str, Any]:
         sink.publish("metrics", *_batch(h, step, 30.0))  # back to normal
         sink.flush()
         _drain(consumer, records, 0.3)
-    out.put("stop")
+    ctl.put("stop")
     info = out.get(timeout=60)
     eng.join(60)
     consumer.close()

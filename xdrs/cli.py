@@ -25,7 +25,7 @@ from placement import (
     order_plan,
     run,
 )
-from xdrs import demo, services, vsphere_cli
+from xdrs import demo, services, vsphere_bus, vsphere_cli
 from xdrs.actions import write_actions
 from xdrs.errors import SnapshotError
 from xdrs.report import explain_lines, summary_lines, unresolved_lines
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     services.register(sub)
     vsphere_cli.register(sub)
     register_simulate(sub)
+    vsphere_bus.register(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ rules too. VMs with a per-VM DRS override (disabled or manual) are ``pinned``.
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ from collectors.vsphere.records import ClusterRecord, HostRecord, Inventory, VMR
 from placement import ClusterState, Rules, make_state
 from placement.rules import MUST, MUST_NOT, SHOULD, SHOULD_NOT
 
-__all__ = ["MappingOptions", "to_cluster_state"]
+__all__ = ["MappedRule", "MappingOptions", "cluster_rules", "to_cluster_state"]
 
 
 @dataclass(frozen=True)
@@ -81,22 +82,53 @@ def _demand(vms: list[VMRecord], hosts: list[HostRecord], place: np.ndarray) -> 
     return np.stack([cores, mem, np.zeros(len(vms))], axis=1)
 
 
+@dataclass(frozen=True)
+class MappedRule:
+    """One enabled rule restricted to the chosen VMs and hosts, in the snapshot's terms.
+
+    ``type``: ``affinity``, ``anti_affinity`` or ``vm_host``; ``kind`` (``vm_host`` only):
+    one of ``placement.rules.MUST``, ``MUST_NOT``, ``SHOULD``, ``SHOULD_NOT``.
+    """
+
+    name: str
+    type: str
+    kind: int
+    vms: list[str]
+    hosts: list[str]
+
+
+def cluster_rules(
+    c: ClusterRecord, vm_ok: Container[str], host_ok: Container[str]
+) -> Iterator[MappedRule]:
+    """The enabled rules of ``c`` over the VMs in ``vm_ok`` and the hosts in ``host_ok``.
+
+    A VM-VM rule left with fewer than two VMs, or a VM-host rule with no VM, constrains
+    nothing and is dropped. Rule names are prefixed with the cluster's name.
+    """
+    for r in c.rules:
+        if not r.enabled:
+            continue
+        members = [v for v in r.vms if v in vm_ok]
+        if r.kind in ("affinity", "anti_affinity"):
+            if len(members) >= 2:  # a group of one constrains nothing
+                yield MappedRule(f"{c.name}/{r.name}", r.kind, MUST_NOT, members, [])
+        elif members:
+            kind = (MUST_NOT if r.anti else MUST) if r.mandatory else (
+                SHOULD_NOT if r.anti else SHOULD)  # fmt: skip
+            hosts = [h for h in r.hosts if h in host_ok]
+            yield MappedRule(f"{c.name}/{r.name}", "vm_host", kind, members, hosts)
+
+
 def _rules(
     clusters: tuple[ClusterRecord, ...], h_index: dict[str, int], v_index: dict[str, int]
 ) -> Rules:
     vv: list[tuple[str, bool, list[int]]] = []
     vh: list[tuple[str, int, list[int], list[int]]] = []
     for c in clusters:
-        for r in c.rules:
-            if not r.enabled:
-                continue
-            name = f"{c.name}/{r.name}"
-            members = [v_index[v] for v in r.vms if v in v_index]
-            if r.kind in ("affinity", "anti_affinity"):
-                if len(members) >= 2:  # a group of one constrains nothing
-                    vv.append((name, r.kind == "anti_affinity", members))
-            elif members:
-                kind = (MUST_NOT if r.anti else MUST) if r.mandatory else (
-                    SHOULD_NOT if r.anti else SHOULD)  # fmt: skip
-                vh.append((name, kind, members, [h_index[h] for h in r.hosts if h in h_index]))
+        for r in cluster_rules(c, v_index, h_index):
+            members = [v_index[v] for v in r.vms]
+            if r.type == "vm_host":
+                vh.append((r.name, r.kind, members, [h_index[h] for h in r.hosts]))
+            else:
+                vv.append((r.name, r.type == "anti_affinity", members))
     return Rules.build(len(h_index), vv=vv, vh=vh)

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 VIEW_EVERY_S = 0.5
 LAG_EVERY_S = 2.0
 FLUSH_TIMEOUT_S = 5.0
+QUIET_POLLS = 2  # polls in a row without inventory before metrics flow after a catch-up
+HOLD_MAX_S = 30.0  # metrics are never held back longer than this
 PUBLISHED_KEPT = 1000  # recent recommendations kept for inspection (tests, the demo)
 
 
@@ -67,6 +69,8 @@ class EngineDaemon:
         self._held: list[TopicPartition] = []
         self._inventory_ends: dict[TopicPartition, int] = {}
         self._need_ends: list[TopicPartition] = []
+        self._quiet_polls = 0
+        self._held_since = 0.0
 
     # ---- loop -----------------------------------------------------------------------------
 
@@ -92,6 +96,8 @@ class EngineDaemon:
             return
         for rec in batch:
             self._handle(rec, dead)
+        inv = self.config.topics.inventory
+        self._quiet_polls = 0 if any(r.topic == inv for r in batch) else self._quiet_polls + 1
         self._resume_when_caught_up(consumer)
         self._pending_commit |= bool(batch)
         self._optimise(sink)
@@ -190,9 +196,19 @@ class EngineDaemon:
         consumer.pause(*self._held)
         self._inventory_ends = {}
         self._need_ends = inv
+        self._quiet_polls = 0
+        self._held_since = time.monotonic()
 
     def _resume_when_caught_up(self, consumer: KafkaConsumer) -> None:
+        """Resume metrics once the inventory is read to its end offsets AND polls bring no
+        more of it (some brokers under-report end offsets), or after ``HOLD_MAX_S``."""
         if not self._held:
+            return
+        if time.monotonic() - self._held_since > HOLD_MAX_S:
+            log.warning("inventory catch-up took over %.0f s; taking metrics anyway", HOLD_MAX_S)
+            self._resume(consumer)
+            return
+        if self._quiet_polls < QUIET_POLLS:
             return
         if self._need_ends:
             try:
@@ -204,8 +220,12 @@ class EngineDaemon:
         for tp, end in self._inventory_ends.items():
             if tp in assigned and consumer.position(tp, timeout_ms=100) < end:
                 return
+        self._resume(consumer)
+
+    def _resume(self, consumer: KafkaConsumer) -> None:
+        assigned = consumer.assignment()
         consumer.resume(*[p for p in self._held if p in assigned])
-        self._held, self._inventory_ends = [], {}
+        self._held, self._inventory_ends, self._need_ends = [], {}, []
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -163,9 +163,14 @@ class Engine:
 
     def _result(self, r: ActionResult) -> None:
         clock = self.clocks.get(r.cluster)
-        if clock is not None:
-            clock.pending.discard(r.key)
-            clock.dirty = True
+        if clock is None:
+            return
+        clock.pending.discard(r.key)
+        clock.dirty = True
+        if r.status == "ok":
+            # the platform confirmed the move: plan on it now rather than on the old host
+            # until the collector's next inventory event says the same
+            self.tables[r.cluster].move_vm(r.vm, r.src, r.dst)
 
     # ---- decisions ------------------------------------------------------------------------
 

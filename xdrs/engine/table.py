@@ -122,6 +122,14 @@ class ClusterTable:
         self.vm_ids.pop()
         self.vm_host.pop()
 
+    def move_vm(self, uuid: str, src: str, dst: str) -> bool:
+        """Record a confirmed migration; ignored unless the VM is known to be on ``src``."""
+        row = self.vm_row.get(uuid)
+        if row is None or self.vm_host[row] != src:
+            return False
+        self.vm_host[row] = dst
+        return True
+
     def put_rules(self, e: RulesEvent) -> None:
         self.rules_raw = e.rules
 

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from collectors.events import MAX_MESSAGE_BYTES, MetricBatch, Recommendation, encode
 from collectors.replay import ReplayCollector
+from collectors.replay.scenario import parse_scenario
 from xdrs.bus.config import cluster_partition
 from xdrs.bus.kafka import KafkaSink, create_topics
 from xdrs.engine.daemon import EngineDaemon
@@ -156,3 +157,22 @@ def test_an_optimiser_fault_on_one_cluster_spares_the_others(config, running):
     assert wait_for(lambda: daemon.failures > 0 and daemon.n_published > 0, 30)
     assert {r.cluster for r in daemon.published} == {"c1"}
     assert wait_for(lambda: daemon.engine.samples == c.samples_sent, 10)
+
+
+def test_an_engine_started_after_a_backlog_takes_all_of_it(config, running):
+    """Metrics wait until the inventory is caught up: no sample of a backlog is dead-lettered
+    as belonging to a VM the engine has not read yet."""
+    big = parse_scenario({
+        "format": "xdrs-replay-scenario/1", "vms": 3000, "placement": "spread",
+        "clusters": [{"name": f"k{i}", "hosts": [{"count": 25, "vcpus": 32,
+                                                  "memory_mb": 262144}]} for i in range(4)],
+        "flavors": [{"vcpus": 2, "memory_mb": 4096}],
+    })  # fmt: skip
+    c = ReplayCollector(big, busy_trace(3000), KafkaSink(config), speed=0.0)
+    c.publish_inventory()
+    for step in range(5):
+        c.publish_step(step)
+    daemon = _daemon(config)
+    running.start(daemon.run)
+    assert wait_for(lambda: daemon.engine.samples == c.samples_sent, 30), daemon.engine.samples
+    assert daemon.dead == 0

@@ -134,9 +134,18 @@ def test_imbalance_trigger_and_plan():
     # pending moves hold the next optional run back until their results arrive
     _feed(e, 8, 40, ts=3.0)
     assert e.due(1.0) == []
-    for m in rec.moves:
+    first, rest = rec.moves[0], rec.moves[1:]
+    e.apply(ActionResult(first["key"], rec.id, "c", first["vm"], "h0", first["dst"], "failed"))
+    t = e.tables["c"]
+    assert t.vm_host[t.vm_row[first["vm"]]] == "h0"  # a failed move changes nothing
+    assert e.due(2.0) == []  # one move still pending
+    for m in rest:
         e.apply(ActionResult(m["key"], rec.id, "c", m["vm"], m["src"], m["dst"], "ok"))
-    assert e.due(2.0) == [("c", "imbalance")]  # nothing moved in the table: still unbalanced
+    # confirmed moves are in the table at once; the next plan starts from them
+    assert all(t.vm_host[t.vm_row[m["vm"]]] == m["dst"] for m in rest)
+    nxt = e.recommend("c", "imbalance", 3.0) if e.due(3.0) else None
+    done = {(m["vm"], m["src"]) for m in rest}
+    assert nxt is None or not {(m["vm"], m["src"]) for m in nxt.moves} & done  # no stale re-plan
 
 
 def test_balanced_cluster_does_not_trigger_until_the_period():

@@ -30,11 +30,22 @@ Measured by the issue's author on their machine, **not by us**; quoted for scale
 """
 
 
+OTHERS = """The other benchmarks write their own files next to this one, each with its machine,
+command, medians and peak memory:
+[RESULTS-pipeline.md](RESULTS-pipeline.md) (event pipeline: ingest and
+event-to-recommendation latency through the broker, `python -m bench.pipeline`),
+[RESULTS-sim.md](RESULTS-sim.md) (what-if simulator against CloudSim 3.0.3,
+`python -m bench.sim`), [RESULTS-vsphere.md](RESULTS-vsphere.md) (vSphere collection cost
+against the vCenter simulator, `python -m bench.vsphere`).
+"""
+
+
 def render(command: str, results: list[Result], rows: list[CompareRow], png: str, code: str) -> str:
     parts = [
         "# xdrs placement benchmark\n",
         f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by `{command}` "
         "(from the repository root, with `.venv/bin/python`).\n",
+        OTHERS,
         _machine(code),
         _setup(),
         "## Targets (from the issue)\n",

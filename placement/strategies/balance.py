@@ -215,9 +215,12 @@ def _round(
     cell_pair, cell_vm = cells(ws, ps)
     src, dst = ps[cell_pair], pd[cell_pair]
     gain = gains(ws, args.weights, cell_vm, src, dst)
+    # soft rules weigh in, but a move must lower the imbalance itself: balance never
+    # trades load balance for a should-rule
+    improves = gain > 0
     if ws.constrained.any():
         gain -= soft_penalty(ws, cell_vm, src, dst)
-    keep = np.flatnonzero(gain >= bar[cell_vm])
+    keep = np.flatnonzero((gain >= bar[cell_vm]) & improves)
     keep = _feasible_best(ws, cell_pair, cell_vm, dst, gain, keep)
     if not keep.size:
         return False
@@ -258,8 +261,9 @@ def _precise(ws: Workspace, args: BalanceArgs, bar_vm: FloatA, n: int, extremes:
     hosts = max(int(ws.ok.sum()), 1)
     moved = 0
     for _ in range(n):
-        gain = scorer(ws) - soft_penalty(ws, vm, src, dst)
-        score = np.where(alive & (gain >= bar), gain, -np.inf)
+        pure = scorer(ws)  # exact on the current loads
+        gain = pure - soft_penalty(ws, vm, src, dst)
+        score = np.where(alive & (gain >= bar) & (pure > 0), gain, -np.inf)
         i = int(score.argmax())
         if score[i] == -np.inf:
             break

@@ -177,3 +177,90 @@ def test_balance_prefers_hosts_a_should_rule_names() -> None:
     ruled = run("balance", build(hosts, vms, rules=rules), BalanceArgs(threshold=5))
     assert free.n_moves == ruled.n_moves == 2
     assert ruled.final_placement(np.zeros(3, np.int64))[0] == 1
+
+
+def test_budgeted_balance_never_trades_imbalance_for_a_should_rule() -> None:
+    """Regression (found by hypothesis): with k = 1, mending a should-rule made the one move
+    worsen the imbalance (0.0371 -> 0.0442)."""
+    from numpy import array
+
+    state = ClusterState(
+        host_ids=("h0", "h1"),
+        vm_ids=("v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12"),
+        phys=array([[3.20000e01, 1.31072e05, 5.00000e02], [3.20000e01, 1.31072e05, 5.00000e02]]),
+        alloc_cap=array(
+            [[1.28000e02, 1.31072e05, 5.00000e02], [1.28000e02, 1.31072e05, 5.00000e02]]
+        ),
+        alloc=array(
+            [
+                [1.0000e00, 4.0960e03, 2.0000e01],
+                [8.0000e00, 8.1920e03, 2.0000e01],
+                [8.0000e00, 3.2768e04, 2.0000e01],
+                [2.0000e00, 8.1920e03, 2.0000e01],
+                [1.0000e00, 1.0240e03, 2.0000e01],
+                [1.0000e00, 2.0480e03, 2.0000e01],
+                [8.0000e00, 3.2768e04, 2.0000e01],
+                [8.0000e00, 3.2768e04, 2.0000e01],
+                [4.0000e00, 4.0960e03, 2.0000e01],
+                [4.0000e00, 8.1920e03, 2.0000e01],
+                [8.0000e00, 1.6384e04, 2.0000e01],
+                [1.0000e00, 2.0480e03, 2.0000e01],
+                [8.0000e00, 3.2768e04, 2.0000e01],
+            ]
+        ),
+        demand=array(
+            [
+                [5.87397719e-01, 2.63120758e03, 2.00000000e01],
+                [3.02340987e00, 3.95701816e03, 2.00000000e01],
+                [3.69024153e00, 1.70120668e04, 2.00000000e01],
+                [4.93615927e-01, 8.11266521e03, 2.00000000e01],
+                [2.41110131e-01, 8.67725291e02, 2.00000000e01],
+                [6.47266626e-02, 1.24023466e03, 2.00000000e01],
+                [7.51303112e00, 1.98569125e04, 2.00000000e01],
+                [2.98150920e00, 3.05917336e04, 2.00000000e01],
+                [3.99029396e-01, 2.04846901e03, 2.00000000e01],
+                [1.39595911e00, 6.76267028e03, 2.00000000e01],
+                [2.75006701e00, 1.28393723e04, 2.00000000e01],
+                [9.47924713e-02, 1.61766251e03, 2.00000000e01],
+                [2.56958263e00, 1.84980496e04, 2.00000000e01],
+            ]
+        ),
+        placement=array([0, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1, 0]),
+        domain=array([0, 0]),
+        maintenance=array([False, False]),
+        disabled=array([False, False]),
+        pinned=array(
+            [
+                False,
+                False,
+                False,
+                False,
+                False,
+                False,
+                False,
+                False,
+                False,
+                False,
+                False,
+                False,
+                False,
+            ]
+        ),
+        rules=Rules(
+            vv_vm=array([0, 12, 11, 3]),
+            vv_group=array([0, 0, 0, 1]),
+            vv_anti=array([True, False]),
+            vv_names=("anti", "together"),
+            vh_vm=array([8, 1, 5, 4, 2]),
+            vh_rule=array([0, 0, 1, 2, 2]),
+            vh_hosts=array([[False, True], [False, True], [False, True]]),
+            vh_kind=array([0, 1, 2]),
+            vh_names=("must", "must-not", "should"),
+        ),
+        power=None,
+    )
+    args = BalanceArgs(threshold=5, max_moves=1)
+    plan = run("balance", state, args)
+    final = plan.final_placement(state.placement)
+    after = imbalance(host_loads(state, final), args.weights, state.host_ok)
+    assert after <= plan.objective_before + 1e-9

@@ -261,3 +261,65 @@ def overloaded(
     if math.isnan(thr):
         return bool(util > _FALLBACK)
     return bool(util > thr)
+
+
+@njit(cache=True)
+def _schedule(
+    row: NDArray[np.int64], e_vm: NDArray[np.int64], incoming: NDArray[np.bool_],
+    req_vm: NDArray[np.float64], total: float, pe: float,
+) -> tuple[bool, float, float]:  # fmt: skip
+    """Over-subscription flag, free MIPS and weight sum of one host's list (slot order)."""
+    avail, over, wsum = total, False, 0.0
+    for i in row:
+        if i < 0:
+            break
+        req = req_vm[e_vm[i]]
+        c = pe if req > pe else req
+        w = c * 0.1 if incoming[i] else c
+        over = over or avail < w
+        avail -= w
+        wsum += w
+    return over, avail, wsum
+
+
+@njit(cache=True)
+def _share(c: float, out: bool, inc: bool, over: bool, scale: float) -> float:
+    """A VM's allocated MIPS: capped request ``c`` (90 % migrating out, 10 % in), scaled
+    and floored on an over-subscribed host."""
+    if over:
+        if out:
+            return float(np.floor(c * scale * 0.9))
+        return float(np.floor(c * 0.1 * scale if inc else c * scale))
+    return c * 0.9 if out else (c * 0.1 if inc else c)
+
+
+@njit(cache=True)
+def evaluate(
+    rows: NDArray[np.int64], grid: NDArray[np.int64], e_vm: NDArray[np.int64],
+    incoming: NDArray[np.bool_], req_vm: NDArray[np.float64],
+    in_migration: NDArray[np.bool_], host_mips: NDArray[np.float64],
+    host_pe: NDArray[np.float64], sums: NDArray[np.float64], per_entry: NDArray[np.float64],
+) -> None:  # fmt: skip
+    """``xdrs.sim.hosts.evaluate`` host by host: ``sums`` (4, H) gets utilisation,
+    requested and allocated MIPS and free MIPS; ``per_entry`` (3, E) allocation, request
+    and migrating-out flag (as 0/1), each in the reference's float order."""
+    sums[3, :] = host_mips
+    for r in range(rows.size):
+        h = rows[r]
+        total, pe = host_mips[h], host_pe[h]
+        over, avail, wsum = _schedule(grid[r], e_vm, incoming, req_vm, total, pe)
+        scale = total / wsum if over else 1.0  # wsum > 0 when over
+        sums[3, h] = 0.0 if over else avail
+        util, reqs, alloc_sum = 0.0, 0.0, 0.0
+        for i in grid[r]:
+            if i < 0:
+                break
+            req = req_vm[e_vm[i]]
+            c = pe if req > pe else req
+            out = in_migration[e_vm[i]] and not incoming[i]
+            a = _share(c, out, incoming[i], over, scale)
+            util += a / 0.9 if out else a
+            reqs += req
+            alloc_sum += a
+            per_entry[0, i], per_entry[1, i], per_entry[2, i] = a, req, 1.0 if out else 0.0
+        sums[0, h], sums[1, h], sums[2, h] = util, reqs, alloc_sum

@@ -9,10 +9,7 @@ as in CloudSim.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from functools import cache
-from types import ModuleType
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +18,7 @@ from placement.overload import FALLBACK_THRESHOLD, LR_WINDOW, overloaded, trimme
 from placement.pabfd import choose, suitable
 from placement.power import spec_power, spec_power_rows
 from xdrs.sim.engine import Context
+from xdrs.sim.fast import kernel_module
 from xdrs.sim.hosts import utilisation
 
 __all__ = ["Planning"]
@@ -42,24 +40,6 @@ class _Candidates:
     power_flat: FloatA
     power_base: IntA
     power_now: FloatA
-
-
-@cache
-def _compiled() -> ModuleType | None:
-    """The compiled search (``xdrs.sim.kernel``), imported on first use; None without
-    numba (the ``sim`` extra)."""
-    try:
-        from xdrs.sim import kernel  # noqa: PLC0415  (optional: numba, the `sim` extra)
-    except ImportError:
-        return None
-    return kernel
-
-
-def kernel_module() -> ModuleType | None:
-    """The compiled search unless ``XDRS_SIM_KERNEL=numpy`` or numba is missing."""
-    if os.environ.get("XDRS_SIM_KERNEL", "numba").lower() == "numpy":
-        return None
-    return _compiled()
 
 
 class Planning:

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 from llvmlite import ir
+from numba import __version__ as numba_version
 from numba import njit, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
@@ -22,8 +23,10 @@ from numpy.typing import NDArray
 __all__ = [
     "DETECTOR_CODES",
     "create",
+    "evaluate",
     "find_host",
     "lr_terms",
+    "numba_version",
     "overloaded",
     "refresh",
     "robust_threshold",

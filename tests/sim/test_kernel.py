@@ -117,3 +117,10 @@ def test_compiled_evaluate_matches_numpy_with_migrations_and_oversubscription() 
     assert (ref.avail[ref.rows] == 0).any() and ref.migrating_out.any()  # both cases exercised
     for name in ("util_mips", "req_mips", "alloc_mips", "avail", "alloc", "req", "migrating_out"):
         assert np.array_equal(getattr(got, name), getattr(ref, name)), name
+
+
+def test_pairwise_sum_is_numpys_sum_to_the_bit() -> None:
+    rng = np.random.default_rng(7)
+    for n in (*range(40), 127, 128, 129, 255, 300, 1000, 5000):
+        a = rng.random(n) * 1000.0
+        assert kernel.pairwise_sum(a, 0, n) == a.sum()

@@ -28,6 +28,7 @@ __all__ = [
     "lr_terms",
     "numba_version",
     "overloaded",
+    "pairwise_sum",
     "refresh",
     "robust_threshold",
 ]
@@ -207,6 +208,54 @@ def create(
 
 
 @njit(cache=True)
+def _block_sum(a: NDArray[np.float64], lo: int, n: int) -> float:
+    """numpy's sum of ``a[lo:lo + n]`` for ``n <= 128``: 8 accumulators, then the rest."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r = a[lo : lo + 8].copy()
+    i = 8
+    while i < n - n % 8:
+        for j in range(8):
+            r[j] += a[lo + i + j]
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for k in range(i, n):
+        res += a[lo + k]
+    return float(res)
+
+
+@njit(cache=True)
+def pairwise_sum(a: NDArray[np.float64], lo: int, n: int) -> float:
+    """``a[lo:lo + n].sum()`` in numpy's order: blocks of <= 128 summed by
+    :func:`_block_sum`, halves (cut at a multiple of 8) added left + right; an explicit
+    stack instead of numpy's recursion (numba's cache does not take recursive functions)."""
+    tasks = np.empty((128, 3), dtype=np.int64)  # lo, n, halves already pushed
+    vals = np.empty(128)
+    nt, nv = 1, 0
+    tasks[0, 0], tasks[0, 1], tasks[0, 2] = lo, n, 0
+    while nt:
+        nt -= 1
+        t_lo, t_n, done = tasks[nt, 0], tasks[nt, 1], tasks[nt, 2]
+        if t_n <= 128:
+            vals[nv] = _block_sum(a, t_lo, t_n)
+            nv += 1
+        elif done:
+            vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
+            nv -= 1
+        else:
+            n2 = t_n // 2
+            n2 -= n2 % 8
+            tasks[nt, 2] = 1
+            tasks[nt + 1, 0], tasks[nt + 1, 1], tasks[nt + 1, 2] = t_lo + n2, t_n - n2, 0
+            tasks[nt + 2, 0], tasks[nt + 2, 1], tasks[nt + 2, 2] = t_lo, n2, 0
+            nt += 3
+    return float(vals[0])
+
+
+@njit(cache=True)
 def refresh(
     h: int, ids: NDArray[np.int64], req: NDArray[np.float64], host_ram: float,
     host_bw: float, f: NDArray[np.float64], hist: NDArray[np.float64],
@@ -217,15 +266,13 @@ def refresh(
     requests, the history and the LR terms."""
     total, pe = f[1, h], f[0, h]
     avail, over, wsum, reqsum = total, False, 0.0, 0.0
-    ram, bw, max_ram = 0.0, 0.0, 0.0
+    max_ram = 0.0
     for v in ids:
         c = pe if req[v] > pe else req[v]
         over = over or avail < c
         avail -= c
         wsum += c
         reqsum += req[v]
-        ram += vm[0, v]
-        bw += vm[1, v]
         max_ram = max(max_ram, vm[0, v])
     alloc = 0.0
     for v in ids:
@@ -233,7 +280,11 @@ def refresh(
         alloc += math.floor(c * (total / wsum)) if over else c
     f[2, h] = 0.0 if over else avail
     f[3, h], f[4, h], f[5, h] = alloc, reqsum, max_ram
-    f[9, h], f[10, h] = host_ram - ram, host_bw - bw
+    ram, bw = vm[0][ids], vm[1][ids]
+    f[9, h], f[10, h] = (
+        host_ram - pairwise_sum(ram, 0, ids.size),
+        host_bw - pairwise_sum(bw, 0, ids.size),
+    )
     for i in range(hist.shape[1]):
         s = 0.0
         for v in ids:

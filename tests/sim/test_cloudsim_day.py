@@ -44,12 +44,24 @@ def test_dvfs_energy_is_cloudsims(day: Trace) -> None:
     assert r.migrations == 0 and r.slatah == 0.0
 
 
-def test_thr_mmt_day_is_cloudsims(day: Trace) -> None:
-    r = simulate(day, "thr-mmt-0.8")
-    assert round(r.energy_kwh, 2) == 198.08
-    assert r.migrations == 27_728
-    assert round(r.slatah * 100, 2) == 5.00
-    assert round(r.slav, 7) == pytest.approx(3.57e-5, abs=1e-7)
+# energy kWh, migrations, SLATAH %, PDM %, SLAV as bench/RESULTS-sim.md prints them:
+# CloudSim 3.0.3's outputs (issue 6) except IQR, which has no CloudSim reference and is
+# pinned at xdrs's own committed numbers (a regression pin for the speed-ups)
+PRINTED = {
+    "thr-mmt-0.8": ("198.08", "27,728", "5.00", "0.071", "3.57e-05"),
+    "iqr-mmt-1.5": ("193.63", "27,592", "5.02", "0.068", "3.42e-05"),
+    "mad-mmt-2.5": ("189.79", "27,781", "5.09", "0.070", "3.57e-05"),
+    "lr-mmt-1.2": ("167.83", "27,649", "5.72", "0.075", "4.32e-05"),
+    "lrr-mmt-1.2": ("167.83", "27,649", "5.72", "0.075", "4.32e-05"),
+}
+
+
+@pytest.mark.parametrize("policy", sorted(PRINTED))
+def test_migrating_policy_day_is_as_printed(day: Trace, policy: str) -> None:
+    r = simulate(day, policy)
+    got = (f"{r.energy_kwh:,.2f}", f"{r.migrations:,}", f"{r.slatah * 100:.2f}",
+           f"{r.pdm * 100:.3f}", f"{r.slav:.2e}")  # fmt: skip
+    assert got == PRINTED[policy]
 
 
 def test_conservation_on_a_morning(day: Trace) -> None:

@@ -19,7 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from placement.power import spec_power
-from xdrs.sim.hosts import Entries, HostState, evaluate, utilisation
+from xdrs.sim.fast import kernel_module
+from xdrs.sim.hosts import Entries, HostState, evaluate, evaluate_compiled, slots, utilisation
 from xdrs.sim.record import HostRecorder, VmRecorder
 from xdrs.sim.setup import World
 
@@ -103,6 +104,9 @@ class Engine:
         self.progress = progress
         self.blocked = blocked or (lambda t: np.zeros(h, dtype=bool))
         self.limit = world.interval * (world.samples.shape[1] - 1)
+        self.kernel = kernel_module()
+        self.version = 0  # bumped when the VM-on-host lists change
+        self._layout: tuple[int, Entries, tuple[IntA, IntA]] | None = None
 
     # -- time and requests -------------------------------------------------------------
     def requests(self, t: float) -> FloatA:
@@ -132,12 +136,25 @@ class Engine:
         if not self.w.drop_idle:
             return False
         gone = self.alive & ~self.in_mig & (req == 0)
+        if not gone.any():
+            return False
         self.alive &= ~gone
-        return bool(gone.any())
+        self.version += 1
+        return True
+
+    def layout(self) -> tuple[Entries, tuple[IntA, IntA]]:
+        """Entries and their list slots, rebuilt only after a structural change."""
+        if self._layout is None or self._layout[0] != self.version:
+            e = self.entries()
+            self._layout = (self.version, e, slots(e.host, e.seq))
+        return self._layout[1], self._layout[2]
 
     def evaluate(self, req: FloatA) -> tuple[Entries, HostState]:
-        e = self.entries()
-        return e, evaluate(e, req, self.in_mig, self.w.host_mips, self.w.host_pe)
+        e, lay = self.layout()
+        w, k = self.w, self.kernel
+        if k is None:
+            return e, evaluate(e, req, self.in_mig, w.host_mips, w.host_pe, lay)
+        return e, evaluate_compiled(k, e, req, self.in_mig, w.host_mips, w.host_pe, lay)
 
     # -- accounting --------------------------------------------------------------------
     def account(self, t: float, new_util_mips: FloatA) -> None:
@@ -223,6 +240,7 @@ class Engine:
             self.in_mig[v] = True
             delay = self.w.vm_ram[v] / (self.w.host_bw[dst] / (2 * 8000))
             done.append((t + float(delay), v, dst))
+        self.version += 1
         e, st = self.evaluate(req)
         self.account(t, st.util_mips)
         self.record(t, e, st)
@@ -243,6 +261,7 @@ class Engine:
             self.seq[v] = self.next_seq
             self.next_seq += 1
             self.in_mig[v] = False
+        self.version += 1
         e, st = self.evaluate(req)
         self.account(tau, st.util_mips)
         self.record(tau, e, st)

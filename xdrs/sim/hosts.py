@@ -16,11 +16,12 @@ order, and its strict comparisons see the rounding, so the order is kept):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Entries", "HostState", "evaluate", "slots"]
+__all__ = ["Entries", "HostState", "evaluate", "evaluate_compiled", "slots"]
 
 FloatA = NDArray[np.float64]
 IntA = NDArray[np.int64]
@@ -101,13 +102,15 @@ def evaluate(
     in_migration: BoolA,
     host_mips: FloatA,
     host_pe: FloatA,
+    layout: tuple[IntA, IntA] | None = None,
 ) -> HostState:
     """Shares and host utilisations for requests ``req_vm`` (V,) MIPS.
 
-    ``in_migration`` (V,) marks VMs that are migrating (listed on source and destination).
+    ``in_migration`` (V,) marks VMs that are migrating (listed on source and destination);
+    ``layout`` is ``slots(e.host, e.seq)`` if already known.
     """
     n_h = host_mips.shape[0]
-    rows, grid = slots(e.host, e.seq)
+    rows, grid = layout or slots(e.host, e.seq)
     req = req_vm[e.vm]
     pe = host_pe[e.host]
     capped = np.where(req > pe, pe, req)
@@ -140,6 +143,33 @@ def evaluate(
         alloc=alloc,
         req=req,
         migrating_out=out,
+    )
+
+
+def evaluate_compiled(
+    k: ModuleType,
+    e: Entries,
+    req_vm: FloatA,
+    in_migration: BoolA,
+    host_mips: FloatA,
+    host_pe: FloatA,
+    layout: tuple[IntA, IntA],
+) -> HostState:
+    """:func:`evaluate` by the compiled kernel module ``k`` (bit-identical)."""
+    rows, grid = layout
+    sums = np.zeros((4, host_mips.shape[0]))
+    per = np.zeros((3, e.vm.shape[0]))
+    k.evaluate(rows, grid, e.vm, e.incoming, req_vm, in_migration, host_mips, host_pe, sums, per)
+    return HostState(
+        util_mips=sums[0],
+        req_mips=sums[1],
+        alloc_mips=sums[2],
+        avail=sums[3],
+        rows=rows,
+        grid=grid,
+        alloc=per[0],
+        req=per[1],
+        migrating_out=per[2] != 0,
     )
 
 

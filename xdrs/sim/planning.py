@@ -18,6 +18,7 @@ from placement.overload import FALLBACK_THRESHOLD, LR_WINDOW, overloaded, trimme
 from placement.pabfd import choose, suitable
 from placement.power import spec_power, spec_power_rows
 from xdrs.sim.engine import Context
+from xdrs.sim.fast import kernel_module
 from xdrs.sim.hosts import utilisation
 
 __all__ = ["Planning"]
@@ -58,12 +59,18 @@ class Planning:
         self.vms: list[list[int]] = [[] for _ in range(w.n_hosts)]
         for h, row in zip(rows.tolist(), vm_of, strict=True):
             self.vms[h] = row[row >= 0].tolist()
-        self.alloc = st.alloc_mips.copy()
-        self.avail = st.avail.copy()
-        self.reqsum = st.req_mips.copy()
+        # per-host rows in one matrix (the compiled search reads it whole; see kernel.py)
+        self.f = f = np.zeros((12, w.n_hosts))
+        f[0], f[1], f[6] = w.host_pe, w.host_mips, w.host_bw
+        self.avail, self.alloc, self.reqsum = f[2], f[3], f[4]
+        self.max_ram, self.lr_a, self.lr_b = f[5], f[7], f[8]
+        self.ram_free, self.bw_free, self.len10 = f[9], f[10], f[11]
+        self.alloc[:] = st.alloc_mips
+        self.avail[:] = st.avail
+        self.reqsum[:] = st.req_mips
         on = ctx.host[ctx.alive]
-        self.ram_free = w.host_ram - np.bincount(on, w.vm_ram[ctx.alive], w.n_hosts)
-        self.bw_free = w.host_bw - np.bincount(on, w.vm_bw[ctx.alive], w.n_hosts)
+        self.ram_free[:] = w.host_ram - np.bincount(on, w.vm_ram[ctx.alive], w.n_hosts)
+        self.bw_free[:] = w.host_bw - np.bincount(on, w.vm_bw[ctx.alive], w.n_hosts)
         self.util_now = np.minimum(utilisation(st.util_mips, w.host_mips), 1.0)
         self.power_now = spec_power(self.util_now, w.host_power)
         # hosts with nothing allocated and idle at the start: interchangeable within a type
@@ -79,9 +86,14 @@ class Planning:
             col = vm_of[:, j]
             acc = acc + np.where(col[:, None] >= 0, self.terms[np.maximum(col, 0)] / mips, 0.0)
         self.hist[rows] = acc
-        self.max_ram = np.zeros(w.n_hosts)
         np.maximum.at(self.max_ram, on, w.vm_ram[ctx.alive])
         self._lr_init()
+        self.kernel = kernel_module()
+        if self.kernel is not None:
+            self.type_id = np.unique(w.host_type, return_inverse=True)[1].astype(np.int64)
+            self.n_types = int(self.type_id.max()) + 1
+            self.power = np.column_stack([w.host_power, self.power_now])
+            self.vm_cols = np.vstack([w.vm_ram, w.vm_bw, self.vm_a, self.vm_b, self.vm_long])
 
     # -- LR fast path: the OLS prediction is linear in the last 10 samples -------------
     def _lr_init(self) -> None:
@@ -91,9 +103,10 @@ class Planning:
         b = xc / (xc @ xc)
         # column i of the history (newest first) is x = 10 - i
         self.coef_a, self.coef_b = a[::-1].copy(), b[::-1].copy()
+        self.coef = np.vstack([self.coef_a, self.coef_b])
         h10 = self.hist[:, :LR_WINDOW]
-        self.lr_a, self.lr_b = h10 @ self.coef_a, h10 @ self.coef_b
-        self.len10 = (self.hist[:, LR_WINDOW - 1 :] != 0).any(axis=1)
+        self.lr_a[:], self.lr_b[:] = h10 @ self.coef_a, h10 @ self.coef_b
+        self.len10[:] = (self.hist[:, LR_WINDOW - 1 :] != 0).any(axis=1)
         t10 = self.terms[:, :LR_WINDOW]
         self.vm_a, self.vm_b = t10 @ self.coef_a, t10 @ self.coef_b
         self.vm_long = self.ctx.vm_hist_len >= LR_WINDOW
@@ -121,9 +134,17 @@ class Planning:
             return np.asarray(util > self.param)
         if self.kind in ("lr", "lrr"):
             pred = self.lr_a[hosts] + ahead * self.lr_b[hosts]
-            return np.where(self.len10[hosts], self.param * pred >= 1, util > FALLBACK_THRESHOLD)
+            lr = np.where(self.len10[hosts], self.param * pred >= 1, util > FALLBACK_THRESHOLD)
+            return np.asarray(lr, dtype=bool)
         h = self.hist[hosts]
         return overloaded(self.kind, self.param, h, trimmed_length(h), util, steps_ahead=ahead)
+
+    def overloaded_one(self, h: int) -> bool:
+        """:meth:`overloaded` of the single host ``h``."""
+        if (k := self.kernel) is not None:
+            code = k.DETECTOR_CODES[self.kind]
+            return bool(k.overloaded(h, code, self.param, self.f, self.hist, self.w.interval))
+        return bool(self.overloaded(np.array([h]))[0])
 
     def overloaded_with(self, v: int, hosts: IntA) -> BoolA:
         """Would each host be overloaded with VM ``v`` added at the end of its list?"""
@@ -142,6 +163,13 @@ class Planning:
         """Recompute host ``h``'s scheduler state and sums from its VM list (list order)."""
         w = self.w
         ids = np.array(self.vms[h], dtype=np.int64)
+        if (k := self.kernel) is not None:
+            k.refresh(
+                h, ids, self.req, float(w.host_ram[h]), float(w.host_bw[h]), self.f, self.hist,
+                self.vm_cols, self.terms, self.coef,
+            )  # fmt: skip
+            self._dormant(h)
+            return
         total, pe = w.host_mips[h], w.host_pe[h]
         req = self.req[ids]
         caps = np.where(req > pe, pe, req)
@@ -157,12 +185,15 @@ class Planning:
         self.ram_free[h] = w.host_ram[h] - w.vm_ram[ids].sum()
         self.bw_free[h] = w.host_bw[h] - w.vm_bw[ids].sum()
         self.max_ram[h] = w.vm_ram[ids].max() if ids.size else 0.0
+        self._dormant(h)
+        self.lr_a[h], self.lr_b[h] = hist[:LR_WINDOW] @ self.coef_a, hist[:LR_WINDOW] @ self.coef_b
+        self.len10[h] = bool((hist[LR_WINDOW - 1 :] != 0).any())
+
+    def _dormant(self, h: int) -> None:
         dormant = self.alloc[h] == 0 and self.util_now[h] == 0
         if dormant != self.dormant[h]:
             self.dormant[h] = dormant
             self.dormant_version += 1
-        self.lr_a[h], self.lr_b[h] = hist[:LR_WINDOW] @ self.coef_a, hist[:LR_WINDOW] @ self.coef_b
-        self.len10[h] = bool((hist[LR_WINDOW - 1 :] != 0).any())
 
     def destroy(self, h: int, v: int) -> None:
         self.vms[h].remove(v)
@@ -176,6 +207,13 @@ class Planning:
         c = w.host_pe[h] if r > w.host_pe[h] else r
         was_empty = not self.vms[h]
         self.vms[h].append(v)
+        if (k := self.kernel) is not None:
+            args = (self.f, self.hist, self.vm_cols, self.terms, self.coef)
+            if was_empty or not k.create(h, v, float(r), *args):
+                self.refresh(h)
+            else:
+                self._dormant(h)
+            return
         if was_empty or self.avail[h] < c or self.avail[h] == 0:
             self.refresh(h)
             return
@@ -189,10 +227,7 @@ class Planning:
         self.max_ram[h] = max(self.max_ram[h], w.vm_ram[v])
         self.lr_a[h], self.lr_b[h] = hist[:LR_WINDOW] @ self.coef_a, hist[:LR_WINDOW] @ self.coef_b
         self.len10[h] = bool(self.len10[h] or self.vm_long[v])
-        dormant = self.alloc[h] == 0 and self.util_now[h] == 0
-        if dormant != self.dormant[h]:
-            self.dormant[h] = dormant
-            self.dormant_version += 1
+        self._dormant(h)
 
     # -- placement ---------------------------------------------------------------------
     def candidates(self, excluded: BoolA, key: object = None) -> _Candidates:
@@ -223,6 +258,17 @@ class Planning:
 
     def find_host(self, v: int, excluded: BoolA, key: object = None) -> int:
         """PABFD target of ``v`` (CloudSim ``findHostForVm``), -1 if none."""
+        if (k := self.kernel) is not None:
+            w = self.w
+            r, code = float(self.req[v]), k.DETECTOR_CODES[self.kind]
+            cols = (self.f, self.power, self.hist, self.vm_cols, self.terms)
+            ids = (excluded, self.dormant, self.type_id, self.n_types)
+            flags = (code, self.param, w.interval, w.memory_aware)
+            return int(k.find_host(v, r, *ids, *cols, *flags))
+        return self.find_host_numpy(v, excluded, key)
+
+    def find_host_numpy(self, v: int, excluded: BoolA, key: object = None) -> int:
+        """The reference (pure numpy) path of :meth:`find_host`."""
         w, r = self.w, float(self.req[v])
         cs = self.candidates(excluded, key)
         c = cs.hosts

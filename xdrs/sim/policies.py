@@ -160,7 +160,7 @@ def optimize(ctx: Context, pol: Policy, rng: np.random.Generator) -> Moves:
                 break
             leaving.append(v)
             p.destroy(int(h), v)
-            if not ctx.blocked[h] and not p.overloaded(np.array([h]))[0]:
+            if not ctx.blocked[h] and not p.overloaded_one(int(h)):
                 break
     moves = _place(p, leaving, over, all_or_none=False, key=("over",))
     moves += _underloaded(p, over)

@@ -1,0 +1,126 @@
+"""The compiled host search (xdrs.sim.kernel) against the pure numpy reference path.
+
+Both must give bit-identical results: the same moves at the same times and the same
+metrics to the last bit, for every detector, on synthetic days and a real PlanetLab
+morning.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from placement.overload import iqr_threshold, mad_threshold, trimmed_length
+from xdrs.sim import kernel
+from xdrs.sim.hosts import Entries, evaluate, evaluate_compiled, slots
+from xdrs.sim.policies import parse_policy
+from xdrs.sim.run import Result, simulate_world
+from xdrs.sim.setup import Datacenter, build_world
+from xdrs.sim.traces import Trace, load_trace, traces_root
+
+ROOT = traces_root()
+DAY = ROOT / "planetlab" / "20110303"
+POLICIES = ("thr-mmt-0.8", "iqr-mmt-1.5", "mad-mmt-2.5", "lr-mmt-1.2", "mad-rs-2.5", "lr-mu-1.2")
+
+
+def _run(trace: Trace, dc: Datacenter, policy: str, mode: str, mp: pytest.MonkeyPatch) -> Result:
+    mp.setenv("XDRS_SIM_KERNEL", mode)
+    world = build_world(dc, trace)
+    pol = parse_policy(policy)
+    return simulate_world(world, pol.initial(world), policy, label="t", log_moves=True)
+
+
+def _same(a: Result, b: Result) -> None:
+    assert a.moves == b.moves
+    assert a.migrations == b.migrations > 0
+    for k in ("energy_kwh", "slatah", "pdm", "overall_sla", "mean_load", "max_load"):
+        assert getattr(a, k) == getattr(b, k), k
+
+
+def _synthetic(seed: int) -> Trace:
+    rng = np.random.default_rng(seed)
+    util = np.clip(rng.gamma(1.5, 0.15, (200, 60)), 0, 1).round(2)
+    util[rng.random(util.shape) < 0.03] = 0.0  # zero samples: dropped VMs, short histories
+    return Trace(tuple(f"v{i}" for i in range(200)), util, 300.0)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_compiled_equals_numpy_on_synthetic_days(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for seed, dc in ((1, Datacenter(n_hosts=200)), (2, Datacenter(n_hosts=200, memory_aware=True))):
+        trace = _synthetic(seed)
+        _same(
+            _run(trace, dc, policy, "numba", monkeypatch),
+            _run(trace, dc, policy, "numpy", monkeypatch),
+        )
+
+
+@pytest.mark.skipif(not DAY.is_dir(), reason=f"PlanetLab traces not found under {ROOT}")
+@pytest.mark.parametrize("policy", ("iqr-mmt-1.5", "lr-mmt-1.2"))
+def test_compiled_equals_numpy_on_a_planetlab_morning(
+    policy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = load_trace("planetlab:20110303", ROOT, ROOT.parent / "reference" / "cloudsim-vm-order")
+    morning = Trace(day.names, day.util[:, :50], day.interval)
+    dc = Datacenter()
+    fast, ref = (
+        _run(morning, dc, policy, "numba", monkeypatch),
+        _run(morning, dc, policy, "numpy", monkeypatch),
+    )
+    _same(fast, ref)
+
+
+def test_robust_thresholds_match_the_numpy_detectors() -> None:
+    rng = np.random.default_rng(3)
+    hist = rng.random((400, 30)).round(3)
+    cut = rng.integers(0, 31, 400)
+    hist[np.arange(30)[None, :] >= cut[:, None]] = 0.0  # trailing zeros: lengths 0..30
+    length = trimmed_length(hist)
+    for code, ref in ((1, iqr_threshold), (2, mad_threshold)):
+        want = ref(hist, length, 1.7)
+        got = np.array([kernel.robust_threshold(row, code, 1.7) for row in hist])
+        assert np.array_equal(np.isnan(got), np.isnan(want)) and np.isnan(want).any()
+        ok = ~np.isnan(want)
+        assert np.array_equal(got[ok], want[ok])
+
+
+def test_lr_terms_are_numpys_dot_to_the_bit() -> None:
+    rng = np.random.default_rng(4)
+    hist = rng.random((2000, 30)) * (rng.random((2000, 30)) < 0.8)
+    coef = rng.normal(size=(2, 10))
+    f = np.zeros((12, 2000))
+    for h in range(hist.shape[0]):
+        kernel.lr_terms(f, hist, h, coef)
+    assert np.array_equal(f[7], [row[:10] @ coef[0] for row in hist])
+    assert np.array_equal(f[8], [row[:10] @ coef[1] for row in hist])
+
+
+def test_compiled_evaluate_matches_numpy_with_migrations_and_oversubscription() -> None:
+    rng = np.random.default_rng(6)
+    n_h, n_v = 40, 300
+    mips = np.where(np.arange(n_h) % 2 == 0, 3720.0, 5320.0)
+    pe = mips / 2
+    host = rng.integers(0, n_h, n_v)
+    in_mig = rng.random(n_v) < 0.1
+    dest = rng.integers(0, n_h, n_v)
+    flying = np.flatnonzero(in_mig)
+    e = Entries(
+        vm=np.concatenate([np.arange(n_v), flying]),
+        host=np.concatenate([host, dest[flying]]),
+        seq=rng.permutation(n_v + flying.size).astype(np.int64),
+        incoming=np.concatenate([np.zeros(n_v, bool), np.ones(flying.size, bool)]),
+    )
+    req = rng.random(n_v) * 2500 * (rng.random(n_v) < 0.95)  # some over one core, some 0
+    ref = evaluate(e, req, in_mig, mips, pe)
+    got = evaluate_compiled(kernel, e, req, in_mig, mips, pe, slots(e.host, e.seq))
+    assert (ref.avail[ref.rows] == 0).any() and ref.migrating_out.any()  # both cases exercised
+    for name in ("util_mips", "req_mips", "alloc_mips", "avail", "alloc", "req", "migrating_out"):
+        assert np.array_equal(getattr(got, name), getattr(ref, name)), name
+
+
+def test_pairwise_sum_is_numpys_sum_to_the_bit() -> None:
+    rng = np.random.default_rng(7)
+    for n in (*range(40), 127, 128, 129, 255, 300, 1000, 5000):
+        a = rng.random(n) * 1000.0
+        assert kernel.pairwise_sum(a, 0, n) == a.sum()

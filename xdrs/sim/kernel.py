@@ -1,0 +1,379 @@
+"""Compiled (numba) PABFD host search: one call scores every candidate host for one VM.
+
+The same decision as :meth:`xdrs.sim.planning.Planning.find_host` (the numpy reference
+path), written as one loop over hosts so that a search costs one call instead of ~40
+numpy calls. Every float operation is done in the reference's order so that results are
+bit-identical (the tests compare both paths move by move): sums left to right, the power
+curve as ``placement.power.spec_power_rows``, the detectors as ``placement.overload``.
+Set ``XDRS_SIM_KERNEL=numpy`` to use the reference path; without numba (the ``sim``
+extra) the reference path is used.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import __version__ as numba_version
+from numba import njit, types
+from numba.extending import intrinsic
+from numpy.typing import NDArray
+
+__all__ = [
+    "DETECTOR_CODES",
+    "create",
+    "evaluate",
+    "find_host",
+    "lr_terms",
+    "numba_version",
+    "overloaded",
+    "pairwise_sum",
+    "refresh",
+    "robust_threshold",
+]
+
+DETECTOR_CODES = {"thr": 0, "iqr": 1, "mad": 2, "lr": 3, "lrr": 3}
+_FALLBACK = 0.7  # placement.overload.FALLBACK_THRESHOLD
+_MIN_ROBUST = 12  # placement.overload.MIN_ROBUST
+
+
+@njit(cache=True)
+def _median_sorted(x: NDArray[np.float64], n: int) -> float:
+    lo = x[(n - 1) // 2]
+    if n % 2 == 1:
+        return float(lo)
+    return float(lo + 0.5 * (x[n // 2] - lo))
+
+
+@njit(cache=True)
+def robust_threshold(h: NDArray[np.float64], kind: int, safety: float) -> float:
+    """``1 - safety * spread`` of history ``h`` (newest first, trailing zeros trimmed) for
+    IQR (kind 1) or MAD (kind 2); NaN with fewer than 12 samples."""
+    n = 0
+    for i in range(h.size):
+        if h[i] != 0:
+            n = i + 1
+    if n < _MIN_ROBUST:
+        return math.nan
+    x = np.sort(h[:n])
+    if kind == 1:
+        q1 = math.floor(0.25 * (n + 1) + 0.5) - 1
+        q3 = math.floor(0.75 * (n + 1) + 0.5) - 1
+        return float(1 - safety * (x[q3] - x[q1]))
+    med = _median_sorted(x, n)
+    dev = np.sort(np.abs(med - x))
+    return float(1 - safety * _median_sorted(dev, n))
+
+
+@njit(cache=True)
+def _power(u: float, row: NDArray[np.float64]) -> float:
+    u10 = u * 10
+    lo = int(u10)
+    p1 = row[lo]
+    p2 = row[math.ceil(u10)]
+    return float(p1 + (p2 - p1) / 10 * (u - lo / 10) * 100)
+
+
+@njit(cache=True)
+def _overloaded_with(
+    h: int,
+    v: int,
+    r: float,
+    kind: int,
+    param: float,
+    f: NDArray[np.float64],  # (12, H) host rows, see find_host
+    hist: NDArray[np.float64],
+    vm: NDArray[np.float64],  # (5, V) VM columns, see find_host
+    terms: NDArray[np.float64],
+    interval: float,
+) -> bool:
+    mips = f[1, h]
+    util = (f[4, h] + r) / mips
+    if kind == 0:
+        return bool(util > param)
+    if kind == 3:
+        secs = max(f[5, h], vm[0, v]) / (f[6, h] / (2 * 8000))
+        ahead = math.ceil(secs / interval)
+        pred = (f[7, h] + vm[2, v] / mips) + ahead * (f[8, h] + vm[3, v] / mips)
+        if vm[4, v] != 0 or f[11, h] != 0:
+            return bool(param * pred >= 1)
+        return bool(util > _FALLBACK)
+    thr = robust_threshold(hist[h] + terms[v] / mips, kind, param)
+    if math.isnan(thr):
+        return bool(util > _FALLBACK)
+    return bool(util > thr)
+
+
+@njit(cache=True)
+def find_host(
+    v: int,
+    r: float,
+    excluded: NDArray[np.bool_],
+    dormant: NDArray[np.bool_],
+    type_id: NDArray[np.int64],
+    n_types: int,
+    f: NDArray[np.float64],
+    power: NDArray[np.float64],
+    hist: NDArray[np.float64],
+    vm: NDArray[np.float64],
+    terms: NDArray[np.float64],
+    kind: int,
+    param: float,
+    interval: float,
+    memory_aware: bool,
+) -> int:
+    """PABFD target of VM ``v`` requesting ``r`` MIPS, -1 if none.
+
+    ``f`` rows per host: 0 pe MIPS, 1 MIPS, 2 free MIPS (scheduler), 3 allocated MIPS,
+    4 requested MIPS, 5 largest VM memory, 6 bandwidth, 7/8 LR intercept and slope terms,
+    9/10 free memory and network (checked if memory-aware), 11 history of >= 10 samples;
+    ``power`` (H, 12): the curve (11 points) then the power at the start of the decision;
+    ``vm`` rows per VM: 0 memory, 1 bandwidth, 2/3 LR terms, 4 history of >= 10 samples.
+    Candidates are scanned in index order; of the dormant hosts (nothing allocated, idle
+    at the start) only the first non-excluded one of each type is scored (the others tie
+    with it and lose, as in the reference).
+    """
+    seen = np.zeros(n_types, dtype=np.bool_)
+    best, best_inc = -1, math.inf
+    for h in range(f.shape[1]):
+        if excluded[h]:
+            continue
+        if dormant[h]:
+            if seen[type_id[h]]:
+                continue
+            seen[type_id[h]] = True
+        if not (f[0, h] >= r and f[2, h] >= r):
+            continue
+        if memory_aware and not (f[9, h] >= vm[0, v] and f[10, h] >= vm[1, v]):
+            continue
+        after = min((f[3, h] + r) / f[1, h], 1.0)
+        inc = _power(after, power[h]) - power[h, 11]
+        if best >= 0 and not inc < best_inc:
+            continue
+        if f[3, h] != 0 and _overloaded_with(h, v, r, kind, param, f, hist, vm, terms, interval):
+            continue
+        best, best_inc = h, inc
+    return best
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
+    """``a * b + c`` rounded once (LLVM's fma), as OpenBLAS's ``ddot`` accumulates."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        d = ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def lr_terms(f: NDArray[np.float64], hist: NDArray[np.float64], h: int,
+              coef: NDArray[np.float64]) -> None:  # fmt: skip
+    """Rows 7/8 of host ``h``: the last 10 samples dotted with the LR coefficients (numpy's
+    1-D ``@`` here is OpenBLAS ``ddot``: a left-to-right chain of fused multiply-adds)."""
+    a = 0.0
+    b = 0.0
+    for i in range(coef.shape[1]):
+        a = _fma(hist[h, i], coef[0, i], a)  # type: ignore[call-arg]
+        b = _fma(hist[h, i], coef[1, i], b)
+    f[7, h], f[8, h] = a, b
+
+
+@njit(cache=True)
+def create(
+    h: int, v: int, r: float, f: NDArray[np.float64], hist: NDArray[np.float64],
+    vm: NDArray[np.float64], terms: NDArray[np.float64], coef: NDArray[np.float64],
+) -> bool:  # fmt: skip
+    """Append VM ``v`` to the non-empty host ``h`` in place (rows of ``f`` as in
+    :func:`find_host`); False, changing nothing, if ``h`` must be re-summed instead."""
+    c = f[0, h] if r > f[0, h] else r
+    if f[2, h] < c or f[2, h] == 0:
+        return False
+    f[2, h] -= c
+    f[3, h] += c
+    f[4, h] += r
+    mips = f[1, h]
+    for i in range(hist.shape[1]):
+        hist[h, i] = hist[h, i] + terms[v, i] / mips
+    f[9, h] -= vm[0, v]
+    f[10, h] -= vm[1, v]
+    f[5, h] = max(f[5, h], vm[0, v])
+    lr_terms(f, hist, h, coef)
+    f[11, h] = 1.0 if (f[11, h] != 0 or vm[4, v] != 0) else 0.0
+    return True
+
+
+@njit(cache=True)
+def _block_sum(a: NDArray[np.float64], lo: int, n: int) -> float:
+    """numpy's sum of ``a[lo:lo + n]`` for ``n <= 128``: 8 accumulators, then the rest."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r = a[lo : lo + 8].copy()
+    i = 8
+    while i < n - n % 8:
+        for j in range(8):
+            r[j] += a[lo + i + j]
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for k in range(i, n):
+        res += a[lo + k]
+    return float(res)
+
+
+@njit(cache=True)
+def pairwise_sum(a: NDArray[np.float64], lo: int, n: int) -> float:
+    """``a[lo:lo + n].sum()`` in numpy's order: blocks of <= 128 summed by
+    :func:`_block_sum`, halves (cut at a multiple of 8) added left + right; an explicit
+    stack instead of numpy's recursion (numba's cache does not take recursive functions)."""
+    tasks = np.empty((128, 3), dtype=np.int64)  # lo, n, halves already pushed
+    vals = np.empty(128)
+    nt, nv = 1, 0
+    tasks[0, 0], tasks[0, 1], tasks[0, 2] = lo, n, 0
+    while nt:
+        nt -= 1
+        t_lo, t_n, done = tasks[nt, 0], tasks[nt, 1], tasks[nt, 2]
+        if t_n <= 128:
+            vals[nv] = _block_sum(a, t_lo, t_n)
+            nv += 1
+        elif done:
+            vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
+            nv -= 1
+        else:
+            n2 = t_n // 2
+            n2 -= n2 % 8
+            tasks[nt, 2] = 1
+            tasks[nt + 1, 0], tasks[nt + 1, 1], tasks[nt + 1, 2] = t_lo + n2, t_n - n2, 0
+            tasks[nt + 2, 0], tasks[nt + 2, 1], tasks[nt + 2, 2] = t_lo, n2, 0
+            nt += 3
+    return float(vals[0])
+
+
+@njit(cache=True)
+def refresh(
+    h: int, ids: NDArray[np.int64], req: NDArray[np.float64], host_ram: float,
+    host_bw: float, f: NDArray[np.float64], hist: NDArray[np.float64],
+    vm: NDArray[np.float64], terms: NDArray[np.float64], coef: NDArray[np.float64],
+) -> None:  # fmt: skip
+    """Re-sum host ``h`` from its VM list ``ids`` (list order), as ``Planning.refresh``:
+    the time-shared scheduler's free MIPS (0 when over-subscribed) and shares, the
+    requests, the history and the LR terms."""
+    total, pe = f[1, h], f[0, h]
+    avail, over, wsum, reqsum = total, False, 0.0, 0.0
+    max_ram = 0.0
+    for v in ids:
+        c = pe if req[v] > pe else req[v]
+        over = over or avail < c
+        avail -= c
+        wsum += c
+        reqsum += req[v]
+        max_ram = max(max_ram, vm[0, v])
+    alloc = 0.0
+    for v in ids:
+        c = pe if req[v] > pe else req[v]
+        alloc += math.floor(c * (total / wsum)) if over else c
+    f[2, h] = 0.0 if over else avail
+    f[3, h], f[4, h], f[5, h] = alloc, reqsum, max_ram
+    ram, bw = vm[0][ids], vm[1][ids]
+    f[9, h], f[10, h] = (
+        host_ram - pairwise_sum(ram, 0, ids.size),
+        host_bw - pairwise_sum(bw, 0, ids.size),
+    )
+    for i in range(hist.shape[1]):
+        s = 0.0
+        for v in ids:
+            s += terms[v, i] / total
+        hist[h, i] = s
+    lr_terms(f, hist, h, coef)
+    f[11, h] = 0.0
+    for i in range(coef.shape[1] - 1, hist.shape[1]):
+        if hist[h, i] != 0:
+            f[11, h] = 1.0
+
+
+@njit(cache=True)
+def overloaded(
+    h: int, kind: int, param: float, f: NDArray[np.float64], hist: NDArray[np.float64],
+    interval: float,
+) -> bool:  # fmt: skip
+    """Is host ``h`` overloaded with the VMs on its list (``Planning.overloaded``)?"""
+    util = f[4, h] / f[1, h]
+    if kind == 0:
+        return bool(util > param)
+    if kind == 3:
+        ahead = math.ceil(f[5, h] / (f[6, h] / (2 * 8000)) / interval)
+        if f[11, h] != 0:
+            return bool(param * (f[7, h] + ahead * f[8, h]) >= 1)
+        return bool(util > _FALLBACK)
+    thr = robust_threshold(hist[h], kind, param)
+    if math.isnan(thr):
+        return bool(util > _FALLBACK)
+    return bool(util > thr)
+
+
+@njit(cache=True)
+def _schedule(
+    row: NDArray[np.int64], e_vm: NDArray[np.int64], incoming: NDArray[np.bool_],
+    req_vm: NDArray[np.float64], total: float, pe: float,
+) -> tuple[bool, float, float]:  # fmt: skip
+    """Over-subscription flag, free MIPS and weight sum of one host's list (slot order)."""
+    avail, over, wsum = total, False, 0.0
+    for i in row:
+        if i < 0:
+            break
+        req = req_vm[e_vm[i]]
+        c = pe if req > pe else req
+        w = c * 0.1 if incoming[i] else c
+        over = over or avail < w
+        avail -= w
+        wsum += w
+    return over, avail, wsum
+
+
+@njit(cache=True)
+def _share(c: float, out: bool, inc: bool, over: bool, scale: float) -> float:
+    """A VM's allocated MIPS: capped request ``c`` (90 % migrating out, 10 % in), scaled
+    and floored on an over-subscribed host."""
+    if over:
+        if out:
+            return float(np.floor(c * scale * 0.9))
+        return float(np.floor(c * 0.1 * scale if inc else c * scale))
+    return c * 0.9 if out else (c * 0.1 if inc else c)
+
+
+@njit(cache=True)
+def evaluate(
+    rows: NDArray[np.int64], grid: NDArray[np.int64], e_vm: NDArray[np.int64],
+    incoming: NDArray[np.bool_], req_vm: NDArray[np.float64],
+    in_migration: NDArray[np.bool_], host_mips: NDArray[np.float64],
+    host_pe: NDArray[np.float64], sums: NDArray[np.float64], per_entry: NDArray[np.float64],
+) -> None:  # fmt: skip
+    """``xdrs.sim.hosts.evaluate`` host by host: ``sums`` (4, H) gets utilisation,
+    requested and allocated MIPS and free MIPS; ``per_entry`` (3, E) allocation, request
+    and migrating-out flag (as 0/1), each in the reference's float order."""
+    sums[3, :] = host_mips
+    for r in range(rows.size):
+        h = rows[r]
+        total, pe = host_mips[h], host_pe[h]
+        over, avail, wsum = _schedule(grid[r], e_vm, incoming, req_vm, total, pe)
+        scale = total / wsum if over else 1.0  # wsum > 0 when over
+        sums[3, h] = 0.0 if over else avail
+        util, reqs, alloc_sum = 0.0, 0.0, 0.0
+        for i in grid[r]:
+            if i < 0:
+                break
+            req = req_vm[e_vm[i]]
+            c = pe if req > pe else req
+            out = in_migration[e_vm[i]] and not incoming[i]
+            a = _share(c, out, incoming[i], over, scale)
+            util += a / 0.9 if out else a
+            reqs += req
+            alloc_sum += a
+            per_entry[0, i], per_entry[1, i], per_entry[2, i] = a, req, 1.0 if out else 0.0
+        sums[0, h], sums[1, h], sums[2, h] = util, reqs, alloc_sum

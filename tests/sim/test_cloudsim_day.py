@@ -19,8 +19,13 @@ DAY = "20110303"
 ROOT = traces_root()
 ORDER = ROOT.parent / "reference" / "cloudsim-vm-order"
 
-pytestmark = pytest.mark.skipif(
-    not (ROOT / "planetlab" / DAY).is_dir(), reason=f"PlanetLab traces not found under {ROOT}"
+# The day itself is always there (the package ships it when ROOT lacks it). CloudSim numbers
+# its VMs in the order its file system listed the trace files; that order is reference data
+# of this workplace (shared/reference/cloudsim-vm-order), not shipped with the package, and
+# the policies that depend on it can only be compared with CloudSim where it is present.
+needs_cloudsim_order = pytest.mark.skipif(
+    not (ORDER / f"{DAY}.txt").is_file(),
+    reason=f"CloudSim's VM order for {DAY} not present under {ORDER} (reference data)",
 )
 
 
@@ -38,6 +43,7 @@ def test_npa_energy_is_workload_independent(day: Trace) -> None:
     assert round(simulate(shuffled, "npa").energy_kwh, 2) == 2410.80
 
 
+@needs_cloudsim_order
 def test_dvfs_energy_is_cloudsims(day: Trace) -> None:
     r = simulate(day, "dvfs")
     assert round(r.energy_kwh, 2) == 764.96
@@ -56,6 +62,7 @@ PRINTED = {
 }
 
 
+@needs_cloudsim_order
 @pytest.mark.parametrize("policy", sorted(PRINTED))
 def test_migrating_policy_day_is_as_printed(day: Trace, policy: str) -> None:
     r = simulate(day, policy)

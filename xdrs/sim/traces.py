@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 __all__ = ["Trace", "TraceError", "load_trace", "read_csv", "read_planetlab", "traces_root"]
 
 FloatA = NDArray[np.float64]
+PACKAGED_DAY = "20110303"
 PLANETLAB_INTERVAL = 300.0
 
 
@@ -182,8 +183,27 @@ def _carry_forward(util: FloatA) -> FloatA:
     return np.nan_to_num(filled, nan=0.0)
 
 
+def _packaged(order: list[str] | None) -> Trace:
+    """The PlanetLab day shipped with the package (the replay collector's copy)."""
+    from collectors.replay.traces import load_trace as load_packaged  # noqa: PLC0415
+
+    day = load_packaged(f"planetlab:{PACKAGED_DAY}", None)
+    names = list(day.vm_names)
+    util = day.cpu_pct / 100.0
+    if order is not None:
+        index = {n: i for i, n in enumerate(names)}
+        if sorted(order) != sorted(names):
+            raise TraceError(f"packaged day {PACKAGED_DAY}: VM order file does not match it")
+        pick = [index[n] for n in order]
+        names, util = order, util[pick]
+    return Trace(tuple(names), util, PLANETLAB_INTERVAL, None, f"packaged:{PACKAGED_DAY}")
+
+
 def load_trace(spec: str, root: Path, order_dir: Path | None = None) -> Trace:
     """Load ``planetlab:<day>``, ``csv:<file>``, a PlanetLab folder or a ``.csv`` file.
+
+    ``planetlab:20110303`` falls back to the day shipped in the package when ``root`` does
+    not hold it.
 
     For ``planetlab:<day>`` the folder is ``root/planetlab/<day>``; when ``order_dir`` has
     ``<day>.txt``, VMs are numbered in that order (CloudSim's), else by sorted name.
@@ -193,7 +213,10 @@ def load_trace(spec: str, root: Path, order_dir: Path | None = None) -> Trace:
         order = None
         if order_dir is not None and (order_dir / f"{rest}.txt").is_file():
             order = [s for s in (order_dir / f"{rest}.txt").read_text().splitlines() if s]
-        return read_planetlab(root / "planetlab" / rest, order)
+        folder = root / "planetlab" / rest
+        if not folder.is_dir() and rest == PACKAGED_DAY:
+            return _packaged(order)  # a fresh clone without the trace set
+        return read_planetlab(folder, order)
     if kind == "csv" and rest:
         return read_csv(rest)
     p = Path(spec)

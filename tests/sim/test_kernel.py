@@ -19,7 +19,6 @@ from xdrs.sim.setup import Datacenter, build_world
 from xdrs.sim.traces import Trace, load_trace, traces_root
 
 ROOT = traces_root()
-DAY = ROOT / "planetlab" / "20110303"
 POLICIES = ("thr-mmt-0.8", "iqr-mmt-1.5", "mad-mmt-2.5", "lr-mmt-1.2", "mad-rs-2.5", "lr-mu-1.2")
 
 
@@ -56,7 +55,6 @@ def test_compiled_equals_numpy_on_synthetic_days(
         )
 
 
-@pytest.mark.skipif(not DAY.is_dir(), reason=f"PlanetLab traces not found under {ROOT}")
 @pytest.mark.parametrize("policy", ("iqr-mmt-1.5", "lr-mmt-1.2"))
 def test_compiled_equals_numpy_on_a_planetlab_morning(
     policy: str, monkeypatch: pytest.MonkeyPatch

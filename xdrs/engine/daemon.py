@@ -16,13 +16,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 
-from collectors.events import Recommendation, inventory_key
+from collectors.events import MetricBatch, Recommendation, inventory_key
 from xdrs.bus.config import BusConfig, cluster_partition
 from xdrs.bus.kafka import DeadLetters, KafkaSink, Record, make_consumer, records
 from xdrs.engine.engine import ClusterView, Engine
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 VIEW_EVERY_S = 0.5
 LAG_EVERY_S = 2.0
 FLUSH_TIMEOUT_S = 5.0
+PARK_S = 10.0  # how long samples of a VM not (yet) in the inventory wait before dead-letter
 QUIET_POLLS = 2  # polls in a row without inventory before metrics flow after a catch-up
 HOLD_MAX_S = 30.0  # metrics are never held back longer than this
 PUBLISHED_KEPT = 1000  # recent recommendations kept for inspection (tests, the demo)
@@ -71,6 +73,8 @@ class EngineDaemon:
         self._need_ends: list[TopicPartition] = []
         self._quiet_polls = 0
         self._held_since = 0.0
+        self.park_s = PARK_S
+        self._parked: list[tuple[float, Record, MetricBatch]] = []
 
     # ---- loop -----------------------------------------------------------------------------
 
@@ -96,6 +100,7 @@ class EngineDaemon:
             return
         for rec in batch:
             self._handle(rec, dead)
+        self._retry_parked(dead)
         inv = self.config.topics.inventory
         self._quiet_polls = 0 if any(r.topic == inv for r in batch) else self._quiet_polls + 1
         self._resume_when_caught_up(consumer)
@@ -121,8 +126,36 @@ class EngineDaemon:
             category, reason = "internal", f"{type(e).__name__}: {e}"
         if self.metrics is not None and self.engine.samples > before:
             self.metrics.samples.inc(self.engine.samples - before)
-        if reason:
+        if category == "unknown_vm" and isinstance(rec.event, MetricBatch):
+            self._park(rec, rec.event)  # its inventory may be a poll behind (other topic)
+        elif reason:
             dead.send(rec, reason, category)
+
+    def _park(self, rec: Record, b: MetricBatch) -> None:
+        known = self.engine.tables[b.cluster].vm_row
+        rest = _only(b, {v for v in b.vms if v not in known})
+        self._parked.append((time.monotonic() + self.park_s, rec, rest))
+
+    def _retry_parked(self, dead: DeadLetters) -> None:
+        """Samples parked for unknown VMs: taken once the VM is known, dead-lettered with
+        their reason when it is still unknown after ``park_s``."""
+        if not self._parked:
+            return
+        now, still = time.monotonic(), []
+        for deadline, rec, b in self._parked:
+            before = self.engine.samples
+            unknown = self.engine.absorb_late(b)
+            if self.metrics is not None and self.engine.samples > before:
+                self.metrics.samples.inc(self.engine.samples - before)
+            if not unknown:
+                continue
+            if now < deadline:
+                still.append((deadline, rec, _only(b, set(unknown))))
+            else:
+                n, first = len(unknown), unknown[0]
+                dead.send(rec, f"metrics for {n} unknown VM(s) of {b.cluster!r} after "
+                          f"{self.park_s:g} s: {first!r}...", "unknown_vm")  # fmt: skip
+        self._parked = still
 
     def _optimise(self, sink: KafkaSink) -> None:
         now = time.monotonic()
@@ -238,6 +271,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self.daemon.assigned(self.consumer, list(assigned))
+
+
+def _only(b: MetricBatch, vms: set[str]) -> MetricBatch:
+    """The part of a batch for the VMs ``vms``."""
+    keep = [i for i, v in enumerate(b.vms) if v in vms]
+    return replace(b, vms=[b.vms[i] for i in keep], cpu_pct=[b.cpu_pct[i] for i in keep],
+                   mem_mib=[b.mem_mib[i] for i in keep])  # fmt: skip
 
 
 def _flush(sink: KafkaSink) -> bool:

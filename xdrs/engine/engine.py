@@ -161,6 +161,17 @@ class Engine:
             return "unknown_vm", f"metrics for {n} unknown VM(s) of {b.cluster!r}: {first!r}..."
         return "", ""
 
+    def absorb_late(self, b: MetricBatch) -> list[str]:
+        """Samples of an earlier batch for VMs that were unknown then; returns those still
+        unknown."""
+        t = self.tables.get(b.cluster)
+        if t is None:
+            return list(b.vms)
+        got = t.absorb(b, late=True)
+        self.samples += got.samples
+        self.clocks[b.cluster].dirty |= got.samples > 0
+        return got.unknown
+
     def _result(self, r: ActionResult) -> None:
         clock = self.clocks.get(r.cluster)
         if clock is None:

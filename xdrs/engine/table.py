@@ -135,15 +135,17 @@ class ClusterTable:
 
     # ---- metrics --------------------------------------------------------------------------
 
-    def absorb(self, b: MetricBatch) -> Absorbed:
+    def absorb(self, b: MetricBatch, late: bool = False) -> Absorbed:
         """Fold one host's samples into the smoothed demand.
 
         A batch no newer than the last one taken from its host (a resend after a broker
-        fault) is skipped.
+        fault) is skipped, unless ``late``: the remainder of a batch taken before, for VMs
+        whose inventory arrived after it.
         """
-        if b.ts <= self.last_ts_of.get(b.host, -np.inf):
-            return Absorbed(stale=True)
-        self.last_ts_of[b.host] = b.ts
+        if not late:
+            if b.ts <= self.last_ts_of.get(b.host, -np.inf):
+                return Absorbed(stale=True)
+            self.last_ts_of[b.host] = b.ts
         rows = [self.vm_row.get(u, -1) for u in b.vms]
         idx = np.fromiter(rows, dtype=np.int64, count=len(rows))
         known = idx >= 0

@@ -9,7 +9,14 @@ import orjson
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
 
-from collectors.events import MAX_MESSAGE_BYTES, MetricBatch, Recommendation, encode
+from collectors.events import (
+    MAX_MESSAGE_BYTES,
+    MetricBatch,
+    Recommendation,
+    VmEvent,
+    encode,
+    inventory_key,
+)
 from collectors.replay import ReplayCollector
 from collectors.replay.scenario import parse_scenario
 from xdrs.bus.config import cluster_partition
@@ -83,6 +90,7 @@ def test_samples_reach_the_engine_and_recommendations_the_topic(config, running)
 def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(config, running):
     registry = CollectorRegistry()
     daemon = _daemon(config, registry)
+    daemon.park_s = 1.0  # samples of unknown VMs wait this long for their inventory
     running.start(daemon.run)
     c = _collector(config)
     c.publish_inventory()
@@ -175,4 +183,29 @@ def test_an_engine_started_after_a_backlog_takes_all_of_it(config, running):
     daemon = _daemon(config)
     running.start(daemon.run)
     assert wait_for(lambda: daemon.engine.samples == c.samples_sent, 30), daemon.engine.samples
+    assert daemon.dead == 0
+
+
+def test_samples_that_overtake_their_vms_inventory_wait_for_it(config, running):
+    """Inventory and metrics are different topics: a new VM's first samples may be read
+    before its description. They are parked, then taken when it arrives."""
+    daemon = _daemon(config)
+    running.start(daemon.run)
+    c = _collector(config)
+    c.publish_inventory()
+    c.publish_step(0)
+    assert wait_for(lambda: daemon.engine.samples == c.samples_sent, 30)
+    host = c.hosts[0]
+    sink = KafkaSink(config)
+    sink.publish("metrics", inventory_key(host.cluster, "host", host.uuid), MetricBatch(
+        host.cluster, host.uuid, c.t0 + 150, 0, ["newcomer"], [50.0], [512.0]))  # fmt: skip
+    sink.flush()
+    time.sleep(1.0)  # read by now, parked: the VM is unknown
+    assert daemon.engine.samples == c.samples_sent and daemon.dead == 0
+    sink.publish("inventory", inventory_key(host.cluster, "vm", "newcomer"),
+                 VmEvent(host.cluster, "newcomer", host.uuid, 2, 1024))  # fmt: skip
+    sink.flush()
+    assert wait_for(lambda: daemon.engine.samples == c.samples_sent + 1, 15)
+    t = daemon.engine.tables[host.cluster]
+    assert t.cpu[t.vm_row["newcomer"]] == 1.0  # 50 % of 2 vCPUs
     assert daemon.dead == 0

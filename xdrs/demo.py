@@ -31,7 +31,7 @@ from xdrs.engine.engine import Engine, EngineArgs
 from xdrs.engine.exporter import EngineMetrics
 from xdrs.services import add_bus_args, broker_for, bus_config
 
-__all__ = ["default_trace_dir", "register"]
+__all__ = ["DemoProgress", "apply_recommendations", "default_trace_dir", "register"]
 
 log = logging.getLogger(__name__)
 DRAIN_S = 10.0  # at the end, how long the engine may take to absorb what is in flight
@@ -98,7 +98,7 @@ def register(sub: Any) -> None:
 
 
 @dataclass
-class _Progress:
+class DemoProgress:
     applied: int = 0
     failed: int = 0
     recommendations: int = 0
@@ -129,12 +129,12 @@ def _run(args: argparse.Namespace, scenario: Scenario, trace: Trace, config: Bus
     port = server.server_address[1]
     sink = KafkaSink(config)
     collector = ReplayCollector(scenario, trace, sink, speed=args.speed)
-    stop, stop_feed, progress = threading.Event(), threading.Event(), _Progress()
+    stop, stop_feed, progress = threading.Event(), threading.Event(), DemoProgress()
     threads = [
         threading.Thread(target=daemon.run, args=(stop,), name="engine"),
         threading.Thread(target=collector.run, args=(stop_feed,), name="collector"),
         threading.Thread(
-            target=_actuate, args=(config, collector, progress, stop), name="actuator"
+            target=apply_recommendations, args=(config, collector, progress, stop), name="actuator"
         ),
     ]
     embedded = "" if args.bootstrap_servers else " (embedded)"
@@ -169,8 +169,8 @@ def _drain_engine(daemon: EngineDaemon, collector: ReplayCollector, timeout: flo
         time.sleep(0.05)
 
 
-def _actuate(
-    config: BusConfig, collector: ReplayCollector, progress: _Progress, stop: threading.Event
+def apply_recommendations(
+    config: BusConfig, collector: ReplayCollector, progress: DemoProgress, stop: threading.Event
 ) -> None:
     """Demo only: the replay platform applies every recommendation it receives."""
     consumer = make_consumer(config, "xdrs-demo-actuator", [config.topics.recommendations])
@@ -185,7 +185,7 @@ def _actuate(
         consumer.close()
 
 
-def _apply_polled(consumer: Any, collector: ReplayCollector, progress: _Progress) -> None:
+def _apply_polled(consumer: Any, collector: ReplayCollector, progress: DemoProgress) -> None:
     for rec in records(consumer, timeout_ms=200):
         if isinstance(rec.event, Recommendation):
             progress.recommendations += 1
@@ -199,7 +199,7 @@ def _watch(
     args: argparse.Namespace,
     daemon: EngineDaemon,
     collector: ReplayCollector,
-    progress: _Progress,
+    progress: DemoProgress,
     t0: float,
     feeder: threading.Thread,
 ) -> None:
@@ -234,7 +234,7 @@ def _hhmm(step: int) -> str:
 
 
 def _summary(
-    daemon: EngineDaemon, collector: ReplayCollector, progress: _Progress, wall: float
+    daemon: EngineDaemon, collector: ReplayCollector, progress: DemoProgress, wall: float
 ) -> None:
     lines = [
         f"xdrs demo: {wall:.1f} s, {collector.step_no} steps ({_hhmm(collector.step_no)} "

@@ -185,7 +185,7 @@ def run_engine(args: argparse.Namespace) -> int:
 
 def run_replay(args: argparse.Namespace) -> int:
     from xdrs.bus.kafka import KafkaSink  # noqa: PLC0415
-    from xdrs.demo import _actuate, _Progress, load_replay  # noqa: PLC0415
+    from xdrs.demo import DemoProgress, apply_recommendations, load_replay  # noqa: PLC0415
 
     scenario, trace = load_replay(args)
     stop = _until_signalled()
@@ -197,7 +197,9 @@ def run_replay(args: argparse.Namespace) -> int:
         collector = ReplayCollector(scenario, trace, KafkaSink(config), speed=args.speed)
         applier = None
         if args.apply:
-            applier = threading.Thread(target=_actuate, args=(config, collector, _Progress(), stop))
+            applier = threading.Thread(
+                target=apply_recommendations, args=(config, collector, DemoProgress(), stop)
+            )
             applier.start()
         try:
             collector.run(stop, steps=args.steps)

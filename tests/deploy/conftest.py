@@ -32,7 +32,7 @@ from collectors.replay.scenario import parse_scenario
 from collectors.replay.traces import Trace
 from xdrs.bus import BusConfig, EmbeddedBroker, Topics
 from xdrs.bus.kafka import KafkaSink, create_topics
-from xdrs.demo import _actuate, _Progress
+from xdrs.demo import DemoProgress, apply_recommendations
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 from xdrs.engine.exporter import EngineMetrics
@@ -61,7 +61,7 @@ def _free_port() -> int:
 class Pipeline:
     daemon: EngineDaemon
     collector: ReplayCollector
-    progress: _Progress
+    progress: DemoProgress
     metrics_port: int
 
 
@@ -150,10 +150,10 @@ def pipeline(engine: LiveEngine, prometheus: Prometheus) -> Iterator[Pipeline]:
     scenario, trace = _scenario_and_trace()
     sink = KafkaSink(engine.config)
     collector = ReplayCollector(scenario, trace, sink, speed=4.0)
-    progress = _Progress()
+    progress = DemoProgress()
     threads = [
         threading.Thread(target=collector.run, args=(engine.stop,), daemon=True),
-        threading.Thread(target=_actuate, args=(engine.config, collector, progress,
+        threading.Thread(target=apply_recommendations, args=(engine.config, collector, progress,
                                                 engine.stop), daemon=True),
     ]  # fmt: skip
     for t in threads:

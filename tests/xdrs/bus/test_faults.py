@@ -11,7 +11,7 @@ from collectors.events import MetricBatch
 from collectors.replay import ReplayCollector
 from xdrs.bus import BusConfig, EmbeddedBroker, Topics
 from xdrs.bus.kafka import KafkaSink, create_topics
-from xdrs.demo import _actuate, _Progress
+from xdrs.demo import DemoProgress, apply_recommendations
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 from xdrs.engine.exporter import EngineMetrics
@@ -60,9 +60,9 @@ def own_broker():
 
 def test_frozen_broker_loses_no_sample_and_duplicates_no_recommendation(own_broker, running):
     config, daemon, collector = _setup(own_broker, running)
-    progress = _Progress()
+    progress = DemoProgress()
     running.start(daemon.run)
-    running.start(_actuate, config, collector, progress)
+    running.start(apply_recommendations, config, collector, progress)
     feeder = running.start(lambda stop: collector.run(stop, steps=120))
     assert wait_for(lambda: collector.step_no >= 20, 30)
     own_broker.freeze()
@@ -111,8 +111,8 @@ def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
     config = BusConfig(broker.bootstrap, topics=Topics(f"r{time.time_ns()}."), fast_groups=True)
     create_topics(config)
     collector = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=0.0)
-    progress = _Progress()
-    running.start(_actuate, config, collector, progress)
+    progress = DemoProgress()
+    running.start(apply_recommendations, config, collector, progress)
     first = EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.2, pending_s=30.0)))
     stop_first = running.start(first.run)
     collector.publish_inventory()
@@ -126,7 +126,7 @@ def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
     running.stop.clear()
     second = EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.2, pending_s=30.0)))
     running.start(second.run)
-    running.start(_actuate, config, collector, progress)
+    running.start(apply_recommendations, config, collector, progress)
     where = {
         v: collector.hosts[h].uuid for v, h in zip(collector.vm_ids, collector.place, strict=True)
     }

@@ -10,6 +10,7 @@ field; :func:`decode` is the single validating entrance used by every consumer.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ __all__ = [
     "decode",
     "encode",
     "inventory_key",
+    "move_result",
 ]
 
 VERSION = 1
@@ -163,6 +165,21 @@ class ActionResult:
     ts: float = 0.0
     type: str = "action"
     v: int = VERSION
+
+
+def move_result(rec: Recommendation, move: dict[str, Any], error: str = "") -> ActionResult:
+    """The result of one of ``rec``'s moves: ``ok`` unless ``error`` says why not."""
+    return ActionResult(
+        key=str(move.get("key", "")),
+        recommendation=rec.id,
+        cluster=rec.cluster,
+        vm=str(move.get("vm", "")),
+        src=str(move.get("src", "")),
+        dst=str(move.get("dst", "")),
+        status="failed" if error else "ok",
+        error=error,
+        ts=time.time(),
+    )
 
 
 @dataclass(frozen=True, slots=True)

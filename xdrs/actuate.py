@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from collectors.events import ActionResult, Recommendation, VmEvent, inventory_key
+from collectors.events import ActionResult, Recommendation, VmEvent, inventory_key, move_result
 from xdrs.bus.config import BusConfig
 from xdrs.bus.kafka import KafkaSink, make_consumer, records
 
@@ -227,23 +227,8 @@ def _wave(m: dict[str, Any]) -> int:
 
 
 def _expired(rec: Recommendation, m: dict[str, Any]) -> ActionResult:
-    return ActionResult(
-        key=str(m.get("key", "")),
-        recommendation=rec.id,
-        cluster=rec.cluster,
-        vm=str(m.get("vm", "")),
-        src=str(m.get("src", "")),
-        dst=str(m.get("dst", "")),
-        status="failed",
-        error="Expired: recommendation too old to apply",
-        ts=time.time(),
-    )
+    return move_result(rec, m, "Expired: recommendation too old to apply")
 
 
 def _confirmed(sink: KafkaSink) -> bool:
-    try:
-        sink.flush(FLUSH_TIMEOUT_S)
-    except KafkaError as e:
-        log.warning("results not confirmed yet, offsets stay uncommitted: %s", e)
-        return False
-    return True
+    return sink.try_flush(FLUSH_TIMEOUT_S, "results not confirmed yet, offsets stay uncommitted")

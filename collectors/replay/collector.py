@@ -28,6 +28,7 @@ from collectors.events import (
     Sink,
     VmEvent,
     inventory_key,
+    move_result,
 )
 from collectors.replay.scenario import Scenario, ScenarioError, flavor_choice
 from collectors.replay.traces import Trace
@@ -237,24 +238,14 @@ class ReplayCollector:
         return out
 
     def _move(self, rec: Recommendation, m: dict[str, Any]) -> ActionResult:
-        key, vm, src, dst = (str(m.get(k, "")) for k in ("key", "vm", "src", "dst"))
+        vm, src, dst = (str(m.get(k, "")) for k in ("vm", "src", "dst"))
         error = self._refuse(rec.cluster, vm, src, dst)
         if not error:
             j = self.vm_index[vm]
             self.place[j] = self.host_index[dst]
             e = self.vm_event(j)
             self.sink.publish("inventory", inventory_key(e.cluster, "vm", e.uuid), e)
-        return ActionResult(
-            key=key,
-            recommendation=rec.id,
-            cluster=rec.cluster,
-            vm=vm,
-            src=src,
-            dst=dst,
-            status="failed" if error else "ok",
-            error=error,
-            ts=time.time(),
-        )
+        return move_result(rec, m, error)
 
     def _refuse(self, cluster: str, vm: str, src: str, dst: str) -> str:
         j, d = self.vm_index.get(vm), self.host_index.get(dst)

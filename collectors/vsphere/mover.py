@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from collectors.events import ActionResult, Recommendation
+from collectors.events import ActionResult, Recommendation, move_result
 from collectors.vsphere._sdk import vim, vmodl
 from collectors.vsphere.actuator import relocate
 from collectors.vsphere.connection import TRANSIENT, Connection, VSphereError
@@ -136,14 +136,4 @@ class VSphereMover:
     def _result(
         self, rec: Recommendation, m: dict[str, Any], fault: str, message: str
     ) -> ActionResult:
-        return ActionResult(
-            key=str(m.get("key", "")),
-            recommendation=rec.id,
-            cluster=rec.cluster,
-            vm=str(m.get("vm", "")),
-            src=str(m.get("src", "")),
-            dst=str(m.get("dst", "")),
-            status="failed" if fault else "ok",
-            error=f"{fault}: {message}" if fault else "",
-            ts=time.time(),
-        )
+        return move_result(rec, m, f"{fault}: {message}" if fault else "")

@@ -150,6 +150,15 @@ class KafkaSink:
             if self._failed:
                 self._recover()
 
+    def try_flush(self, timeout: float, what: str) -> bool:
+        """:meth:`flush`; False (logged with ``what``) when delivery is not confirmed yet."""
+        try:
+            self.flush(timeout)
+        except KafkaError as e:
+            log.warning("%s: %s", what, e)
+            return False
+        return True
+
     def _recover(self) -> None:
         items, self._failed = self._failed, []
         log.warning("resending %d message(s) from a new producer", len(items))

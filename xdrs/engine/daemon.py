@@ -281,12 +281,7 @@ def _only(b: MetricBatch, vms: set[str]) -> MetricBatch:
 
 
 def _flush(sink: KafkaSink) -> bool:
-    try:
-        sink.flush(FLUSH_TIMEOUT_S)
-    except KafkaError as e:
-        log.warning("publish not confirmed yet, offsets stay uncommitted: %s", e)
-        return False
-    return True
+    return sink.try_flush(FLUSH_TIMEOUT_S, "publish not confirmed yet, offsets stay uncommitted")
 
 
 def _commit(consumer: KafkaConsumer) -> bool:

@@ -38,6 +38,7 @@ def add_bus_args(p: argparse.ArgumentParser) -> None:
         help="Kafka to use (default: start the embedded broker)",
     )
     p.add_argument("--topic-prefix", default="xdrs.", metavar="PREFIX")
+    p.add_argument("--client-id", metavar="NAME", help="Kafka client id (default: xdrs-<command>)")
     p.add_argument(
         "--partitions",
         type=int,
@@ -71,7 +72,7 @@ def bus_config(args: argparse.Namespace, client_id: str, bootstrap: str) -> BusC
     try:
         return BusConfig(
             bootstrap,
-            client_id=client_id,
+            client_id=args.client_id or client_id,
             topics=Topics(args.topic_prefix),
             partitions=args.partitions,
             fast_groups=not args.bootstrap_servers,

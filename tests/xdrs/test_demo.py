@@ -50,3 +50,17 @@ def test_unreachable_broker_is_one_clear_error(capsys):
     assert main(["demo", "--bootstrap-servers", f"127.0.0.1:{port}", "--duration", "1"]) == 2
     err = capsys.readouterr().err
     assert f"Kafka at 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+def test_bus_options_reach_the_client_config():
+    from xdrs.cli import build_parser
+    from xdrs.services import bus_config
+
+    argv = ["engine", "--client-id", "engine-7", "--topic-prefix", "prod."]
+    args = build_parser().parse_args([*argv, "--kafka-option", "request_timeout_ms=9000"])
+    cfg = bus_config(args, "xdrs-engine", "k1:9092,k2:9092")
+    assert cfg.client_id == "engine-7" and cfg.topics.metrics == "prod.metrics"
+    assert cfg.common()["bootstrap_servers"] == ["k1:9092", "k2:9092"]
+    assert cfg.common()["request_timeout_ms"] == 9000
+    default = bus_config(build_parser().parse_args(["replay"]), "xdrs-replay", "k:1")
+    assert default.client_id == "xdrs-replay"

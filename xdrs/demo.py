@@ -28,7 +28,6 @@ from xdrs.bus import BusConfig
 from xdrs.bus.kafka import KafkaSink, create_topics, make_consumer, records
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
-from xdrs.engine.exporter import EngineMetrics
 from xdrs.services import add_bus_args, broker_for, bus_config
 
 __all__ = ["DemoProgress", "apply_recommendations", "default_trace_dir", "register"]
@@ -123,8 +122,7 @@ def _run(args: argparse.Namespace, scenario: Scenario, trace: Trace, config: Bus
     create_topics(config)
     registry = CollectorRegistry()
     engine = Engine(EngineArgs(threshold=args.threshold, cooldown_s=1.0, pending_s=30.0))
-    daemon = EngineDaemon(config, engine)
-    daemon.metrics = EngineMetrics(registry, lambda: daemon.views)
+    daemon = EngineDaemon(config, engine, registry=registry)
     server, _ = start_http_server(args.metrics_port, addr="127.0.0.1", registry=registry)
     port = server.server_address[1]
     sink = KafkaSink(config)

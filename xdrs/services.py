@@ -155,7 +155,6 @@ def run_engine(args: argparse.Namespace) -> int:
     from xdrs.cli import UsageError  # noqa: PLC0415
     from xdrs.engine.daemon import EngineDaemon  # noqa: PLC0415
     from xdrs.engine.engine import Engine, EngineArgs  # noqa: PLC0415
-    from xdrs.engine.exporter import EngineMetrics  # noqa: PLC0415
 
     try:
         engine = Engine(
@@ -168,8 +167,7 @@ def run_engine(args: argparse.Namespace) -> int:
         config = bus_config(args, "xdrs-engine", bootstrap)
         _create(config)
         registry = CollectorRegistry()
-        daemon = EngineDaemon(config, engine, group=args.group)
-        daemon.metrics = EngineMetrics(registry, lambda: daemon.views)
+        daemon = EngineDaemon(config, engine, group=args.group, registry=registry)
         try:
             server, _ = start_http_server(
                 args.metrics_addr[1], addr=args.metrics_addr[0], registry=registry

@@ -9,13 +9,12 @@ and engine, then Prometheus (first scrape of the idle engine), then the collecto
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,31 +29,17 @@ from prometheus_client import CollectorRegistry, start_http_server
 from collectors.replay import ReplayCollector
 from collectors.replay.scenario import parse_scenario
 from collectors.replay.traces import Trace
+from tests.xdrs.bus.conftest import wait_for
 from xdrs.bus import BusConfig, EmbeddedBroker, Topics
+from xdrs.bus.broker import free_port
 from xdrs.bus.kafka import KafkaSink, create_topics
 from xdrs.demo import DemoProgress, apply_recommendations
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
-from xdrs.engine.exporter import EngineMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRAPE_S = 1
 CLUSTERS, HOSTS_PER_CLUSTER, VMS = ("c0", "c1"), 4, 60
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 30.0, every: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(every)
-    return cond()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -128,8 +113,8 @@ def engine() -> Iterator[LiveEngine]:
                            fast_groups=True)  # fmt: skip
         create_topics(config)
         registry = CollectorRegistry()
-        daemon = EngineDaemon(config, Engine(EngineArgs(cooldown_s=1.0, pending_s=30.0)))
-        daemon.metrics = EngineMetrics(registry, lambda: daemon.views)
+        engine = Engine(EngineArgs(cooldown_s=1.0, pending_s=30.0))
+        daemon = EngineDaemon(config, engine, registry=registry)
         server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
         stop = threading.Event()
         thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
@@ -201,7 +186,7 @@ def prometheus(
     (d / "prometheus.yml").write_text(
         yaml.safe_dump(prometheus_config(f"127.0.0.1:{engine.metrics_port}"))
     )
-    port = _free_port()
+    port = free_port()
     log = (d / "prometheus.log").open("wb")
     proc = subprocess.Popen(
         [binary, f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'data'}",

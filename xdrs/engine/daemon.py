@@ -22,6 +22,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
 
 from collectors.events import MetricBatch, Recommendation, inventory_key
 from xdrs.bus.config import BusConfig, cluster_partition
@@ -51,13 +52,15 @@ class EngineDaemon:
     metrics : EngineMetrics, optional
     group : str
         Consumer group shared by all engine processes.
+    registry : prometheus_client.CollectorRegistry, optional
+        Where the engine's metrics are registered (none without it).
     """
 
-    def __init__(self, config: BusConfig, engine: Engine, metrics: EngineMetrics | None = None,
-                 group: str = "xdrs-engine") -> None:  # fmt: skip
+    def __init__(self, config: BusConfig, engine: Engine, group: str = "xdrs-engine",
+                 registry: CollectorRegistry | None = None) -> None:  # fmt: skip
         self.config = config
         self.engine = engine
-        self.metrics = metrics
+        self.metrics = None if registry is None else EngineMetrics(registry, lambda: self.views)
         self.group = group
         self.views: Mapping[str, ClusterView] = {}
         self.published: deque[Recommendation] = deque(maxlen=PUBLISHED_KEPT)

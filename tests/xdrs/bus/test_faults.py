@@ -14,7 +14,6 @@ from xdrs.bus.kafka import KafkaSink, create_topics
 from xdrs.demo import DemoProgress, apply_recommendations
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
-from xdrs.engine.exporter import EngineMetrics
 
 from .conftest import busy_trace, read_all, small_scenario, wait_for
 
@@ -39,8 +38,7 @@ def _setup(broker, running, speed=20.0, engine_cls=RecordingEngine):
     config = BusConfig(broker.bootstrap, topics=Topics("f."), fast_groups=True, extra=FAST)
     create_topics(config)
     engine = engine_cls(EngineArgs(cooldown_s=0.5, pending_s=30.0))
-    daemon = EngineDaemon(config, engine)
-    daemon.metrics = EngineMetrics(CollectorRegistry(), lambda: daemon.views)
+    daemon = EngineDaemon(config, engine, registry=CollectorRegistry())
     collector = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=speed,
                                 inventory_every=10)  # fmt: skip
     return config, daemon, collector

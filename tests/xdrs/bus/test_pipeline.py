@@ -23,16 +23,13 @@ from xdrs.bus.config import cluster_partition
 from xdrs.bus.kafka import KafkaSink, create_topics
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
-from xdrs.engine.exporter import EngineMetrics
 
 from .conftest import busy_trace, read_all, small_scenario, wait_for
 
 
 def _daemon(config, registry=None, group="engine"):
     engine = Engine(EngineArgs(threshold=3, cooldown_s=0.5, pending_s=60.0))
-    daemon = EngineDaemon(config, engine, group=group)
-    if registry is not None:
-        daemon.metrics = EngineMetrics(registry, lambda: daemon.views)
+    daemon = EngineDaemon(config, engine, group=group, registry=registry)
     return daemon
 
 

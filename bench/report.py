@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.cli import render_cli
 from bench.greedy import CompareRow
 
 __all__ = ["render", "revision"]
@@ -40,7 +41,9 @@ against the vCenter simulator, `python -m bench.vsphere`).
 """
 
 
-def render(command: str, results: list[Result], rows: list[CompareRow], png: str, code: str) -> str:
+def render(
+    command: str, results: list[Result], rows: list[CompareRow], png: str, code: str, cli: Result
+) -> str:
     parts = [
         "# xdrs placement benchmark\n",
         f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by `{command}` "
@@ -52,6 +55,8 @@ def render(command: str, results: list[Result], rows: list[CompareRow], png: str
         _targets(results) + _greedy_target(rows),
         "## Wall time and memory\n",
         _timing(results),
+        "## Whole process: `xdrs plan` as a user runs it (`python -m bench.cli`)\n",
+        render_cli(cli),
         "## Plan quality\n",
         _quality(results),
         "## xdrs balance against a greedy baseline (200 hosts / 2000 VMs, skewed)\n",

@@ -30,15 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     code = revision()
     sizes = [s for s in SIZES if not opts.quick or s[1] <= QUICK_LIMIT]
     results = [_run_size(h, v, opts.repeat) for h, v in sizes]
+    from bench.cli import measure_cli
     from bench.greedy import compare, plot
     from xdrs.synth import synth_cluster
 
+    cli = measure_cli(repeat=opts.repeat or 7)
     state = synth_cluster(200, 2000, seed=0)
     rows, trace = compare(state)
     png = Path(opts.out).with_name("balance_vs_greedy.png")
     plot(rows, trace, str(png), "skewed 200 hosts / 2000 VMs (seed 0)")
     command = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
-    Path(opts.out).write_text(render(command.strip(), results, rows, png.name, code))
+    Path(opts.out).write_text(render(command.strip(), results, rows, png.name, code, cli))
     print(f"wrote {opts.out} and {png}")
     return 0
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 
 from placement import Capacity, ClusterState, Rules, reasons
 from placement import constraints as c
-from placement.rules import MUST, MUST_NOT
+from placement.rules import MUST, MUST_NOT, RuleError
 from placement.workspace import Workspace
 from tests.placement.clusters import build, clusters
 
@@ -83,3 +83,16 @@ def test_workspace_feasible_matches_reference(state: ClusterState) -> None:
     for v in range(state.n_vms):
         expect = (ref[v] & ~np.uint32(c.PINNED)) == 0  # pinning is checked by the strategies
         np.testing.assert_array_equal(ws.feasible(v), expect, err_msg=f"VM {v}")
+
+
+@pytest.mark.parametrize(
+    ("vv", "vh", "message"),
+    [
+        ([("apart", True, [0, 1, 0])], [], "rules.vv: VM 0 is listed twice in rule 'apart'"),
+        ([], [("r", MUST, [1, 1], [0])], "rules.vh: VM 1 is listed twice in rule 'r'"),
+    ],
+    ids=["vm-vm", "vm-host"],
+)
+def test_a_rule_listing_a_vm_twice_is_refused(vv: list, vh: list, message: str) -> None:
+    with pytest.raises(RuleError, match=message):
+        build(TWO, [VM0, VM0], rules=Rules.build(2, vv=vv, vh=vh))

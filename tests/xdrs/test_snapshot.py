@@ -244,7 +244,15 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "rule-host-twice",
         _set(
             "rules",
-            [{"name": "x", "type": "vm_host", "kind": "must", "vms": ["v1"], "hosts": ["h2", "h2"]}],
+            [
+                {
+                    "name": "x",
+                    "type": "vm_host",
+                    "kind": "must",
+                    "vms": ["v1"],
+                    "hosts": ["h2", "h2"],
+                }
+            ],
         ),
         "rules[0] (name 'x').hosts[1]: host uuid 'h2' is listed twice (also at hosts[0])",
     ),

@@ -302,6 +302,25 @@ def test_invalid_json_names_file_line_and_column(tmp_path: Path) -> None:
         read_snapshot(path)
 
 
+def test_every_file_error_names_the_file_and_the_field(tmp_path: Path) -> None:
+    d = doc()
+    d["hosts"][2]["memory_ratio"] = 1e300  # was: "alloc_cap[2, 1]: ... got inf"
+    path = dump(tmp_path / "cluster.json", d)
+    with pytest.raises(SnapshotError) as err:
+        read_snapshot(path)
+    assert str(err.value).startswith(f"{path}: hosts[2] (uuid 'h2').memory_ratio: expected")
+
+
+def test_input_size_is_capped(tmp_path: Path) -> None:
+    path = dump(tmp_path / "cluster.json", doc())
+    size = path.stat().st_size
+    assert read_snapshot(path, max_bytes=size).n_vms == 8
+    with pytest.raises(SnapshotError, match="larger than the input limit"):
+        read_snapshot(path, max_bytes=size - 1)
+    with pytest.raises(SnapshotError, match=r"^/dev/zero: not a text file"):
+        read_snapshot("/dev/zero")
+
+
 def _plan_state() -> ClusterState:
     return parse_snapshot(doc())
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from placement import Capacity, ClusterState, Rules, reasons
+from placement import Capacity, ClusterState, Rules, StateError, reasons
 from placement import constraints as c
 from placement.rules import MUST, MUST_NOT, RuleError
 from placement.workspace import Workspace
@@ -96,3 +96,10 @@ def test_workspace_feasible_matches_reference(state: ClusterState) -> None:
 def test_a_rule_listing_a_vm_twice_is_refused(vv: list, vh: list, message: str) -> None:
     with pytest.raises(RuleError, match=message):
         build(TWO, [VM0, VM0], rules=Rules.build(2, vv=vv, vh=vh))
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan, 1e308, -1.0], ids=["inf", "nan", "1e308", "neg"])
+def test_make_state_refuses_values_that_would_overflow(value: float) -> None:
+    # 1e308 is finite, but two of them on one host sum to inf: nothing above 1e15 gets in
+    with pytest.raises(StateError, match=r"phys\[1, 1\]: expected a finite number in 0..1e\+15"):
+        build([(16, 65536), (16, value)], [VM0])

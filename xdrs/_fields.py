@@ -1,7 +1,8 @@
 """Column-wise validation of a JSON array of objects, with messages that name the object.
 
 A column is read in one pass; only when it holds a bad value is the first one located and
-reported, as ``vms[12] (uuid 'abc').memory_mb: expected a number >= 0, got -5``.
+reported, as ``vms[12] (uuid 'abc').memory_mb: expected a number in 0..67108864 (64 TiB in
+MiB), got -5``.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ HOSTILE = hst.one_of(
     hst.sampled_from(["", "v0", "v1", "h0", "h3", "default", "a", "must", "anti_affinity"]),
     hst.text(max_size=4),
     hst.lists(hst.sampled_from(["v0", "v1", "h1", 0, 1.5, None]), max_size=3),
-    hst.just({}),
+    hst.builds(dict),  # a fresh object each time: a later mutation may write into it
 )
 
 
@@ -90,7 +90,9 @@ def mutated(draw: hst.DrawFn) -> dict[str, Any]:
 
 
 # an error names a field of the user's file, never an internal array such as alloc_cap[0, 1]
-FIELD = re.compile(r"^(snapshot|format|hosts|vms|rules)\b(\[\d+\]( \((uuid|name) '[^']*'\))?)?[.:]")
+FIELD = re.compile(
+    r"^(snapshot|format|hosts|vms|rules)\b(\[\d+\]( \((uuid|name) '[^']*'\))?)?[.: ]"
+)
 
 
 def assert_names_a_field(message: str) -> None:

@@ -106,6 +106,8 @@ class Rules:
             raise RuleError(f"rules.vh_hosts: expected shape {(k, n_hosts)}")
         if self.vv_anti.shape != (g,):
             raise RuleError(f"rules.vv_anti: expected shape ({g},)")
+        _check_once("vv", self.vv_vm, self.vv_group, self.vv_names, n_vms)
+        _check_once("vh", self.vh_vm, self.vh_rule, self.vh_names, n_vms)
 
     # ---- derived ---------------------------------------------------------------------------
     @property
@@ -173,6 +175,16 @@ class Rules:
         ok = np.where(anti, others == 0, (others > 0) | (others.sum(axis=1) == 0)[:, None])
         np.logical_and.at(out, rows, ok)
         return out
+
+
+def _check_once(kind: str, vm: IntA, rule: IntA, names: tuple[str, ...], n_vms: int) -> None:
+    """Raise if a rule lists a VM twice (it would conflict with itself under anti-affinity)."""
+    if not vm.size:
+        return
+    pairs, counts = np.unique(rule * max(n_vms, 1) + vm, return_counts=True)
+    if (counts > 1).any():
+        r, v = divmod(int(pairs[np.argmax(counts > 1)]), max(n_vms, 1))
+        raise RuleError(f"rules.{kind}: VM {v} is listed twice in rule {names[r]!r}")
 
 
 def _rows_of(vms: IntA, pair_vm: IntA) -> tuple[IntA, IntA]:

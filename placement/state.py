@@ -22,6 +22,12 @@ __all__ = ["CPU", "DISK", "MEM", "RESOURCES", "ClusterState", "StateError", "mak
 RESOURCES = ("cpu", "mem", "disk")
 CPU, MEM, DISK = 0, 1, 2
 
+# Largest quantity accepted in any array (cores, MiB, GiB, MIPS, watts): far above anything
+# physical, and low enough that sums over any number of VMs stay finite. Boundaries (the
+# snapshot reader, the event decoder) enforce tighter, physical limits with friendlier
+# messages; this only keeps inf and nan out of the core whoever builds the state.
+MAX_VALUE = 1e15
+
 FloatA = NDArray[np.float64]
 IntA = NDArray[np.int64]
 BoolA = NDArray[np.bool_]
@@ -149,10 +155,12 @@ def _floats(name: str, value: object, shape: tuple[int, int]) -> FloatA:
     a = np.asarray(value, dtype=np.float64)
     if a.shape != shape:
         raise StateError(f"{name}: expected shape {shape}, got {a.shape}")
-    bad = ~np.isfinite(a) | (a < 0)
+    bad = ~((a >= 0) & (a <= MAX_VALUE))  # nan fails both comparisons
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise StateError(f"{name}[{i}, {j}]: expected a finite number >= 0, got {a[i, j]}")
+        raise StateError(
+            f"{name}[{i}, {j}]: expected a finite number in 0..{MAX_VALUE:g}, got {a[i, j]}"
+        )
     return a
 
 

@@ -1,7 +1,8 @@
 """Column-wise validation of a JSON array of objects, with messages that name the object.
 
 A column is read in one pass; only when it holds a bad value is the first one located and
-reported, as ``vms[12] (uuid 'abc').memory_mb: expected a number >= 0, got -5``.
+reported, as ``vms[12] (uuid 'abc').memory_mb: expected a number in 0..67108864 (64 TiB in
+MiB), got -5``.
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ def show(value: object) -> str:
 
 
 def _is_number(x: object, lo: float, hi: float) -> bool:
-    # type() rather than isinstance(): a JSON true is not the number 1
-    return type(x) in (int, float) and lo <= x <= hi and math.isfinite(x)  # type: ignore[operator, arg-type]
+    # type() rather than isinstance(): a JSON true is not the number 1. The range check comes
+    # first: math.isfinite() of an int beyond the float range raises OverflowError.
+    if type(x) is int:
+        return lo <= x <= hi
+    return type(x) is float and math.isfinite(x) and lo <= x <= hi
 
 
 class Table:
@@ -65,12 +69,15 @@ class Table:
     def column(self, key: str, default: object = MISSING) -> list[Any]:
         return [o.get(key, default) for o in self.objs]
 
-    def numbers(self, key: str, default: object = MISSING, hi: float = math.inf) -> FloatA:
-        """(n,) float64 of a numeric key, each in ``0..hi``."""
+    def numbers(self, key: str, hi: float, note: str = "", default: object = MISSING) -> FloatA:
+        """(n,) float64 of a numeric key, each a finite number in ``0..hi``.
+
+        ``note`` explains the bound in the error (``"64 TiB"``).
+        """
         col = self.column(key, default)
         if not all(_is_number(x, 0, hi) for x in col):
             i = next(i for i, x in enumerate(col) if not _is_number(x, 0, hi))
-            want = "a number >= 0" if hi == math.inf else f"a number in 0..{hi:g}"
+            want = f"a number in 0..{hi:.15g}" + (f" ({note})" if note else "")
             raise self.fail(i, key, want, col[i])
         return np.array(col, dtype=np.float64).reshape(len(col))
 

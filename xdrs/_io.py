@@ -1,19 +1,84 @@
-"""Atomic file writes: a failure leaves the old file (or nothing), never half a file."""
+"""File boundary helpers: bounded reads, and atomic writes that never leave half a file.
+
+Errors name the user's path, never a temporary file.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["atomic_write"]
+from xdrs.errors import SnapshotError
+
+__all__ = ["MAX_INPUT_BYTES", "atomic_write", "read_bounded"]
+
+MAX_INPUT_BYTES = 1 << 30  # 1 GiB: ~20x a 100,000-VM snapshot, and it fits in memory
+_CHUNK = 1 << 20
+
+
+def read_bounded(path: str | os.PathLike[str], limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of ``path``, refusing more than ``limit`` bytes and any NUL byte.
+
+    Devices and pipes (``/dev/zero``) are read in chunks and given up on at the first NUL
+    byte (no text format of xdrs contains one) or past ``limit``; a regular file larger than
+    ``limit`` is refused before it is read. ``OSError`` (missing file, ...) passes through.
+
+    Raises
+    ------
+    SnapshotError
+        Naming ``path`` and the limit.
+    """
+    with open(path, "rb") as f:
+        if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            data = f.read(limit + 1)
+        else:
+            data = _read_stream(path, f, limit)
+    if len(data) > limit:
+        raise SnapshotError(
+            f"{path}: larger than the input limit of {_size(limit)} ({limit} bytes)"
+        )
+    _no_nul(path, data)
+    return data
+
+
+def _read_stream(path: str | os.PathLike[str], f: BinaryIO, limit: int) -> bytes:
+    buf = bytearray()
+    while len(buf) <= limit:
+        chunk = f.read(min(_CHUNK, limit + 1 - len(buf)))
+        if not chunk:
+            break
+        _no_nul(path, chunk, offset=len(buf))
+        buf += chunk
+    return bytes(buf)
+
+
+def _no_nul(path: str | os.PathLike[str], data: bytes, offset: int = 0) -> None:
+    at = data.find(b"\0")
+    if at >= 0:
+        raise SnapshotError(f"{path}: not a text file (NUL byte at offset {offset + at})")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n} bytes"
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
+    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``.
+
+    An ``OSError`` names ``path`` (the temporary file is an implementation detail).
+    """
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -21,7 +86,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise

@@ -1,4 +1,9 @@
-"""The ``rules`` extension of a snapshot: parsed to and from :class:`placement.Rules`."""
+"""The ``rules`` extension of a snapshot: parsed to and from :class:`placement.Rules`.
+
+A rule that lists a VM (or host) twice is rejected with the rule's index and name rather
+than silently de-duplicated: the duplicate is almost always a mistake in the generator, and
+saying so is clearer than guessing what was meant.
+"""
 
 from __future__ import annotations
 
@@ -72,9 +77,17 @@ def _uuids(
     ids = rule.get(key)
     if not isinstance(ids, list):
         raise SnapshotError(f"{where}.{key}: expected an array of {what} uuids, got {show(ids)}")
+    first: dict[str, int] = {}
     for j, u in enumerate(ids):
         if not isinstance(u, str) or u not in index:
             raise SnapshotError(f"{where}.{key}[{j}]: unknown {what} uuid {show(u)}")
+        if u in first:
+            # a VM listed twice would conflict with itself (anti-affinity) and be moved
+            raise SnapshotError(
+                f"{where}.{key}[{j}]: {what} uuid {u!r} is listed twice (also at "
+                f"{key}[{first[u]}]); list each {what} once"
+            )
+        first[u] = j
     return [index[u] for u in ids]
 
 

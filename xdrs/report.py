@@ -8,13 +8,30 @@ import numpy as np
 from numpy.typing import NDArray
 
 from placement import Capacity, ClusterState, Metrics, Plan, Reason, Wave, metrics, reasons
-from placement.constraints import REASON_BITS, SAME_HOST, describe
+from placement.constraints import (
+    AFFINITY,
+    ANTI_AFFINITY,
+    HOST_RULE,
+    MAINTENANCE,
+    PINNED,
+    REASON_BITS,
+    SAME_HOST,
+    describe,
+)
 
 __all__ = ["explain_lines", "summary_lines", "unresolved_lines"]
 
 IntA = NDArray[np.int64]
 TABLE = ("cpu_load_sd", "cpu_load_max", "ram_load_sd", "hosts_empty", "capacity_violations")
 MAX_UNRESOLVED = 20
+# why an unresolved VM cannot stay where it is (read on its own host), and why it cannot leave
+_CAUSES = {
+    MAINTENANCE: "its host is in maintenance",
+    HOST_RULE: "breaks a VM-host must rule",
+    ANTI_AFFINITY: "breaks an anti-affinity rule",
+    AFFINITY: "breaks an affinity rule",
+    PINNED: "pinned",
+}
 
 
 def _cell(value: float | int) -> str:
@@ -61,16 +78,22 @@ def refusal_counts(bits: NDArray[np.uint32]) -> list[tuple[str, int]]:
 def unresolved_lines(
     state: ClusterState, plan: Plan, after: IntA, capacity: Capacity | None
 ) -> list[str]:
-    """Each unresolved VM with how many hosts each constraint refuses."""
+    """Each unresolved VM: why it must move, and how many hosts each constraint refuses.
+
+    ``  v1 on h1 (its host is in maintenance; pinned): hosts refused by ...``
+    """
     if not plan.unresolved.size:
         return ["unresolved VMs: none"]
     shown = plan.unresolved[:MAX_UNRESOLVED]
     bits = reasons(state, shown, after, capacity)
     lines = [f"unresolved VMs: {plan.unresolved.size}"]
     for v, row in zip(shown.tolist(), bits, strict=True):
+        host = int(after[v])
+        causes = "; ".join(text for bit, text in _CAUSES.items() if row[host] & bit)
         refused = ", ".join(f"{name} {n}" for name, n in refusal_counts(row))
         lines.append(
-            f"  {state.vm_ids[v]} on {state.host_ids[after[v]]}: hosts refused by {refused}"
+            f"  {state.vm_ids[v]} on {state.host_ids[host]}"
+            f"{f' ({causes})' if causes else ''}: hosts refused by {refused}"
         )
     if plan.unresolved.size > MAX_UNRESOLVED:
         lines.append(f"  ... and {plan.unresolved.size - MAX_UNRESOLVED} more")

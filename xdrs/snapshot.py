@@ -4,13 +4,16 @@ All validation of a snapshot happens here, at the file boundary, and every probl
 :class:`SnapshotError` naming the field and the object; :func:`placement.make_state` then
 receives trusted arrays. Resources are ``R = 3`` columns: CPU (cores, vCPUs), memory
 (MiB), disk (GiB).
+
+Sizes are bounded by :data:`LIMITS` (physical values, so that loads and sums stay finite),
+and a file by :data:`xdrs._io.MAX_INPUT_BYTES`; :func:`read_snapshot` prefixes every error
+with the file's path.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,13 +24,14 @@ from placement import ClusterState, Rules, StateError, make_state
 from placement.constraints import EPS
 from placement.rules import RuleError
 from xdrs._fields import MISSING, Table, show
-from xdrs._io import atomic_write
+from xdrs._io import MAX_INPUT_BYTES, atomic_write, read_bounded
 from xdrs._rules_io import parse_rules, rules_doc
 from xdrs.actions import action_list, replay_actions, write_actions
 from xdrs.errors import SnapshotError
 
 __all__ = [
     "FORMAT",
+    "LIMITS",
     "SnapshotError",
     "action_list",
     "parse_snapshot",
@@ -44,22 +48,43 @@ SIZES = ("vcpus", "memory_mb", "disk_gb")
 RESERVED = ("vcpu_reserved", "memory_mb_reserved", "disk_gb_reserved")
 RATIOS = ("vcpu_ratio", "memory_ratio", "disk_ratio")
 POWER_POINTS = 11
+# Upper bounds of one host's or VM's numbers, with what they mean (README, "Snapshot
+# format"): above today's largest servers (vSphere 8: 896 logical CPUs and 24 TiB per host)
+# and low enough that every load and sum over any number of VMs stays finite.
+TIB_IN_MIB = 1 << 20
+LIMITS: dict[str, tuple[float, str]] = {
+    "vcpus": (4096, "4096 cores or vCPUs"),
+    "memory_mb": (64 * TIB_IN_MIB, "64 TiB in MiB"),
+    "disk_gb": (64 * TIB_IN_MIB, "64 PiB in GiB"),
+    "ratio": (1000, "over-commit ratio"),
+    "cpu_util_pct": (100, "percent"),
+    "power_w": (100_000, "100 kW"),
+}
 
 FloatA = NDArray[np.float64]
 IntA = NDArray[np.int64]
 
 
 # ---- reading -----------------------------------------------------------------------------
-def read_snapshot(path: str | os.PathLike[str]) -> ClusterState:
-    """Read a snapshot file; invalid JSON is reported with the file, line and column."""
-    data = Path(path).read_bytes()
+def read_snapshot(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_INPUT_BYTES
+) -> ClusterState:
+    """Read a snapshot file of at most ``max_bytes`` (default 1 GiB).
+
+    Every :class:`SnapshotError` starts with ``path``; invalid JSON is reported with its
+    line and column. ``OSError`` (missing file, ...) passes through.
+    """
+    data = read_bounded(path, max_bytes)
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise SnapshotError(
             f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
         ) from None
-    return parse_snapshot(doc)
+    try:
+        return parse_snapshot(doc)
+    except SnapshotError as e:
+        raise SnapshotError(f"{path}: {e}") from None
 
 
 def parse_snapshot(doc: object) -> ClusterState:
@@ -88,13 +113,19 @@ def parse_snapshot(doc: object) -> ClusterState:
         raise SnapshotError(str(e)) from None
 
 
+def _sizes(t: Table) -> FloatA:
+    """(n, 3) float64: ``vcpus``, ``memory_mb``, ``disk_gb``, each within :data:`LIMITS`."""
+    return np.stack([t.numbers(k, *LIMITS[k]) for k in SIZES], axis=1).reshape(len(t), 3)
+
+
 def _hosts(t: Table) -> dict[str, Any]:
-    phys = np.stack([t.numbers(k) for k in SIZES], axis=1)
+    phys = _sizes(t)
     cap = np.empty_like(phys)
     for r, (res_key, ratio_key) in enumerate(zip(RESERVED, RATIOS, strict=True)):
-        res = t.numbers(res_key, default=0)
+        res = t.numbers(res_key, *LIMITS[SIZES[r]], default=0)
         t.at_most(res_key, res, SIZES[r], phys[:, r])
-        cap[:, r] = _capacity(phys[:, r], res, t.numbers(ratio_key, default=1))
+        ratio = t.numbers(ratio_key, *LIMITS["ratio"], default=1)
+        cap[:, r] = _capacity(phys[:, r], res, ratio)
     names, domain = np.unique(t.strings("domain", DEFAULT_DOMAIN), return_inverse=True)
     return {
         "phys": phys,
@@ -120,24 +151,25 @@ def _cpu_demand(pct: FloatA, vcpus: FloatA) -> FloatA:
 def _power(t: Table) -> FloatA | None:
     if not any("power_w" in o for o in t.objs):
         return None
-    want = f"an array of {POWER_POINTS} numbers >= 0 (watts at 0, 10, ..., 100 % load)"
+    hi = LIMITS["power_w"][0]
+    want = f"an array of {POWER_POINTS} numbers in 0..{hi:g} (watts at 0, 10, ..., 100 % load)"
     rows = []
     for i, o in enumerate(t.objs):
         row = o.get("power_w", MISSING)
         if not isinstance(row, list) or len(row) != POWER_POINTS:
             raise t.fail(i, "power_w", want + ", on every host or none", row)
-        if not all(type(x) in (int, float) and 0 <= x < np.inf for x in row):
+        if not all(type(x) in (int, float) and 0 <= x <= hi for x in row):
             raise t.fail(i, "power_w", want, row)
         rows.append(row)
     return np.array(rows, dtype=np.float64)
 
 
 def _vms(t: Table, n_hosts: int) -> dict[str, Any]:
-    alloc = np.stack([t.numbers(k) for k in SIZES], axis=1).reshape(len(t), 3)
-    pct = t.numbers("cpu_util_pct", hi=100)
-    demand = np.stack(
-        [_cpu_demand(pct, alloc[:, 0]), t.numbers("ram_usage_mb"), alloc[:, 2]], axis=1
-    ).reshape(len(t), 3)
+    alloc = _sizes(t)
+    pct = t.numbers("cpu_util_pct", *LIMITS["cpu_util_pct"])
+    ram = t.numbers("ram_usage_mb", *LIMITS["memory_mb"])
+    demand = np.stack([_cpu_demand(pct, alloc[:, 0]), ram, alloc[:, 2]], axis=1)
+    demand = demand.reshape(len(t), 3)
     return {
         "alloc": alloc,
         "demand": demand,

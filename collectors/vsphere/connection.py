@@ -1,9 +1,10 @@
 """A vCenter session: URL and credentials, TLS policy, login, reconnect with back-off.
 
 The password comes from a file or an environment variable and is never logged or shown in
-a ``repr``. TLS is verified by default (system trust store, or ``ca_bundle``); disabling
-verification takes an explicit ``insecure=True``. Plain ``http`` is accepted only towards a
-loopback address (the test simulator).
+a ``repr``; a URL is shown only through :func:`redact_url`, so credentials typed into
+``--url`` never reach a message either. TLS is verified by default (system trust store, or
+``ca_bundle``); disabling verification takes an explicit ``insecure=True``. Plain ``http``
+is accepted only towards a loopback address (the test simulator).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import http.client
 import ipaddress
 import logging
 import os
+import re
 import socket
 import ssl
 import time
@@ -31,11 +33,22 @@ __all__ = [
     "TLSError",
     "VSphereError",
     "read_password",
+    "redact_url",
 ]
 
 log = logging.getLogger(__name__)
 PASSWORD_ENV = "XDRS_VSPHERE_PASSWORD"
 T = TypeVar("T")
+# the user-info part of a URL (``user:password@``), up to the last "@" of the authority
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?[^/?#]*@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any user-info replaced by ``***``: ``ftp://***@host/sdk``.
+
+    Works on strings that are not valid URLs too (messages echo what the user typed).
+    """
+    return _USERINFO.sub(lambda m: f"{m.group(1) or ''}***@", url, count=1)
 
 
 class VSphereError(Exception):
@@ -85,24 +98,40 @@ class ConnectionSpec:
     insecure: bool = False
     timeout_s: float = 60.0
 
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionSpec(url={redact_url(self.url)!r}, user={self.user!r}, "
+            f"ca_bundle={self.ca_bundle!r}, insecure={self.insecure!r}, "
+            f"timeout_s={self.timeout_s!r})"
+        )
+
+    @property
+    def shown_url(self) -> str:
+        """``url`` as messages show it (credentials redacted)."""
+        return redact_url(self.url)
+
     def parts(self) -> tuple[str, str, int, str]:
         """(scheme, host, port, path) of ``url``; raises :class:`VSphereError` if unusable."""
-        u = urlsplit(self.url if "://" in self.url else f"https://{self.url}")
-        if u.scheme not in ("https", "http") or not u.hostname:
-            raise VSphereError(f"--url: expected https://HOST[:PORT][/sdk], got {self.url!r}")
+        try:
+            u = urlsplit(self.url if "://" in self.url else f"https://{self.url}")
+            hostname = u.hostname
+        except ValueError as e:  # e.g. an unclosed "[" of an IPv6 address
+            raise VSphereError(f"--url: {e}, got {self.shown_url!r}") from None
         if u.username is not None or u.password is not None:
             raise VSphereError("--url: must not carry credentials; use --user and a password "
                                f"file or ${PASSWORD_ENV}")  # fmt: skip
-        if u.scheme == "http" and not _loopback(u.hostname):
+        if u.scheme not in ("https", "http") or not hostname:
+            raise VSphereError(f"--url: expected https://HOST[:PORT][/sdk], got {self.shown_url!r}")
+        if u.scheme == "http" and not _loopback(hostname):
             raise VSphereError(
                 f"--url: plain http is only allowed to a loopback address (the simulator), "
-                f"got {u.hostname!r}; use https"
+                f"got {hostname!r}; use https"
             )
         try:
             port = u.port or (443 if u.scheme == "https" else 80)
         except ValueError:
-            raise VSphereError(f"--url: invalid port in {self.url!r}") from None
-        return u.scheme, u.hostname, port, u.path or "/sdk"
+            raise VSphereError(f"--url: invalid port in {self.shown_url!r}") from None
+        return u.scheme, hostname, port, u.path or "/sdk"
 
     def ssl_context(self) -> ssl.SSLContext:
         if self.insecure:
@@ -135,15 +164,15 @@ def login(spec: ConnectionSpec) -> Any:
         return SmartConnect(protocol=scheme, host=host, port=port, path=path, user=spec.user,
                             pwd=spec.password, **kwargs)  # fmt: skip
     except vim.fault.InvalidLogin:
-        raise AuthError(f"{spec.url}: login refused for user {spec.user!r} (wrong user name "
+        raise AuthError(f"{spec.shown_url}: login refused for user {spec.user!r} (wrong user name "
                         "or password)") from None  # fmt: skip
     except ssl.SSLCertVerificationError as e:
         raise TLSError(
-            f"{spec.url}: TLS certificate not trusted ({e.verify_message}); pass --ca-bundle, "
-            "or --insecure to skip verification"
+            f"{spec.shown_url}: TLS certificate not trusted ({e.verify_message}); pass "
+            "--ca-bundle, or --insecure to skip verification"
         ) from None
     except (OSError, http.client.HTTPException, vmodl.MethodFault) as e:
-        raise VSphereError(f"{spec.url}: cannot connect: {_describe(e)}") from None
+        raise VSphereError(f"{spec.shown_url}: cannot connect: {_describe(e)}") from None
 
 
 def _describe(e: BaseException) -> str:

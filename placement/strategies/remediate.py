@@ -3,7 +3,9 @@
 Every strategy runs this first. Each VM that must move is placed on the feasible host of
 its domain where it leaves the lowest load (spreading, as DRS does on evacuation); if no
 host has demand headroom, allocation capacity alone decides (noted in the plan); if no host
-fits at all, the VM is reported unresolved.
+fits at all, the VM is reported unresolved. A pinned VM never moves: when it sits on a host
+in maintenance, or still breaks a hard rule once the other VMs have moved, it is reported
+unresolved too (the constraint that refuses every host is then "VM pinned").
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ FloatA = NDArray[np.float64]
 
 
 def must_move(ws: Workspace) -> tuple[IntA, IntA]:
-    """VMs that violate a hard constraint now, and the reason of each (pinned VMs excluded)."""
+    """VMs that violate a hard constraint now, and the reason of each.
+
+    Pinned VMs are included (they cannot move, so :func:`remediate` reports them); a
+    capacity excess picks its victims among the movable VMs only.
+    """
     st, n_v = ws.state, ws.state.n_vms
     reason = np.full(n_v, -1, np.int64)
     over = (ws.used > ws.cap).any(axis=1)
@@ -35,7 +41,6 @@ def must_move(ws: Workspace) -> tuple[IntA, IntA]:
         ok = ws.rule_ok(cons)[np.arange(cons.size), ws.place[cons]]
         reason[cons[~ok]] = Reason.RULE
     reason[st.maintenance[ws.place]] = Reason.MAINTENANCE
-    reason[st.pinned] = -1
     vms = np.flatnonzero(reason >= 0)
     return vms, reason[vms]
 
@@ -59,11 +64,12 @@ def remediate(ws: Workspace, pack: bool = False) -> tuple[list[int], list[str]]:
     ``pack``: place on the fullest active host that fits (consolidation) instead of spreading.
     """
     vms, why = must_move(ws)
-    order = np.argsort(-ws.state.alloc[vms, MEM], kind="stable")
+    pinned = ws.state.pinned[vms]
+    order = np.argsort(-ws.state.alloc[vms[~pinned], MEM], kind="stable")
     unresolved: list[int] = []
     relaxed = 0
-    for v, r in zip(vms[order].tolist(), why[order].tolist(), strict=True):
-        if r == Reason.RULE and ws.rule_ok(np.array([v]))[0, ws.place[v]]:
+    for v, r in zip(vms[~pinned][order].tolist(), why[~pinned][order].tolist(), strict=True):
+        if r == Reason.RULE and _rule_fixed(ws, v):
             continue  # an earlier move (of another group member) already fixed it
         dst, tight = _target(ws, v, pack)
         if dst < 0:
@@ -71,12 +77,25 @@ def remediate(ws: Workspace, pack: bool = False) -> tuple[list[int], list[str]]:
             continue
         relaxed += tight
         ws.move(v, dst, Reason(r))
+    # after the others moved: a pinned VM's rule may hold now; maintenance never does
+    stuck = [v for v, r in zip(vms[pinned].tolist(), why[pinned].tolist(), strict=True)
+             if r != Reason.RULE or not _rule_fixed(ws, v)]  # fmt: skip
+    return unresolved + stuck, _notes(relaxed, len(unresolved), len(stuck))
+
+
+def _rule_fixed(ws: Workspace, v: int) -> bool:
+    return bool(ws.rule_ok(np.array([v]))[0, ws.place[v]])
+
+
+def _notes(relaxed: int, unplaced: int, pinned: int) -> list[str]:
     notes = []
     if relaxed:
         notes.append(f"{relaxed} mandatory moves exceed the demand target (no host had headroom)")
-    if unresolved:
-        notes.append(f"{len(unresolved)} VMs must move but no host can take them")
-    return unresolved, notes
+    if unplaced:
+        notes.append(f"{unplaced} VMs must move but no host can take them")
+    if pinned:
+        notes.append(f"{pinned} pinned VMs must move (maintenance or a hard rule) but are pinned")
+    return notes
 
 
 def _target(ws: Workspace, v: int, pack: bool) -> tuple[int, bool]:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from placement import Capacity, ClusterState, Rules, reasons
+from placement import Capacity, ClusterState, Rules, StateError, reasons
 from placement import constraints as c
-from placement.rules import MUST, MUST_NOT
+from placement.rules import MUST, MUST_NOT, RuleError
 from placement.workspace import Workspace
 from tests.placement.clusters import build, clusters
 
@@ -83,3 +83,23 @@ def test_workspace_feasible_matches_reference(state: ClusterState) -> None:
     for v in range(state.n_vms):
         expect = (ref[v] & ~np.uint32(c.PINNED)) == 0  # pinning is checked by the strategies
         np.testing.assert_array_equal(ws.feasible(v), expect, err_msg=f"VM {v}")
+
+
+@pytest.mark.parametrize(
+    ("vv", "vh", "message"),
+    [
+        ([("apart", True, [0, 1, 0])], [], "rules.vv: VM 0 is listed twice in rule 'apart'"),
+        ([], [("r", MUST, [1, 1], [0])], "rules.vh: VM 1 is listed twice in rule 'r'"),
+    ],
+    ids=["vm-vm", "vm-host"],
+)
+def test_a_rule_listing_a_vm_twice_is_refused(vv: list, vh: list, message: str) -> None:
+    with pytest.raises(RuleError, match=message):
+        build(TWO, [VM0, VM0], rules=Rules.build(2, vv=vv, vh=vh))
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan, 1e308, -1.0], ids=["inf", "nan", "1e308", "neg"])
+def test_make_state_refuses_values_that_would_overflow(value: float) -> None:
+    # 1e308 is finite, but two of them on one host sum to inf: nothing above 1e15 gets in
+    with pytest.raises(StateError, match=r"phys\[1, 1\]: expected a finite number in 0..1e\+15"):
+        build([(16, 65536), (16, value)], [VM0])

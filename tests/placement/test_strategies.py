@@ -45,12 +45,13 @@ def replay(state: ClusterState, plan: Plan) -> np.ndarray:
 
 
 def hard_violations(state: ClusterState, place: np.ndarray) -> set[int]:
-    """Movable VMs breaking a hard VM-host or anti-affinity rule, or left in maintenance."""
+    """VMs breaking a hard VM-host or anti-affinity rule, or left in maintenance (pinned
+    VMs included: a plan must report them, not leave them silently)."""
     vms = np.arange(state.n_vms)
     bits = reasons(state, vms, place)[vms, place] if state.n_vms else np.zeros(0, np.uint32)
     bad = (bits & (HOST_RULE | ANTI_AFFINITY)) != 0
     bad |= state.maintenance[place]
-    return set(np.flatnonzero(bad & ~state.pinned).tolist())
+    return set(np.flatnonzero(bad).tolist())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -264,3 +265,47 @@ def test_budgeted_balance_never_trades_imbalance_for_a_should_rule() -> None:
     final = plan.final_placement(state.placement)
     after = imbalance(host_loads(state, final), args.weights, state.host_ok)
     assert after <= plan.objective_before + 1e-9
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pinned_vm_on_a_host_in_maintenance_is_unresolved(name: str) -> None:
+    """Regression (found by fuzzing ``xdrs plan``): the pinned VM stayed on the host in
+    maintenance while the plan reported no unresolved VM."""
+    state = build(
+        [(16, 65536)] * 3,
+        [(2, 8192, 0.5, 4096, 0), (2, 8192, 0.5, 4096, 0), (2, 8192, 0.5, 4096, 1)],
+        maintenance=[True, False, False],
+        pinned=[True, False, False],
+    )
+    plan = run(name, state)
+    assert 0 not in plan.vm.tolist()
+    assert plan.unresolved.tolist() == [0]
+    assert any("pinned" in n for n in plan.notes)
+
+
+def test_pinned_vm_in_a_broken_rule_leaves_the_move_to_its_partner() -> None:
+    # v0 (pinned) and v1 share host 0 under anti-affinity: v1 moves, nothing is unresolved
+    rules = Rules.build(2, vv=[("apart", True, [0, 1])])
+    state = build(
+        [(16, 65536)] * 2,
+        [(2, 8192, 0.5, 4096, 0), (1, 1024, 0.5, 512, 0)],
+        pinned=[True, False],
+        rules=rules,
+    )
+    plan = run("evacuate", state)
+    assert plan.vm.tolist() == [1] and plan.reason.tolist() == [Reason.RULE]
+    assert plan.unresolved.size == 0
+
+
+def test_pinned_vm_in_a_rule_nobody_can_mend_is_unresolved() -> None:
+    # both members pinned on one host: the rule stays broken and both are reported
+    rules = Rules.build(2, vv=[("apart", True, [0, 1])])
+    state = build(
+        [(16, 65536)] * 2,
+        [(2, 8192, 0.5, 4096, 0), (1, 1024, 0.5, 512, 0)],
+        pinned=[True, True],
+        rules=rules,
+    )
+    plan = run("evacuate", state)
+    assert plan.n_moves == 0
+    assert sorted(plan.unresolved.tolist()) == [0, 1]

@@ -102,7 +102,7 @@ ERRORS: list[tuple[str, Any, list[str], str]] = [
         "negative-size",
         _bad_size(doc()),
         [],
-        "vms[2] (uuid 'v2').memory_mb: expected a number >= 0, got -5",
+        "vms[2] (uuid 'v2').memory_mb: expected a number in 0..67108864 (64 TiB in MiB), got -5",
     ),
     ("wrong-format", doc(format="other/1"), [], "format: expected 'drs-peer-cluster/1'"),
     ("invalid-json", b'{"format": ', [], "in.json: invalid JSON at line 1 column"),

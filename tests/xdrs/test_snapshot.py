@@ -110,27 +110,29 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "size-missing",
         _set("vms.2.memory_mb", ...),
-        "vms[2] (uuid 'v2').memory_mb: expected a number >= 0, got nothing",
+        "vms[2] (uuid 'v2').memory_mb: expected a number in 0..67108864 (64 TiB in MiB), "
+        "got nothing",
     ),
     (
         "size-negative",
         _set("vms.2.memory_mb", -5),
-        "vms[2] (uuid 'v2').memory_mb: expected a number >= 0, got -5",
+        "vms[2] (uuid 'v2').memory_mb: expected a number in 0..67108864 (64 TiB in MiB), got -5",
     ),
     (
         "size-nan",
         _set("hosts.1.vcpus", float("nan")),
-        "hosts[1] (uuid 'h1').vcpus: expected a number >= 0, got nan",
+        "hosts[1] (uuid 'h1').vcpus: expected a number in 0..4096 (4096 cores or vCPUs), got nan",
     ),
     (
         "size-string",
         _set("hosts.1.disk_gb", "1000"),
-        "hosts[1] (uuid 'h1').disk_gb: expected a number >= 0, got \"1000\"",
+        "hosts[1] (uuid 'h1').disk_gb: expected a number in 0..67108864 (64 PiB in GiB), "
+        'got "1000"',
     ),
     (
         "size-bool",
         _set("vms.0.vcpus", True),
-        "vms[0] (uuid 'v0').vcpus: expected a number >= 0, got true",
+        "vms[0] (uuid 'v0').vcpus: expected a number in 0..4096 (4096 cores or vCPUs), got true",
     ),
     (
         "util-above-100",
@@ -143,6 +145,44 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "hosts[0] (uuid 'h0').vcpu_reserved: expected a number <= vcpus (16)",
     ),
     ("ratio-negative", _set("hosts.0.disk_ratio", -1), "hosts[0] (uuid 'h0').disk_ratio"),
+    # sizes near the float limit passed and made inf/nan loads: bounded to physical values
+    (
+        "host-memory-1e308",
+        _set("hosts.1.memory_mb", 1e308),
+        "hosts[1] (uuid 'h1').memory_mb: expected a number in 0..67108864 (64 TiB in MiB), "
+        "got 1e+308",
+    ),
+    (
+        "vm-vcpus-over-4096",
+        _set("vms.3.vcpus", 4097),
+        "vms[3] (uuid 'v3').vcpus: expected a number in 0..4096 (4096 cores or vCPUs), got 4097",
+    ),
+    (
+        "vm-disk-huge-int",
+        _set("vms.3.disk_gb", 10**400),
+        "vms[3] (uuid 'v3').disk_gb: expected a number in 0..67108864 (64 PiB in GiB)",
+    ),
+    (
+        "ram-usage-huge",
+        _set("vms.6.ram_usage_mb", 1.5e308),
+        "vms[6] (uuid 'v6').ram_usage_mb: expected a number in 0..67108864 (64 TiB in MiB)",
+    ),
+    (
+        "ratio-huge",
+        _set("hosts.2.memory_ratio", 1e300),
+        "hosts[2] (uuid 'h2').memory_ratio: expected a number in 0..1000 (over-commit ratio), "
+        "got 1e+300",
+    ),
+    (
+        "reserved-huge",
+        _set("hosts.2.vcpu_reserved", 1e308),
+        "hosts[2] (uuid 'h2').vcpu_reserved: expected a number in 0..4096",
+    ),
+    (
+        "power-huge",
+        _set("hosts.0.power_w", [1e308] * 11),
+        "hosts[0] (uuid 'h0').power_w: expected an array of 11 numbers in 0..100000",
+    ),
     (
         "host-index",
         _set("vms.5.host", 9),
@@ -196,6 +236,27 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "rules[0] (name 'x').kind: expected one of must, must_not",
     ),
     (
+        "rule-vm-twice",
+        _set("rules", [{"name": "apart", "type": "anti_affinity", "vms": ["v0", "v2", "v0"]}]),
+        "rules[0] (name 'apart').vms[2]: VM uuid 'v0' is listed twice (also at vms[0])",
+    ),
+    (
+        "rule-host-twice",
+        _set(
+            "rules",
+            [
+                {
+                    "name": "x",
+                    "type": "vm_host",
+                    "kind": "must",
+                    "vms": ["v1"],
+                    "hosts": ["h2", "h2"],
+                }
+            ],
+        ),
+        "rules[0] (name 'x').hosts[1]: host uuid 'h2' is listed twice (also at hosts[0])",
+    ),
+    (
         "rule-no-name",
         _set("rules", [{"type": "affinity", "vms": []}]),
         "rules[0].name: expected a non-empty string",
@@ -239,6 +300,25 @@ def test_invalid_json_names_file_line_and_column(tmp_path: Path) -> None:
     path.write_text('{\n  "format": "drs-peer-cluster/1",\n  "hosts": [,]\n}')
     with pytest.raises(SnapshotError, match=r"broken.json: invalid JSON at line 3 column 13"):
         read_snapshot(path)
+
+
+def test_every_file_error_names_the_file_and_the_field(tmp_path: Path) -> None:
+    d = doc()
+    d["hosts"][2]["memory_ratio"] = 1e300  # was: "alloc_cap[2, 1]: ... got inf"
+    path = dump(tmp_path / "cluster.json", d)
+    with pytest.raises(SnapshotError) as err:
+        read_snapshot(path)
+    assert str(err.value).startswith(f"{path}: hosts[2] (uuid 'h2').memory_ratio: expected")
+
+
+def test_input_size_is_capped(tmp_path: Path) -> None:
+    path = dump(tmp_path / "cluster.json", doc())
+    size = path.stat().st_size
+    assert read_snapshot(path, max_bytes=size).n_vms == 8
+    with pytest.raises(SnapshotError, match="larger than the input limit"):
+        read_snapshot(path, max_bytes=size - 1)
+    with pytest.raises(SnapshotError, match=r"^/dev/zero: not a text file"):
+        read_snapshot("/dev/zero")
 
 
 def _plan_state() -> ClusterState:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["BusConfig", "Topics", "cluster_partition"]
@@ -17,6 +17,12 @@ PASSTHROUGH = frozenset({
     "api_version", "compression_type", "linger_ms", "batch_size",
 })  # fmt: skip
 PRODUCER_ONLY = frozenset({"compression_type", "linger_ms", "batch_size"})
+SECRET_WORDS = ("password", "token", "secret")  # an extra whose key holds one is never shown
+
+
+def _shown(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` as a repr may show it: secret values replaced by ``'***'``."""
+    return {k: "***" if any(w in k for w in SECRET_WORDS) else v for k, v in extra.items()}
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,9 @@ class BusConfig:
         Short consumer-group timeouts (the embedded broker and tests); production keeps
         kafka-python's defaults.
     extra : mapping
-        kafka-python settings passed through as given (security, SASL, timeouts).
+        kafka-python settings passed through as given (security, SASL, timeouts); the values
+        of secret keys (``sasl_plain_password``, ``ssl_password``, ...) are hidden from the
+        ``repr``.
     """
 
     bootstrap: str
@@ -81,12 +89,24 @@ class BusConfig:
         if unknown:
             raise ValueError(f"kafka option {unknown[0]!r}: not one of {sorted(PASSTHROUGH)}")
         for server in self.bootstrap.split(","):
+            if "@" in server:  # user:password@host is not a Kafka address; never echo it
+                raise ValueError(
+                    "bootstrap servers: expected host:port[,...] without credentials, got "
+                    f"{'***' + server[server.rindex('@') :]!r}; the SASL password goes in "
+                    "$XDRS_KAFKA_SASL_PASSWORD"
+                )
             host, _, port = server.strip().rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(
                     f"bootstrap servers: expected host:port[,...] with a port 1..65535, "
                     f"got {server!r}"
                 )
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self)} | {
+            "extra": _shown(self.extra)
+        }
+        return f"BusConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def common(self, producer: bool = False) -> dict[str, Any]:
         """Client settings; producer-only options are left out for consumers and admins."""

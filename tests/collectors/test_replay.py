@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 import pytest
 
-from collectors.events import Recommendation, VmEvent
+from collectors.events import Move, Recommendation, VmEvent
 from collectors.replay import ReplayCollector, TraceError, load_trace
 from collectors.replay.scenario import DEFAULT, ScenarioError, load_scenario, parse_scenario
 from collectors.replay.traces import Trace
@@ -136,10 +136,10 @@ def test_apply_checks_like_a_hypervisor_and_is_idempotent():
     j, vm, src, dst = _vm_in(c, "a")
     other = next(h.uuid for h in c.hosts if h.cluster == "b")
     moves = [
-        {"key": "r/0", "vm": vm, "src": src, "dst": dst},
-        {"key": "r/1", "vm": vm, "src": src, "dst": dst},  # VM no longer on src
-        {"key": "r/2", "vm": "ghost", "src": src, "dst": dst},
-        {"key": "r/3", "vm": vm, "src": dst, "dst": other},  # other cluster
+        Move("r/0", vm, src, dst, "imbalance"),
+        Move("r/1", vm, src, dst, "imbalance"),  # VM no longer on src
+        Move("r/2", "ghost", src, dst, "imbalance"),
+        Move("r/3", vm, dst, other, "imbalance"),  # other cluster
     ]
     rec = Recommendation("r", "a", "imbalance", "balance", 0, 0, 0, moves)
     results = c.apply(rec)
@@ -155,7 +155,7 @@ def test_apply_checks_like_a_hypervisor_and_is_idempotent():
     assert len(sink.of("actions")) == 4
     c.set_maintenance(src)
     back = Recommendation(
-        "r2", "a", "x", "balance", 0, 0, 0, [{"key": "r2/0", "vm": vm, "src": dst, "dst": src}]
+        "r2", "a", "x", "balance", 0, 0, 0, [Move("r2/0", vm, dst, src, "imbalance")]
     )
     assert "in maintenance" in c.apply(back)[0].error
 
@@ -165,9 +165,7 @@ def test_apply_refuses_a_full_destination():
     j, vm, src, dst = _vm_in(c, "a")
     d = c.host_index[dst]
     c.cap[d] = c.alloc[c.place == d].sum(axis=0)  # destination exactly full
-    rec = Recommendation(
-        "r", "a", "x", "balance", 0, 0, 0, [{"key": "k", "vm": vm, "src": src, "dst": dst}]
-    )
+    rec = Recommendation("r", "a", "x", "balance", 0, 0, 0, [Move("k", vm, src, dst, "imbalance")])
     assert "no allocation room" in c.apply(rec)[0].error
     assert c.hosts[c.place[j]].uuid == src
 

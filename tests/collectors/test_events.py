@@ -46,7 +46,7 @@ EVENTS = [
     RulesEvent(
         "c1",
         [Rule("r", "anti_affinity", ["v1", "v2"]), Rule("p", "vm_host", ["v1"], "should", ["h1"])],
-    ),  # fmt: skip
+    ),
     MetricBatch("c1", "h1", 1700000000.0, 3, ["v1", "v2"], [12.5, 0], [2048, 100.5]),
     Recommendation(
         "c1-1",
@@ -57,7 +57,7 @@ EVENTS = [
         0.2,
         0.1,
         [Move("c1-1/0", "v1", "h1", "h2", "overload", -0.5, 4096.0, 2)],
-    ),  # fmt: skip
+    ),
     ActionResult("c1-1/0", "c1-1", "c1", "v1", "h1", "h2", "ok"),
     DeadLetter("xdrs.metrics", 0, 7, "c1\x1fhost\x1fh1", "why", "schema", "{}", 1.0),
 ]

@@ -79,7 +79,7 @@ class ReplayCollector:
         rng = np.random.default_rng(sc.seed)
         hosts: list[HostEvent] = []
         host_cluster: list[int] = []
-        for c, (name, groups) in enumerate(sc.clusters.items()):
+        for c, (name, groups) in enumerate(sc.host_groups().items()):
             for g in groups:
                 for _ in range(g.count):
                     hosts.append(
@@ -101,7 +101,7 @@ class ReplayCollector:
         self.hosts = hosts
         self.host_index = {h.uuid: i for i, h in enumerate(hosts)}
         self.host_cluster = np.array(host_cluster, dtype=np.int64)
-        self.clusters = list(sc.clusters)
+        self.clusters = [c.name for c in sc.clusters]
         n_vm = sc.vms if sc.vms is not None else len(self.trace.vm_names)
         flav = flavor_choice(sc.flavors, n_vm, rng)
         self.alloc = np.array(

@@ -75,21 +75,35 @@ def test_trace_dir_and_errors_name_file_and_line(tmp_path):
         load_trace("azure:x", tmp_path)
 
 
+HOSTS_A = {"name": "a", "hosts": [{"count": 2, "vcpus": 4, "memory_mb": 16384}]}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format": "x"}, "format: expected"),
-        ({"clusters": []}, "clusters: expected a non-empty array"),
-        (
-            {"flavors": [{"vcpus": -1, "memory_mb": 1}]},
-            r"flavors\[0\].vcpus: expected a number >= 0",
-        ),
-        ({"flavors": [{"vcpus": 1, "memory_mb": 1, "gpu": 1}]}, r"flavors\[0\].gpu: unknown field"),
-        ({"placement": "random"}, "placement: expected 'skewed' or 'spread'"),
-        ({"vms": 0}, "vms: expected an integer > 0"),
+        ({"format": "x"}, "format: invalid enum value 'x'"),
+        ({"format": None}, "format: expected `str`, got `null`"),
+        ({"clusters": []}, "clusters: expected `array` of length >= 1"),
+        ({"clusters": [HOSTS_A, HOSTS_A]}, "clusters: two clusters share a name"),
+        ({"flavors": [{"vcpus": -1, "memory_mb": 1}]}, r"flavors\[0\].vcpus: expected `int` >= 1"),
+        ({"flavors": [{"vcpus": 1, "memory_mb": 1, "gpu": 1}]},
+         r"flavors\[0\]: unknown field 'gpu'"),
+        ({"placement": "random"}, "placement: invalid enum value 'random'"),
+        ({"vms": 0}, "vms: expected `int` >= 1"),
+        ({"seed": "abc"}, "seed: expected `int`, got `str`"),
+        ({"seed": -1}, "seed: expected `int` >= 0"),
+        ({"clusters": [{"name": "a", "hosts": [{"count": 2.5, "vcpus": 4, "memory_mb": 16384}]}]},
+         r"clusters\[0\].hosts\[0\].count: expected `int`, got `float`"),
+        ({"clusters": [{"name": "a", "hosts": [{"count": 1, "vcpus": 4, "memory_mb": 2048}]}]},
+         r"clusters\[0\].hosts\[0\].memory_mb_reserved: 4096 exceeds memory_mb 2048"),
+        ({"memory_base": True}, "memory_base: expected `float`, got `bool`"),
+        ({"memory_base": 1e999}, "memory_base: expected `float` <= 1.0"),
+        ({"colour": "red"}, "scenario: unknown field 'colour'"),
     ],
-    ids=["format", "clusters", "negative", "unknown", "placement", "vms"],
-)
+    ids=["format", "format-null", "clusters", "cluster-twice", "negative", "unknown",
+         "placement", "vms", "seed-str", "seed-negative", "count-float", "reserved",
+         "base-bool", "base-inf", "top-unknown"],
+)  # fmt: skip
 def test_bad_scenarios(change, message):
     with pytest.raises(ScenarioError, match=message):
         scenario(**change)
@@ -103,6 +117,11 @@ def test_scenario_file_error_names_the_file(tmp_path):
     p.write_bytes(orjson.dumps({"format": "xdrs-replay-scenario/1", "clusters": [], "flavors": []}))
     with pytest.raises(ScenarioError, match=r"s\.json: clusters"):
         load_scenario(p)
+    p.write_bytes(b'{"trace": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    with pytest.raises(ScenarioError, match=r"s\.json: trace: expected `str`, got `array`"):
+        load_scenario(p)
+    with pytest.raises(ScenarioError, match=r"nope\.json: No such file"):
+        load_scenario(tmp_path / "nope.json")
 
 
 def test_inventory_and_metrics_cover_every_vm_once_per_step():

@@ -155,10 +155,10 @@ class ActuatorDaemon:
         if ev is None:
             dead.send(rec, rec.error, rec.category)
             return True
-        if not isinstance(ev, Recommendation) or not self.mover.owns(ev.cluster):
+        if not isinstance(ev, Recommendation):
             return True
         try:
-            return self.apply(ev, sink, stop)
+            return not self.mover.owns(ev.cluster) or self.apply(ev, sink, stop)
         except Exception as e:  # one bad recommendation must never stop the actuator
             log.exception("recommendation at %s[%d]@%d failed", rec.topic, rec.partition,
                           rec.offset)  # fmt: skip

@@ -60,8 +60,10 @@ def show(value: object, limit: int = 60) -> str:
 def explain(error: msgspec.ValidationError, where: str) -> str:
     """``where.path: what`` from msgspec's ``what - at `$.path``` message, cut to a bound."""
     text = str(error)
-    what, sep, path = text.partition(" - at `$")
-    path = path[:-1] if sep else ""
+    what, sep, path = text.rpartition(" - at `$")  # the path ends the message
+    if not sep:
+        what, path = text, "`"
+    path = path[:-1]
     field = where + path
     for prefix, verb in (("Object missing required field `", "missing"),
                          ("Object contains unknown field `", "unknown field")):  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collectors.events import Move, Recommendation, VmEvent
 from collectors.replay import ReplayCollector, TraceError, load_trace
@@ -198,3 +200,27 @@ def test_default_scenario_starts_unbalanced():
     c = ReplayCollector(DEFAULT, load_trace("planetlab:20110303"), ListSink())
     counts = np.bincount(c.place, minlength=len(c.hosts))
     assert counts.max() > 3 * max(1, int(np.median(counts[counts > 0]))) or (counts == 0).any()
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=12,
+)  # fmt: skip
+_VALID = {
+    "format": "xdrs-replay-scenario/1",
+    "clusters": [{"name": "a", "hosts": [{"count": 2, "vcpus": 4, "memory_mb": 16384}]}],
+    "flavors": [{"vcpus": 1, "memory_mb": 1024}],
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["format", "clusters", "flavors", "trace", "vms", "placement",
+                        "memory_base", "seed", "colour"]), _json)  # fmt: skip
+def test_fuzz_scenario_fields(field, value):
+    """Any value in any field: a valid scenario or a ScenarioError naming a field."""
+    try:
+        parse_scenario({**_VALID, field: value})
+    except ScenarioError as e:
+        assert str(e).split(":")[0].split(".")[0].split("[")[0] in (*_VALID, field, "scenario")

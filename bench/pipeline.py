@@ -190,7 +190,7 @@ def _first_recommendation(consumer: Any, records: Any, host: str, timeout: float
     while time.monotonic() < end:
         for r in records(consumer, timeout_ms=50):
             ev = r.event
-            if ev is not None and any(m["src"] == host for m in getattr(ev, "moves", [])):
+            if ev is not None and any(m.src == host for m in getattr(ev, "moves", [])):
                 return time.time()
     return None
 

@@ -1,32 +1,50 @@
-"""The xdrs event schema, version 1: versioned orjson messages on Kafka.
+"""The xdrs event schema, version 1: typed structs, JSON on Kafka.
 
 Every message is a JSON object with ``"v": 1`` and a ``"type"``. Inventory messages are keyed
 ``cluster\\x1fkind\\x1fuuid`` so that a compacted topic keeps the latest description of each
 object, and partitioned by their cluster part so that one cluster's events stay in order. A
-``null`` value (a tombstone) deletes the object its key names. The README documents each
-field; :func:`decode` is the single validating entrance used by every consumer.
+``null`` value (a tombstone) deletes the object its key names. Each type is declared once
+below as a msgspec ``Struct`` (fields, bounds, defaults); the README documents each field.
+:func:`decode` is the single validating entrance used by every consumer: what it returns is
+typed and checked, so consumers read attributes and re-check nothing.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field
-from typing import Any, Protocol
+from typing import Annotated, Literal, Protocol, TypeVar, get_args
 
-import orjson
+import msgspec
+from msgspec import Meta, Struct
+
+from collectors._schema import (
+    Amount,
+    Count,
+    Name,
+    Percent,
+    Signed,
+    Size,
+    Text,
+    Version,
+    explain,
+    show,
+)
 
 __all__ = [
+    "CATEGORIES",
     "MAX_MESSAGE_BYTES",
     "VERSION",
     "ActionResult",
+    "DeadLetter",
     "Deleted",
     "Event",
     "EventError",
     "HostEvent",
     "MetricBatch",
+    "Move",
     "Recommendation",
+    "Rule",
     "RulesEvent",
     "Sink",
     "VmEvent",
@@ -36,16 +54,23 @@ __all__ = [
     "move_result",
 ]
 
-VERSION = 1
+VERSION: Literal[1] = 1
 MAX_MESSAGE_BYTES = 4 << 20
 SEP = "\x1f"
+Category = Literal["malformed", "oversized", "version", "type", "schema", "tombstone",
+                   "unknown_cluster", "unknown_vm", "internal"]  # fmt: skip
+CATEGORIES: tuple[str, ...] = Category.__args__  # type: ignore[attr-defined]
+# placement.Reason in lower case (a test holds the two together)
+MoveReason = Literal["rule", "maintenance", "capacity", "overload", "imbalance",
+                     "consolidation", "make_room"]  # fmt: skip
+RuleKind = Literal["must", "must_not", "should", "should_not"]  # placement.rules.KIND_NAMES
 
 
 class EventError(ValueError):
     """A message that fails validation.
 
-    ``str(e)`` is the dead-letter reason; ``category`` is one of a small fixed set (a bounded
-    Prometheus label): malformed, oversized, version, type, schema, tombstone.
+    ``str(e)`` is the dead-letter reason, naming the field; ``category`` is one of
+    :data:`CATEGORIES` (a bounded Prometheus label).
     """
 
     def __init__(self, message: str, category: str = "schema") -> None:
@@ -61,349 +86,291 @@ class Sink(Protocol):
     def flush(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class HostEvent:
+class _Event(Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
+    """Common configuration: immutable, unknown fields refused, tagged by ``type``."""
+
+
+class HostEvent(_Event, frozen=True, tag="host"):
     """A host's description (capacity in the snapshot format's units: cores, MiB, GiB)."""
 
-    cluster: str
-    uuid: str
-    vcpus: float
-    memory_mb: float
-    disk_gb: float = 0.0
-    hostname: str = ""
-    vcpu_reserved: float = 0.0
-    memory_mb_reserved: float = 0.0
-    disk_gb_reserved: float = 0.0
-    vcpu_ratio: float = 1.0
-    memory_ratio: float = 1.0
-    disk_ratio: float = 1.0
+    cluster: Name
+    uuid: Name
+    vcpus: Size
+    memory_mb: Size
+    disk_gb: Amount = 0.0
+    hostname: Text = ""
+    vcpu_reserved: Amount = 0.0
+    memory_mb_reserved: Amount = 0.0
+    disk_gb_reserved: Amount = 0.0
+    vcpu_ratio: Size = 1.0
+    memory_ratio: Size = 1.0
+    disk_ratio: Size = 1.0
     maintenance: bool = False
     disabled: bool = False
-    domain: str = ""
-    power_w: list[float] | None = None
-    platform: str = ""
-    type: str = "host"
-    v: int = VERSION
+    domain: Text = ""
+    power_w: Annotated[list[Amount], Meta(min_length=11, max_length=11)] | None = None
+    platform: Text = ""
+    v: Version = VERSION
+
+    def __post_init__(self) -> None:
+        for size, reserved in (("vcpus", "vcpu_reserved"), ("memory_mb", "memory_mb_reserved"),
+                               ("disk_gb", "disk_gb_reserved")):  # fmt: skip
+            if getattr(self, reserved) > getattr(self, size):
+                raise ValueError(
+                    f"{reserved}: {getattr(self, reserved):g} exceeds {size} "
+                    f"{getattr(self, size):g}"
+                )
 
 
-@dataclass(frozen=True, slots=True)
-class VmEvent:
+class VmEvent(_Event, frozen=True, tag="vm"):
     """A VM's configured size and current host (a host uuid of the same cluster)."""
 
-    cluster: str
-    uuid: str
-    host: str
-    vcpus: float
-    memory_mb: float
-    disk_gb: float = 0.0
-    name: str = ""
+    cluster: Name
+    uuid: Name
+    host: Name
+    vcpus: Size
+    memory_mb: Size
+    disk_gb: Amount = 0.0
+    name: Text = ""
     pinned: bool = False
-    type: str = "vm"
-    v: int = VERSION
+    v: Version = VERSION
 
 
-@dataclass(frozen=True, slots=True)
-class RulesEvent:
-    """The cluster's whole rule set, in the snapshot extension's ``rules`` format."""
+class Rule(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One placement rule, in the snapshot extension's ``rules`` format."""
 
-    cluster: str
-    rules: list[dict[str, Any]] = field(default_factory=list)
-    type: str = "rules"
-    v: int = VERSION
+    name: Name
+    type: Literal["affinity", "anti_affinity", "vm_host"]
+    vms: list[Name]
+    kind: RuleKind | None = None
+    hosts: list[Name] | None = None
+
+    def __post_init__(self) -> None:
+        if len(set(self.vms)) != len(self.vms):
+            raise ValueError("vms: the rule lists a VM twice")
+        host_rule = self.type == "vm_host"
+        if host_rule and (self.kind is None or self.hosts is None):
+            raise ValueError("kind: a vm_host rule needs kind and hosts")
+        if not host_rule and (self.kind is not None or self.hosts is not None):
+            raise ValueError(f"type: {self.type} rules take no kind or hosts")
+
+    def as_dict(self) -> dict[str, object]:
+        """The rule as the snapshot format's JSON object."""
+        out: dict[str, object] = msgspec.to_builtins(self)
+        return out
 
 
-@dataclass(frozen=True, slots=True)
-class MetricBatch:
+class RulesEvent(_Event, frozen=True, tag="rules"):
+    """The cluster's whole rule set; rule names are unique."""
+
+    cluster: Name
+    rules: list[Rule] = []
+    v: Version = VERSION
+
+    def __post_init__(self) -> None:
+        names = [r.name for r in self.rules]
+        if len(set(names)) != len(names):
+            raise ValueError("rules: two rules share a name")
+
+
+class MetricBatch(_Event, frozen=True, tag="metrics"):
     """One host's samples for one interval: parallel lists, one entry per VM.
 
     ``ts`` is the sample time (seconds since the epoch, or simulated seconds in a replay);
     ``seq`` counts the collector's batches for this host, so a resent batch is recognised.
+    ``cpu_pct`` is percent of each VM's own vCPUs (0..100), ``mem_mib`` resident MiB.
     """
 
-    cluster: str
-    host: str
-    ts: float
-    seq: int
-    vms: list[str]
-    cpu_pct: list[float]
-    mem_mib: list[float]
-    host_cpu_pct: float | None = None
-    sent: float = 0.0
-    type: str = "metrics"
-    v: int = VERSION
+    cluster: Name
+    host: Name
+    ts: Amount
+    seq: Count
+    vms: list[Name]
+    cpu_pct: list[Percent]
+    mem_mib: list[Amount]
+    host_cpu_pct: Amount | None = None
+    sent: Amount = 0.0
+    v: Version = VERSION
+
+    def __post_init__(self) -> None:
+        n = len(self.vms)
+        if len(self.cpu_pct) != n or len(self.mem_mib) != n:
+            raise ValueError(
+                f"vms, cpu_pct and mem_mib differ in length ({n}, {len(self.cpu_pct)}, "
+                f"{len(self.mem_mib)})"
+            )
+        if len(set(self.vms)) != n:
+            raise ValueError("vms: a VM appears twice in one batch")
 
 
-@dataclass(frozen=True, slots=True)
-class Recommendation:
+class Move(Struct, frozen=True, forbid_unknown_fields=True):
+    """One recommended live migration; ``key`` (``recommendation/index``) is idempotent."""
+
+    key: Name
+    vm: Name
+    src: Name
+    dst: Name
+    reason: MoveReason
+    gain: Signed = 0.0
+    cost_mib: Amount = 0.0
+    wave: Count = 0
+
+
+class Recommendation(_Event, frozen=True, tag="recommendation"):
     """A plan for one cluster: moves in execution order, with wave numbers."""
 
-    id: str
-    cluster: str
-    trigger: str
-    strategy: str
-    ts: float
-    objective_before: float
-    objective_after: float
-    moves: list[dict[str, Any]]
-    event_ts: float = 0.0
-    type: str = "recommendation"
-    v: int = VERSION
+    id: Name
+    cluster: Name
+    trigger: Name
+    strategy: Name
+    ts: Amount
+    objective_before: Amount
+    objective_after: Amount
+    moves: list[Move]
+    event_ts: Amount = 0.0
+    v: Version = VERSION
 
 
-@dataclass(frozen=True, slots=True)
-class ActionResult:
+class ActionResult(_Event, frozen=True, tag="action"):
     """What an actuator did with one move; ``key`` is the idempotency key."""
 
-    key: str
-    recommendation: str
-    cluster: str
-    vm: str
-    src: str
-    dst: str
-    status: str
-    error: str = ""
-    ts: float = 0.0
-    type: str = "action"
-    v: int = VERSION
+    key: Name
+    recommendation: Name
+    cluster: Name
+    vm: Name
+    src: Name
+    dst: Name
+    status: Literal["ok", "failed"]
+    error: Text = ""
+    ts: Amount = 0.0
+    v: Version = VERSION
 
 
-def move_result(rec: Recommendation, move: dict[str, Any], error: str = "") -> ActionResult:
-    """The result of one of ``rec``'s moves: ``ok`` unless ``error`` says why not."""
-    return ActionResult(
-        key=str(move.get("key", "")),
-        recommendation=rec.id,
-        cluster=rec.cluster,
-        vm=str(move.get("vm", "")),
-        src=str(move.get("src", "")),
-        dst=str(move.get("dst", "")),
-        status="failed" if error else "ok",
-        error=error,
-        ts=time.time(),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Deleted:
+class Deleted(_Event, frozen=True, tag="deleted"):
     """A tombstone on the inventory topic: the object named by the key is gone."""
 
-    cluster: str
-    kind: str
-    uuid: str
-    type: str = "deleted"
-    v: int = VERSION
+    cluster: Name
+    kind: Literal["host", "vm"]
+    uuid: Name
+    v: Version = VERSION
 
 
-Event = HostEvent | VmEvent | RulesEvent | MetricBatch | Recommendation | ActionResult | Deleted
+class DeadLetter(_Event, frozen=True, tag="dead_letter"):
+    """A message that could not be taken, with why (on the dead-letter topic)."""
+
+    topic: Text
+    partition: Count
+    offset: Count
+    key: Text
+    reason: Text
+    category: Category
+    payload: str  # the first 64 KiB of the message, decoded leniently
+    ts: Amount = 0.0
+    v: Version = VERSION
+
+
+Event = (
+    HostEvent | VmEvent | RulesEvent | MetricBatch | Recommendation | ActionResult | Deleted
+    | DeadLetter
+)  # fmt: skip
+TYPES = frozenset(str(t.__struct_config__.tag) for t in get_args(Event))
+T = TypeVar("T")
+
+
+def move_result(rec: Recommendation, move: Move, error: str = "") -> ActionResult:
+    """The result of one of ``rec``'s moves: ``ok`` unless ``error`` says why not."""
+    return ActionResult(
+        key=move.key,
+        recommendation=rec.id,
+        cluster=rec.cluster,
+        vm=move.vm,
+        src=move.src,
+        dst=move.dst,
+        status="failed" if error else "ok",
+        error=error[:4096],
+        ts=time.time(),
+    )
 
 
 def inventory_key(cluster: str, kind: str, uuid: str = "") -> str:
     return SEP.join((cluster, kind, uuid))
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
 def encode(event: Event) -> bytes:
-    """The message bytes (orjson serialises the dataclass, ``v`` included, natively)."""
-    return orjson.dumps(event)
+    """The message bytes (``type`` and ``v`` included)."""
+    return _ENCODER.encode(event)
+
+
+class _Envelope(Struct):
+    """What every message must say before its type is looked at: raw, so nothing is built."""
+
+    v: msgspec.Raw = msgspec.Raw(b"")
+    type: msgspec.Raw = msgspec.Raw(b"")
+
+
+_EVENT = msgspec.json.Decoder(Event)
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
 
 
 def decode(key: bytes | None, value: bytes | None) -> Event:
-    """Validate one message; raises :class:`EventError` naming what is wrong."""
+    """Validate one message; raises :class:`EventError` naming what is wrong.
+
+    Nothing else escapes: JSON nested past the recursion limit is malformed, and every
+    message's version and type are checked before its fields.
+    """
     if value is None:
         return _tombstone(key)
     if len(value) > MAX_MESSAGE_BYTES:
         raise EventError(f"message of {len(value)} bytes exceeds {MAX_MESSAGE_BYTES}", "oversized")
+    kind = _check_envelope(_safely(_ENVELOPE.decode, value, "message"))
+    event: Event = _safely(_EVENT.decode, value, kind)
+    return event
+
+
+def _safely(decoder: Callable[[bytes], T], value: bytes, where: str) -> T:
+    """``decoder(value)``, its failures turned into :class:`EventError` naming ``where``."""
     try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError as e:
-        raise EventError(f"malformed JSON: {e}", "malformed") from None
-    if not isinstance(doc, dict):
-        raise EventError(f"expected a JSON object, got {type(doc).__name__}", "malformed")
-    version = doc.pop("v", None)
-    if version != VERSION:
-        raise EventError(
-            f"v: unsupported schema version {version!r} (this reader: {VERSION})", "version"
-        )
-    kind = doc.get("type")
-    parser = _PARSERS.get(kind) if isinstance(kind, str) else None
-    if parser is None:
-        raise EventError(f"type: unknown event type {kind!r}", "type")
-    return parser(doc)
+        return decoder(value)
+    except msgspec.ValidationError as e:
+        if where == "message":  # only the top level can fail the envelope: not an object
+            raise EventError(f"expected a JSON object: {str(e)[:100]}", "malformed") from None
+        raise EventError(explain(e, where)) from None
+    except msgspec.DecodeError as e:
+        raise EventError(f"malformed JSON: {str(e)[:200]}", "malformed") from None
+    except RecursionError:
+        raise EventError("malformed JSON: nested too deeply", "malformed") from None
+
+
+def _check_envelope(env: _Envelope) -> str:
+    """The message's type; :class:`EventError` unless its version is exactly ``1``."""
+    version = bytes(env.v)
+    if version != b"1":
+        text = version[:40].decode("utf-8", "replace") + ("..." if len(version) > 40 else "")
+        got = text if version else "None (missing)"
+        raise EventError(f"v: unsupported schema version {got} (this reader: {VERSION})",
+                         "version")  # fmt: skip
+    raw = bytes(env.type)
+    try:
+        kind = msgspec.json.decode(raw, type=str) if raw else None
+    except (msgspec.DecodeError, RecursionError):
+        kind = None
+    if kind not in TYPES:
+        shown = show(kind) if kind is not None else show(raw.decode("utf-8", "replace"))
+        raise EventError(f"type: unknown event type {shown}", "type")
+    return str(kind)
 
 
 def _tombstone(key: bytes | None) -> Deleted:
-    parts = (key or b"").decode("utf-8", "replace").split(SEP)
+    try:
+        parts = (key or b"").decode("utf-8").split(SEP)
+    except UnicodeDecodeError:
+        raise EventError(f"key: tombstone key is not UTF-8: {show(key)}", "tombstone") from None
     if len(parts) != 3 or parts[1] not in ("host", "vm") or not parts[0] or not parts[2]:
-        raise EventError(f"tombstone with a key that names no host or VM: {key!r}", "tombstone")
-    return Deleted(cluster=parts[0], kind=parts[1], uuid=parts[2])
-
-
-# ---- field checks -------------------------------------------------------------------------
-
-
-def _str(x: object) -> bool:
-    return isinstance(x, str) and 0 < len(x) <= 1024
-
-
-def _num(x: object) -> bool:
-    return type(x) in (int, float) and math.isfinite(x) and x >= 0  # type: ignore[arg-type,operator]
-
-
-def _pos(x: object) -> bool:
-    return _num(x) and x > 0  # type: ignore[operator]
-
-
-def _bool(x: object) -> bool:
-    return isinstance(x, bool)
-
-
-def _int(x: object) -> bool:
-    return type(x) is int and x >= 0
-
-
-def _text(x: object) -> bool:
-    return isinstance(x, str)
-
-
-def _opt_num(x: object) -> bool:
-    return x is None or _num(x)
-
-
-def _power(x: object) -> bool:
-    return x is None or (isinstance(x, list) and len(x) == 11 and all(_num(w) for w in x))
-
-
-def _rules(x: object) -> bool:
-    return isinstance(x, list) and all(isinstance(r, dict) for r in x)
-
-
-def _moves(x: object) -> bool:
-    return isinstance(x, list) and all(isinstance(m, dict) for m in x)
-
-
-Check = Callable[[object], bool]
-EXPECT: dict[Check, str] = {
-    _str: "a non-empty string",
-    _num: "a finite number >= 0",
-    _pos: "a number > 0",
-    _bool: "true or false",
-    _int: "an integer >= 0",
-    _text: "a string",
-    _opt_num: "null or a number >= 0",
-    _power: "null or 11 numbers >= 0 (watts)",
-    _rules: "an array of rule objects",
-    _moves: "an array of move objects",
-}
-
-HOST: dict[str, Check] = {
-    "cluster": _str,
-    "uuid": _str,
-    "vcpus": _pos,
-    "memory_mb": _pos,
-    "disk_gb": _num,
-    "hostname": _text,
-    "vcpu_reserved": _num,
-    "memory_mb_reserved": _num,
-    "disk_gb_reserved": _num,
-    "vcpu_ratio": _pos,
-    "memory_ratio": _pos,
-    "disk_ratio": _pos,
-    "maintenance": _bool,
-    "disabled": _bool,
-    "domain": _text,
-    "power_w": _power,
-    "platform": _text,
-}
-VM: dict[str, Check] = {
-    "cluster": _str,
-    "uuid": _str,
-    "host": _str,
-    "vcpus": _pos,
-    "memory_mb": _pos,
-    "disk_gb": _num,
-    "name": _text,
-    "pinned": _bool,
-}
-RULES: dict[str, Check] = {"cluster": _str, "rules": _rules}
-RECOMMENDATION: dict[str, Check] = {
-    "id": _str,
-    "cluster": _str,
-    "trigger": _str,
-    "strategy": _str,
-    "ts": _num,
-    "objective_before": _num,
-    "objective_after": _num,
-    "moves": _moves,
-    "event_ts": _num,
-}
-ACTION: dict[str, Check] = {
-    "key": _str,
-    "recommendation": _str,
-    "cluster": _str,
-    "vm": _str,
-    "src": _str,
-    "dst": _str,
-    "status": _str,
-    "error": _text,
-    "ts": _num,
-}
-
-
-def _checked(doc: dict[str, Any], spec: dict[str, Check], cls: type[Any]) -> Any:
-    kind = doc.pop("type")
-    extra = sorted(set(doc) - set(spec))
-    if extra:
-        raise EventError(f"{kind}: unknown field {extra[0]!r}")
-    fields = cls.__dataclass_fields__
-    for name, check in spec.items():
-        if name not in doc:
-            f = fields[name]
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise EventError(f"{kind}.{name}: missing")
-            continue
-        if not check(doc[name]):
-            raise EventError(f"{kind}.{name}: expected {EXPECT[check]}, got {doc[name]!r:.80}")
-    return cls(**doc)
-
-
-def _list(x: object) -> bool:
-    return isinstance(x, list)
-
-
-EXPECT[_list] = "an array"
-METRICS: dict[str, Check] = {
-    "cluster": _str,
-    "host": _str,
-    "ts": _num,
-    "seq": _int,
-    "vms": _list,
-    "cpu_pct": _list,
-    "mem_mib": _list,
-    "host_cpu_pct": _opt_num,
-    "sent": _num,
-}
-
-
-def _metrics(doc: dict[str, Any]) -> MetricBatch:
-    batch: MetricBatch = _checked(doc, METRICS, MetricBatch)
-    n = len(batch.vms)
-    if len(batch.cpu_pct) != n or len(batch.mem_mib) != n:
-        raise EventError(
-            f"metrics: vms, cpu_pct and mem_mib differ in length "
-            f"({n}, {len(batch.cpu_pct)}, {len(batch.mem_mib)})"
-        )
-    if not all(map(_str, batch.vms)):
-        raise EventError("metrics.vms: expected VM uuids (non-empty strings)")
-    if not all(map(_num, batch.cpu_pct)):
-        raise EventError("metrics.cpu_pct: expected finite numbers >= 0")
-    if not all(map(_num, batch.mem_mib)):
-        raise EventError("metrics.mem_mib: expected finite numbers >= 0")
-    return batch
-
-
-_PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
-    "host": lambda d: _checked(d, HOST, HostEvent),
-    "vm": lambda d: _checked(d, VM, VmEvent),
-    "rules": lambda d: _checked(d, RULES, RulesEvent),
-    "metrics": _metrics,
-    "recommendation": lambda d: _checked(d, RECOMMENDATION, Recommendation),
-    "action": lambda d: _checked(d, ACTION, ActionResult),
-}
+        raise EventError(f"key: tombstone with a key that names no host or VM: {show(key)}",
+                         "tombstone")  # fmt: skip
+    if max(len(parts[0]), len(parts[2])) > 1024:
+        raise EventError("key: tombstone names an id over 1024 characters", "tombstone")
+    return Deleted(cluster=parts[0], kind="host" if parts[1] == "host" else "vm", uuid=parts[2])

@@ -17,14 +17,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from collectors.events import ActionResult, Recommendation, VmEvent, inventory_key, move_result
+from collectors.events import (
+    ActionResult,
+    Move,
+    Recommendation,
+    VmEvent,
+    inventory_key,
+    move_result,
+)
 from xdrs.bus.config import BusConfig
-from xdrs.bus.kafka import KafkaSink, make_consumer, records
+from xdrs.bus.kafka import DeadLetters, KafkaSink, Record, make_consumer, records
 
 __all__ = ["ActuatorDaemon", "InventoryWatch", "Mover", "applied_keys"]
 
@@ -38,7 +45,7 @@ class Mover(Protocol):
 
     def owns(self, cluster: str) -> bool: ...
 
-    def move(self, rec: Recommendation, m: dict[str, Any]) -> ActionResult: ...
+    def move(self, rec: Recommendation, m: Move) -> ActionResult: ...
 
 
 def applied_keys(config: BusConfig, settle_ms: int = 500) -> set[str]:
@@ -88,6 +95,7 @@ class ActuatorDaemon:
         self.applied: set[str] = set()
         self.results: list[ActionResult] = []
         self.skipped = 0
+        self.dead = 0  # messages sent to the dead-letter topic
         self.ready = threading.Event()  # set once the applied keys are rebuilt and subscribed
 
     def run(self, stop: threading.Event) -> None:
@@ -101,10 +109,11 @@ class ActuatorDaemon:
             self.config, self.group, [self.config.topics.recommendations], **longer
         )
         sink = KafkaSink(self.config)
+        dead = DeadLetters(sink, on_dead=self._count_dead)
         self.ready.set()
         try:
             while not stop.is_set():
-                self.step(consumer, sink, stop)
+                self.step(consumer, sink, stop, dead)
         finally:
             closers = [lambda: sink.close(5), consumer.close]
             if self.inventory is not None:
@@ -115,8 +124,13 @@ class ActuatorDaemon:
                 except KafkaError as e:
                     log.warning("close: %s", e)
 
-    def step(self, consumer: KafkaConsumer, sink: KafkaSink, stop: threading.Event) -> None:
-        """One poll; apply what came; commit once the results are confirmed."""
+    def step(self, consumer: KafkaConsumer, sink: KafkaSink, stop: threading.Event,
+             dead: DeadLetters) -> None:  # fmt: skip
+        """One poll; apply what came; commit once the results are confirmed.
+
+        A message that does not decode, or whose handling fails, is dead-lettered and the
+        stream moves on past it.
+        """
         try:
             batch = list(records(consumer, timeout_ms=200, max_records=50))
         except KafkaError as e:
@@ -125,16 +139,42 @@ class ActuatorDaemon:
             return
         done = True
         for rec in batch:
-            ev = rec.event
-            if isinstance(ev, Recommendation) and self.mover.owns(ev.cluster):
-                done = self.apply(ev, sink, stop)
-                if not done:
-                    break
+            done = self._handle(rec, sink, stop, dead)
+            if not done:
+                break
         if batch and _confirmed(sink) and done:
             try:
                 consumer.commit()
             except KafkaError as e:
                 log.warning("offset commit failed (keys prevent a second apply): %s", e)
+
+    def _handle(self, rec: Record, sink: KafkaSink, stop: threading.Event,
+                dead: DeadLetters) -> bool:  # fmt: skip
+        """Apply one record's recommendation if this mover owns it; ``False`` if stopped."""
+        ev = rec.event
+        if ev is None:
+            dead.send(rec, rec.error, rec.category)
+            return True
+        if not isinstance(ev, Recommendation):
+            return True
+        try:
+            return not self.mover.owns(ev.cluster) or self.apply(ev, sink, stop)
+        except Exception as e:  # one bad recommendation must never stop the actuator
+            log.exception("recommendation at %s[%d]@%d failed", rec.topic, rec.partition,
+                          rec.offset)  # fmt: skip
+            dead.send(rec, f"{type(e).__name__}: {str(e)[:300]}", "internal")
+            return True
+
+    def _count_dead(self, category: str) -> None:
+        self.dead += 1
+
+    def _move(self, rec: Recommendation, m: Move) -> ActionResult:
+        """The mover's result; an unexpected exception is reported as a failed move."""
+        try:
+            return self.mover.move(rec, m)
+        except Exception as e:  # a platform bug must not stop the other moves
+            log.exception("move %s failed", m.key)
+            return move_result(rec, m, f"internal: {type(e).__name__}: {str(e)[:300]}")
 
     def apply(self, rec: Recommendation, sink: KafkaSink, stop: threading.Event) -> bool:
         """Apply the moves of ``rec`` not applied before; ``False`` if stopped half-way.
@@ -147,15 +187,15 @@ class ActuatorDaemon:
         expired = time.time() - rec.ts > self.max_age_s
         done: list[ActionResult] = []
         complete = True
-        for m in sorted(rec.moves, key=_wave):
-            key = str(m.get("key", ""))
-            if not key or key in self.applied:
+        for m in sorted(rec.moves, key=lambda m: m.wave):
+            key = m.key
+            if key in self.applied:
                 self.skipped += 1
                 continue
             if stop.is_set():
                 complete = False
                 break
-            result = _expired(rec, m) if expired else self.mover.move(rec, m)
+            result = _expired(rec, m) if expired else self._move(rec, m)
             self.applied.add(key)
             done.append(result)
             log.info(
@@ -221,12 +261,7 @@ class InventoryWatch:
         self.consumer.close()
 
 
-def _wave(m: dict[str, Any]) -> int:
-    w = m.get("wave", 0)
-    return w if type(w) is int else 0  # a malformed wave orders first, never crashes
-
-
-def _expired(rec: Recommendation, m: dict[str, Any]) -> ActionResult:
+def _expired(rec: Recommendation, m: Move) -> ActionResult:
     return move_result(rec, m, "Expired: recommendation too old to apply")
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -24,6 +24,7 @@ from collectors.events import (
     Event,
     HostEvent,
     MetricBatch,
+    Move,
     Recommendation,
     Sink,
     VmEvent,
@@ -78,7 +79,7 @@ class ReplayCollector:
         rng = np.random.default_rng(sc.seed)
         hosts: list[HostEvent] = []
         host_cluster: list[int] = []
-        for c, (name, groups) in enumerate(sc.clusters.items()):
+        for c, (name, groups) in enumerate(sc.host_groups().items()):
             for g in groups:
                 for _ in range(g.count):
                     hosts.append(
@@ -100,7 +101,7 @@ class ReplayCollector:
         self.hosts = hosts
         self.host_index = {h.uuid: i for i, h in enumerate(hosts)}
         self.host_cluster = np.array(host_cluster, dtype=np.int64)
-        self.clusters = list(sc.clusters)
+        self.clusters = [c.name for c in sc.clusters]
         n_vm = sc.vms if sc.vms is not None else len(self.trace.vm_names)
         flav = flavor_choice(sc.flavors, n_vm, rng)
         self.alloc = np.array(
@@ -226,7 +227,7 @@ class ReplayCollector:
         out = []
         with self._lock:
             for m in rec.moves:
-                if m.get("key") in self.applied:
+                if m.key in self.applied:
                     continue  # idempotency: a redelivered recommendation changes nothing
                 result = self._move(rec, m)
                 self.applied[result.key] = result
@@ -237,8 +238,8 @@ class ReplayCollector:
         self.sink.flush()
         return out
 
-    def _move(self, rec: Recommendation, m: dict[str, Any]) -> ActionResult:
-        vm, src, dst = (str(m.get(k, "")) for k in ("vm", "src", "dst"))
+    def _move(self, rec: Recommendation, m: Move) -> ActionResult:
+        vm, src, dst = m.vm, m.src, m.dst
         error = self._refuse(rec.cluster, vm, src, dst)
         if not error:
             j = self.vm_index[vm]
@@ -268,13 +269,9 @@ class ReplayCollector:
             h = self.host_index[host]
             self.maintenance[h] = on
             e = self.hosts[h]
-            self.hosts[h] = HostEvent(**{**_fields(e), "maintenance": on})
+            self.hosts[h] = msgspec.structs.replace(e, maintenance=on)
             self.sink.publish("inventory", inventory_key(e.cluster, "host", host), self.hosts[h])
         self.sink.flush()
-
-
-def _fields(e: HostEvent) -> dict[str, Any]:
-    return {k: getattr(e, k) for k in e.__dataclass_fields__}
 
 
 def _initial_placement(

@@ -8,44 +8,81 @@ Every field is optional; :data:`DEFAULT` is the demo's data centre.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Literal
 
+import msgspec
 import numpy as np
-import orjson
+from msgspec import Meta, Struct
 from numpy.typing import NDArray
 
-__all__ = ["DEFAULT", "HostGroup", "Scenario", "ScenarioError", "load_scenario", "parse_scenario"]
+from collectors._schema import Name, explain
 
-FORMAT = "xdrs-replay-scenario/1"
+__all__ = [
+    "DEFAULT",
+    "ClusterSpec",
+    "Flavor",
+    "HostGroup",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+    "parse_scenario",
+]
+
+FORMAT: Literal["xdrs-replay-scenario/1"] = "xdrs-replay-scenario/1"
+MAX_FILE_BYTES = 16 << 20
+Hosts = Annotated[int, Meta(ge=1, le=100_000)]
+Cores = Annotated[int, Meta(ge=1, le=4096)]
+MiB = Annotated[int, Meta(ge=1, le=1 << 32)]
+GiB = Annotated[int, Meta(ge=0, le=1 << 30)]
+Ratio = Annotated[float, Meta(gt=0, le=1000)]
+Reserve = Annotated[float, Meta(ge=0, le=1 << 32)]
+Share = Annotated[float, Meta(ge=0, le=1e6)]
 
 
 class ScenarioError(ValueError):
     """An invalid scenario; the message names the file and field."""
 
 
-@dataclass(frozen=True)
-class HostGroup:
-    count: int
-    vcpus: int
-    memory_mb: int
-    disk_gb: int = 2000
-    vcpu_ratio: float = 4.0
-    memory_ratio: float = 1.0
-    vcpu_reserved: float = 0.0
-    memory_mb_reserved: float = 4096.0
+class _Spec(Struct, frozen=True, forbid_unknown_fields=True):
+    """Common configuration: immutable, unknown fields refused."""
 
 
-@dataclass(frozen=True)
-class Flavor:
-    vcpus: int
-    memory_mb: int
-    disk_gb: int = 40
-    share: float = 1.0
+class HostGroup(_Spec, frozen=True):
+    """``count`` identical hosts; reserved capacity is taken off before the ratio."""
+
+    count: Hosts
+    vcpus: Cores
+    memory_mb: MiB
+    disk_gb: GiB = 2000
+    vcpu_ratio: Ratio = 4.0
+    memory_ratio: Ratio = 1.0
+    vcpu_reserved: Reserve = 0.0
+    memory_mb_reserved: Reserve = 4096.0
+
+    def __post_init__(self) -> None:
+        if self.vcpu_reserved > self.vcpus:
+            raise ValueError(f"vcpu_reserved: {self.vcpu_reserved:g} exceeds vcpus {self.vcpus}")
+        if self.memory_mb_reserved > self.memory_mb:
+            raise ValueError(f"memory_mb_reserved: {self.memory_mb_reserved:g} exceeds "
+                             f"memory_mb {self.memory_mb}")  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Scenario:
+class Flavor(_Spec, frozen=True):
+    """A VM size; ``share`` is its relative frequency among the VMs."""
+
+    vcpus: Cores
+    memory_mb: MiB
+    disk_gb: GiB = 40
+    share: Share = 1.0
+
+
+class ClusterSpec(_Spec, frozen=True):
+    name: Name
+    hosts: Annotated[list[HostGroup], Meta(min_length=1)]
+
+
+class Scenario(_Spec, frozen=True):
     """Clusters of host groups, VM flavors, and the initial placement.
 
     placement : ``"skewed"`` packs VMs onto a few popular hosts first (an unbalanced start, as
@@ -54,107 +91,65 @@ class Scenario:
         linearly to 1 at 100 % CPU (PlanetLab traces carry CPU only).
     """
 
-    clusters: dict[str, list[HostGroup]]
-    flavors: list[Flavor]
-    trace: str = "planetlab:20110303"
-    vms: int | None = None
-    placement: str = "skewed"
-    memory_base: float = 0.5
-    seed: int = 0
+    format: Literal["xdrs-replay-scenario/1"]
+    clusters: Annotated[list[ClusterSpec], Meta(min_length=1)]
+    flavors: Annotated[list[Flavor], Meta(min_length=1)]
+    trace: Name = "planetlab:20110303"
+    vms: Annotated[int, Meta(ge=1, le=10_000_000)] | None = None
+    placement: Literal["skewed", "spread"] = "skewed"
+    memory_base: Annotated[float, Meta(ge=0, le=1)] = 0.5
+    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] = 0
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.clusters]
+        if len(set(names)) != len(names):
+            raise ValueError("clusters: two clusters share a name")
+
+    def host_groups(self) -> dict[str, list[HostGroup]]:
+        """Cluster name -> its host groups, in file order."""
+        return {c.name: c.hosts for c in self.clusters}
 
 
 DEFAULT = Scenario(
-    clusters={
-        "replay-a": [HostGroup(16, 16, 131072), HostGroup(8, 32, 262144)],
-        "replay-b": [HostGroup(24, 16, 131072)],
-    },
+    FORMAT,
+    clusters=[
+        ClusterSpec("replay-a", [HostGroup(16, 16, 131072), HostGroup(8, 32, 262144)]),
+        ClusterSpec("replay-b", [HostGroup(24, 16, 131072)]),
+    ],
     flavors=[Flavor(1, 2048, 20, 0.5), Flavor(2, 4096, 40, 0.35), Flavor(4, 8192, 80, 0.15)],
 )
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """Read and validate a scenario file; :class:`ScenarioError` names the file and field."""
     try:
         with open(path, "rb") as f:
-            doc = orjson.loads(f.read())
-    except orjson.JSONDecodeError as e:
-        raise ScenarioError(f"{path}: not valid JSON: {e}") from None
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise ScenarioError(f"{path}: {e.strerror or e}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB")
     try:
-        return parse_scenario(doc)
+        return _checked(lambda: msgspec.json.decode(data, type=Scenario))
     except ScenarioError as e:
         raise ScenarioError(f"{path}: {e}") from None
 
 
 def parse_scenario(doc: object) -> Scenario:
-    if not isinstance(doc, dict):
-        raise ScenarioError("expected a JSON object")
-    if doc.get("format") != FORMAT:
-        raise ScenarioError(f"format: expected {FORMAT!r}, got {doc.get('format')!r}")
-    clusters = _clusters(doc.get("clusters"))
-    flavors = [_obj(Flavor, f"flavors[{i}]", f) for i, f in enumerate(_list(doc, "flavors"))]
-    if not flavors:
-        raise ScenarioError("flavors: expected at least one flavor")
-    vms = doc.get("vms")
-    if vms is not None and (type(vms) is not int or vms <= 0):
-        raise ScenarioError(f"vms: expected an integer > 0, got {vms!r}")
-    placement = doc.get("placement", "skewed")
-    if placement not in ("skewed", "spread"):
-        raise ScenarioError(f"placement: expected 'skewed' or 'spread', got {placement!r}")
-    base = doc.get("memory_base", 0.5)
-    if type(base) not in (int, float) or not 0 <= base <= 1:
-        raise ScenarioError(f"memory_base: expected a number in 0..1, got {base!r}")
-    return Scenario(
-        clusters,
-        flavors,
-        str(doc.get("trace", DEFAULT.trace)),
-        vms,
-        placement,
-        float(base),
-        int(doc.get("seed", 0)),
-    )
+    """Validate a scenario given as parsed JSON (a dict)."""
+    return _checked(lambda: msgspec.convert(doc, Scenario))
 
 
-def _list(doc: dict[str, Any], key: str) -> list[Any]:
-    value = doc.get(key)
-    if not isinstance(value, list):
-        raise ScenarioError(f"{key}: expected an array, got {value!r:.60}")
-    return value
-
-
-def _clusters(value: object) -> dict[str, list[HostGroup]]:
-    if not isinstance(value, list) or not value:
-        raise ScenarioError("clusters: expected a non-empty array")
-    out: dict[str, list[HostGroup]] = {}
-    for i, c in enumerate(value):
-        if not isinstance(c, dict) or not isinstance(c.get("name"), str) or not c["name"]:
-            raise ScenarioError(f"clusters[{i}].name: expected a non-empty string")
-        if c["name"] in out:
-            raise ScenarioError(f"clusters[{i}].name: duplicate cluster {c['name']!r}")
-        groups = _list(c, "hosts")
-        out[c["name"]] = [
-            _obj(HostGroup, f"clusters[{i}].hosts[{j}]", g) for j, g in enumerate(groups)
-        ]
-        if not out[c["name"]]:
-            raise ScenarioError(f"clusters[{i}].hosts: expected at least one host group")
-    return out
-
-
-def _obj(cls: type[Any], where: str, raw: object) -> Any:
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"{where}: expected an object")
-    fields = cls.__dataclass_fields__
-    for key, value in raw.items():
-        if key not in fields:
-            raise ScenarioError(f"{where}.{key}: unknown field")
-        if type(value) not in (int, float) or not np.isfinite(value) or value < 0:
-            raise ScenarioError(f"{where}.{key}: expected a number >= 0, got {value!r}")
+def _checked(read: Callable[[], Scenario]) -> Scenario:
     try:
-        obj = cls(**raw)
-    except TypeError as e:
-        raise ScenarioError(f"{where}: {e}") from None
-    for key in ("count", "vcpus", "memory_mb"):
-        if key in fields and getattr(obj, key) <= 0:
-            raise ScenarioError(f"{where}.{key}: expected a number > 0")
-    return obj
+        return read()
+    except msgspec.ValidationError as e:
+        text = explain(e, "$")
+        raise ScenarioError(text[2:] if text.startswith("$.") else "scenario" + text[1:]) from None
+    except msgspec.DecodeError as e:
+        raise ScenarioError(f"not valid JSON: {str(e)[:200]}") from None
+    except RecursionError:
+        raise ScenarioError("not valid JSON: nested too deeply") from None
 
 
 def flavor_choice(flavors: list[Flavor], n: int, rng: np.random.Generator) -> NDArray[np.int64]:

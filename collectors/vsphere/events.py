@@ -32,6 +32,7 @@ from collectors.events import (
     Event,
     HostEvent,
     MetricBatch,
+    Rule,
     RulesEvent,
     Sink,
     VmEvent,
@@ -348,12 +349,12 @@ def _str_or_none(x: object) -> str | None:
     return x if isinstance(x, str) else None
 
 
-def _rule_doc(r: MappedRule, uuid: Callable[[str], str]) -> dict[str, object]:
-    doc: dict[str, object] = {"name": r.name, "type": r.type, "vms": [uuid(v) for v in r.vms]}
+def _rule_doc(r: MappedRule, uuid: Callable[[str], str]) -> Rule:
+    vms = [uuid(v) for v in r.vms]
     if r.type == "vm_host":
-        doc["kind"] = KIND_NAMES[r.kind]
-        doc["hosts"] = [uuid(h) for h in r.hosts]
-    return doc
+        hosts = [uuid(h) for h in r.hosts]
+        return Rule(r.name, "vm_host", vms, KIND_NAMES[r.kind], hosts)  # type: ignore[arg-type]
+    return Rule(r.name, r.type, vms)  # type: ignore[arg-type]
 
 
 Values = dict[tuple[str, str, str], tuple[float, float]]

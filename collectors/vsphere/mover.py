@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
-from collectors.events import ActionResult, Recommendation, move_result
+from collectors.events import ActionResult, Move, Recommendation, move_result
 from collectors.vsphere._sdk import vim, vmodl
 from collectors.vsphere.actuator import relocate
 from collectors.vsphere.connection import TRANSIENT, Connection, VSphereError
@@ -62,9 +61,9 @@ class VSphereMover:
         prefix = self.scope + "/"
         return uuid[len(prefix) :] if uuid.startswith(prefix) and len(uuid) > len(prefix) else None
 
-    def move(self, rec: Recommendation, m: dict[str, Any]) -> ActionResult:
+    def move(self, rec: Recommendation, m: Move) -> ActionResult:
         """Apply one move of ``rec``; never raises for a vSphere or transport failure."""
-        vm, src, dst = (str(m.get(k, "")) for k in ("vm", "src", "dst"))
+        vm, src, dst = m.vm, m.src, m.dst
         ids = [self._moid(x) for x in (vm, src, dst)]
         if None in ids:
             return self._result(rec, m, "ForeignObject", f"not an object of vCenter {self.scope!r}")
@@ -133,7 +132,5 @@ class VSphereMover:
             )
         return None
 
-    def _result(
-        self, rec: Recommendation, m: dict[str, Any], fault: str, message: str
-    ) -> ActionResult:
+    def _result(self, rec: Recommendation, m: Move, fault: str, message: str) -> ActionResult:
         return move_result(rec, m, f"{fault}: {message}" if fault else "")

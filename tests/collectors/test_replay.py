@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from collectors.events import Recommendation, VmEvent
+from collectors.events import Move, Recommendation, VmEvent
 from collectors.replay import ReplayCollector, TraceError, load_trace
 from collectors.replay.scenario import DEFAULT, ScenarioError, load_scenario, parse_scenario
 from collectors.replay.traces import Trace
@@ -75,21 +77,35 @@ def test_trace_dir_and_errors_name_file_and_line(tmp_path):
         load_trace("azure:x", tmp_path)
 
 
+HOSTS_A = {"name": "a", "hosts": [{"count": 2, "vcpus": 4, "memory_mb": 16384}]}
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format": "x"}, "format: expected"),
-        ({"clusters": []}, "clusters: expected a non-empty array"),
-        (
-            {"flavors": [{"vcpus": -1, "memory_mb": 1}]},
-            r"flavors\[0\].vcpus: expected a number >= 0",
-        ),
-        ({"flavors": [{"vcpus": 1, "memory_mb": 1, "gpu": 1}]}, r"flavors\[0\].gpu: unknown field"),
-        ({"placement": "random"}, "placement: expected 'skewed' or 'spread'"),
-        ({"vms": 0}, "vms: expected an integer > 0"),
+        ({"format": "x"}, "format: invalid enum value 'x'"),
+        ({"format": None}, "format: expected `str`, got `null`"),
+        ({"clusters": []}, "clusters: expected `array` of length >= 1"),
+        ({"clusters": [HOSTS_A, HOSTS_A]}, "clusters: two clusters share a name"),
+        ({"flavors": [{"vcpus": -1, "memory_mb": 1}]}, r"flavors\[0\].vcpus: expected `int` >= 1"),
+        ({"flavors": [{"vcpus": 1, "memory_mb": 1, "gpu": 1}]},
+         r"flavors\[0\]: unknown field 'gpu'"),
+        ({"placement": "random"}, "placement: invalid enum value 'random'"),
+        ({"vms": 0}, "vms: expected `int` >= 1"),
+        ({"seed": "abc"}, "seed: expected `int`, got `str`"),
+        ({"seed": -1}, "seed: expected `int` >= 0"),
+        ({"clusters": [{"name": "a", "hosts": [{"count": 2.5, "vcpus": 4, "memory_mb": 16384}]}]},
+         r"clusters\[0\].hosts\[0\].count: expected `int`, got `float`"),
+        ({"clusters": [{"name": "a", "hosts": [{"count": 1, "vcpus": 4, "memory_mb": 2048}]}]},
+         r"clusters\[0\].hosts\[0\].memory_mb_reserved: 4096 exceeds memory_mb 2048"),
+        ({"memory_base": True}, "memory_base: expected `float`, got `bool`"),
+        ({"memory_base": 1e999}, "memory_base: expected `float` <= 1.0"),
+        ({"colour": "red"}, "scenario: unknown field 'colour'"),
     ],
-    ids=["format", "clusters", "negative", "unknown", "placement", "vms"],
-)
+    ids=["format", "format-null", "clusters", "cluster-twice", "negative", "unknown",
+         "placement", "vms", "seed-str", "seed-negative", "count-float", "reserved",
+         "base-bool", "base-inf", "top-unknown"],
+)  # fmt: skip
 def test_bad_scenarios(change, message):
     with pytest.raises(ScenarioError, match=message):
         scenario(**change)
@@ -103,6 +119,11 @@ def test_scenario_file_error_names_the_file(tmp_path):
     p.write_bytes(orjson.dumps({"format": "xdrs-replay-scenario/1", "clusters": [], "flavors": []}))
     with pytest.raises(ScenarioError, match=r"s\.json: clusters"):
         load_scenario(p)
+    p.write_bytes(b'{"trace": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    with pytest.raises(ScenarioError, match=r"s\.json: trace: expected `str`, got `array`"):
+        load_scenario(p)
+    with pytest.raises(ScenarioError, match=r"nope\.json: No such file"):
+        load_scenario(tmp_path / "nope.json")
 
 
 def test_inventory_and_metrics_cover_every_vm_once_per_step():
@@ -136,10 +157,10 @@ def test_apply_checks_like_a_hypervisor_and_is_idempotent():
     j, vm, src, dst = _vm_in(c, "a")
     other = next(h.uuid for h in c.hosts if h.cluster == "b")
     moves = [
-        {"key": "r/0", "vm": vm, "src": src, "dst": dst},
-        {"key": "r/1", "vm": vm, "src": src, "dst": dst},  # VM no longer on src
-        {"key": "r/2", "vm": "ghost", "src": src, "dst": dst},
-        {"key": "r/3", "vm": vm, "src": dst, "dst": other},  # other cluster
+        Move("r/0", vm, src, dst, "imbalance"),
+        Move("r/1", vm, src, dst, "imbalance"),  # VM no longer on src
+        Move("r/2", "ghost", src, dst, "imbalance"),
+        Move("r/3", vm, dst, other, "imbalance"),  # other cluster
     ]
     rec = Recommendation("r", "a", "imbalance", "balance", 0, 0, 0, moves)
     results = c.apply(rec)
@@ -155,7 +176,7 @@ def test_apply_checks_like_a_hypervisor_and_is_idempotent():
     assert len(sink.of("actions")) == 4
     c.set_maintenance(src)
     back = Recommendation(
-        "r2", "a", "x", "balance", 0, 0, 0, [{"key": "r2/0", "vm": vm, "src": dst, "dst": src}]
+        "r2", "a", "x", "balance", 0, 0, 0, [Move("r2/0", vm, dst, src, "imbalance")]
     )
     assert "in maintenance" in c.apply(back)[0].error
 
@@ -165,9 +186,7 @@ def test_apply_refuses_a_full_destination():
     j, vm, src, dst = _vm_in(c, "a")
     d = c.host_index[dst]
     c.cap[d] = c.alloc[c.place == d].sum(axis=0)  # destination exactly full
-    rec = Recommendation(
-        "r", "a", "x", "balance", 0, 0, 0, [{"key": "k", "vm": vm, "src": src, "dst": dst}]
-    )
+    rec = Recommendation("r", "a", "x", "balance", 0, 0, 0, [Move("k", vm, src, dst, "imbalance")])
     assert "no allocation room" in c.apply(rec)[0].error
     assert c.hosts[c.place[j]].uuid == src
 
@@ -181,3 +200,27 @@ def test_default_scenario_starts_unbalanced():
     c = ReplayCollector(DEFAULT, load_trace("planetlab:20110303"), ListSink())
     counts = np.bincount(c.place, minlength=len(c.hosts))
     assert counts.max() > 3 * max(1, int(np.median(counts[counts > 0]))) or (counts == 0).any()
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=12,
+)  # fmt: skip
+_VALID = {
+    "format": "xdrs-replay-scenario/1",
+    "clusters": [{"name": "a", "hosts": [{"count": 2, "vcpus": 4, "memory_mb": 16384}]}],
+    "flavors": [{"vcpus": 1, "memory_mb": 1024}],
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["format", "clusters", "flavors", "trace", "vms", "placement",
+                        "memory_base", "seed", "colour"]), _json)  # fmt: skip
+def test_fuzz_scenario_fields(field, value):
+    """Any value in any field: a valid scenario or a ScenarioError naming a field."""
+    try:
+        parse_scenario({**_VALID, field: value})
+    except ScenarioError as e:
+        assert str(e).split(":")[0].split(".")[0].split("[")[0] in (*_VALID, field, "scenario")

@@ -211,7 +211,7 @@ def test_totals_match_the_engine(pipeline: Pipeline, scraped: Prometheus) -> Non
         for r in list(pipeline.daemon.published):
             recs[r.trigger] = recs.get(r.trigger, 0) + 1
             for m in r.moves:
-                moves[m["reason"]] = moves.get(m["reason"], 0) + 1
+                moves[m.reason] = moves.get(m.reason, 0) + 1
         return recs, moves
 
     def nonzero(d: dict[str, float]) -> dict[str, float]:

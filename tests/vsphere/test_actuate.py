@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from collectors.events import ActionResult, Recommendation, inventory_key
+from collectors.events import ActionResult, Move, Recommendation, inventory_key
 from collectors.vsphere import Connection, ConnectionSpec
 from collectors.vsphere.events import scope_of
 from collectors.vsphere.mover import VSphereMover
@@ -68,12 +68,10 @@ def actuator(vcsim_small: Vcsim, config: BusConfig) -> Iterator[Actuator]:
 
 
 def _rec(cluster: str, rid: str, moves: list[dict[str, Any]]) -> Recommendation:
-    for i, m in enumerate(moves):
-        m.setdefault("key", f"{rid}/{i}")
-        m.setdefault("wave", 0)
+    typed = [Move(**{"key": f"{rid}/{i}", "reason": "imbalance", **m}) for i, m in enumerate(moves)]
     return Recommendation(id=rid, cluster=cluster, trigger="test", strategy="balance",
                           ts=time.time(), objective_before=1.0, objective_after=0.5,
-                          moves=moves)  # fmt: skip
+                          moves=typed)  # fmt: skip
 
 
 def _publish(config: BusConfig, *recs: Recommendation) -> None:

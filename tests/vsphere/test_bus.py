@@ -131,7 +131,8 @@ def test_rules_mapped_as_snapshot(vcsim_small: Vcsim) -> None:
     ev = next(e for _, k, e in rec.items if k == inventory_key(f"{scope}/{c0.id}", "rules"))
     assert isinstance(ev, RulesEvent) and len(ev.rules) == 2
     st = to_cluster_state(inv, [c0.id])
-    parsed = parse_rules(ev.rules, {f"{scope}/{h}": i for i, h in enumerate(st.host_ids)},
+    parsed = parse_rules([r.as_dict() for r in ev.rules],
+                         {f"{scope}/{h}": i for i, h in enumerate(st.host_ids)},
                          {f"{scope}/{v}": i for i, v in enumerate(st.vm_ids)})  # fmt: skip
     want = st.rules
     assert parsed.vv_names == want.vv_names and parsed.vh_names == want.vh_names

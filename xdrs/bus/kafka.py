@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from collectors.events import Event, EventError, decode, encode
+from collectors.events import DeadLetter, Event, EventError, decode, encode
 from xdrs.bus.config import BusConfig, cluster_partition
 
 __all__ = ["DeadLetters", "KafkaSink", "Record", "create_topics", "make_consumer", "records"]
@@ -196,16 +195,27 @@ def make_consumer(
 def records(
     consumer: KafkaConsumer, timeout_ms: int = 200, max_records: int = 5000
 ) -> Iterator[Record]:
-    """Poll once and decode; an undecodable message yields a record with ``error`` set."""
+    """Poll once and decode; an undecodable message yields a record with ``error`` set.
+
+    Nothing a message holds makes this raise: :func:`~collectors.events.decode` raises only
+    :class:`EventError`, and anything else it might raise is reported as ``internal``.
+    """
     batches = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
     for tp, msgs in batches.items():
         for m in msgs:
-            try:
-                event: Event | None = decode(m.key, m.value)
-                error = category = ""
-            except EventError as e:
-                event, error, category = None, str(e), e.category
-            yield Record(tp.topic, tp.partition, m.offset, m.key, m.value, event, error, category)
+            yield _record(tp.topic, tp.partition, m.offset, m.key, m.value)
+
+
+def _record(topic: str, partition: int, offset: int, key: bytes | None,
+            value: bytes | None) -> Record:  # fmt: skip
+    try:
+        return Record(topic, partition, offset, key, value, decode(key, value))
+    except EventError as e:
+        return Record(topic, partition, offset, key, value, None, str(e), e.category)
+    except Exception as e:  # a bug in decode must cost one message, never the consumer
+        log.exception("decoding %s[%d]@%d failed", topic, partition, offset)
+        reason = f"decode failed: {type(e).__name__}: {str(e)[:200]}"
+        return Record(topic, partition, offset, key, value, None, reason, "internal")
 
 
 class DeadLetters:
@@ -218,11 +228,11 @@ class DeadLetters:
 
     def send(self, rec: Record, reason: str, category: str) -> None:
         payload = (rec.value or b"")[:DEAD_PAYLOAD_BYTES].decode("utf-8", "replace")
-        doc = {"v": 1, "type": "dead_letter", "topic": rec.topic, "partition": rec.partition,
-               "offset": rec.offset, "key": (rec.key or b"").decode("utf-8", "replace"),
-               "reason": reason, "category": category, "payload": payload,
-               "ts": time.time()}  # fmt: skip
-        self._sink.publish_raw(self.topic, rec.key or b"", orjson.dumps(doc))
+        doc = DeadLetter(topic=rec.topic, partition=rec.partition, offset=rec.offset,
+                         key=(rec.key or b"")[:1024].decode("utf-8", "replace"),
+                         reason=reason[:1024], category=category,  # type: ignore[arg-type]
+                         payload=payload, ts=time.time())  # fmt: skip
+        self._sink.publish_raw(self.topic, rec.key or b"", encode(doc))
         if self._on_dead is not None:
             self._on_dead(category)
 

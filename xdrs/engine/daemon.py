@@ -16,15 +16,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
+import msgspec
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from collectors.events import MetricBatch, Recommendation, inventory_key
+from collectors.events import Event, MetricBatch, Recommendation, inventory_key
 from xdrs.bus.config import BusConfig, cluster_partition
 from xdrs.bus.kafka import DeadLetters, KafkaSink, Record, make_consumer, records
 from xdrs.engine.engine import ClusterView, Engine
@@ -114,6 +114,7 @@ class EngineDaemon:
         self._refresh(consumer)
 
     def _handle(self, rec: Record, dead: DeadLetters) -> None:
+        """Absorb one record; whatever cannot be taken is dead-lettered with its reason."""
         self.consumed += 1
         kind = rec.topic.removeprefix(self.config.topics.prefix)
         if self.metrics is not None:
@@ -121,18 +122,23 @@ class EngineDaemon:
         if rec.event is None:
             dead.send(rec, rec.error, rec.category)
             return
-        before = self.engine.samples
         try:
-            category, reason = self.engine.apply(rec.event)
+            category, reason = self._absorb(rec, rec.event)
         except Exception as e:  # one bad event must never stop the daemon
             log.exception("event at %s[%d]@%d failed", rec.topic, rec.partition, rec.offset)
-            category, reason = "internal", f"{type(e).__name__}: {e}"
+            category, reason = "internal", f"{type(e).__name__}: {str(e)[:300]}"
+        if reason:
+            dead.send(rec, reason, category)
+
+    def _absorb(self, rec: Record, event: Event) -> tuple[str, str]:
+        before = self.engine.samples
+        category, reason = self.engine.apply(event)
         if self.metrics is not None and self.engine.samples > before:
             self.metrics.samples.inc(self.engine.samples - before)
-        if category == "unknown_vm" and isinstance(rec.event, MetricBatch):
-            self._park(rec, rec.event)  # its inventory may be a poll behind (other topic)
-        elif reason:
-            dead.send(rec, reason, category)
+        if category == "unknown_vm" and isinstance(event, MetricBatch):
+            self._park(rec, event)  # its inventory may be a poll behind (other topic)
+            return "", ""
+        return category, reason
 
     def _park(self, rec: Record, b: MetricBatch) -> None:
         known = self.engine.tables[b.cluster].vm_row
@@ -147,7 +153,12 @@ class EngineDaemon:
         now, still = time.monotonic(), []
         for deadline, rec, b in self._parked:
             before = self.engine.samples
-            unknown = self.engine.absorb_late(b)
+            try:
+                unknown = self.engine.absorb_late(b)
+            except Exception as e:  # as in _handle: the batch is lost, the daemon is not
+                log.exception("parked batch of %s failed", b.host)
+                dead.send(rec, f"{type(e).__name__}: {str(e)[:300]}", "internal")
+                continue
             if self.metrics is not None and self.engine.samples > before:
                 self.metrics.samples.inc(self.engine.samples - before)
             if not unknown:
@@ -185,7 +196,7 @@ class EngineDaemon:
             return
         self.metrics.recommendations.labels(rec.cluster, rec.trigger).inc()
         for m in rec.moves:
-            self.metrics.moves.labels(rec.cluster, m["reason"]).inc()
+            self.metrics.moves.labels(rec.cluster, m.reason).inc()
 
     def _count_dead(self, category: str) -> None:
         self.dead += 1
@@ -279,8 +290,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 def _only(b: MetricBatch, vms: set[str]) -> MetricBatch:
     """The part of a batch for the VMs ``vms``."""
     keep = [i for i, v in enumerate(b.vms) if v in vms]
-    return replace(b, vms=[b.vms[i] for i in keep], cpu_pct=[b.cpu_pct[i] for i in keep],
-                   mem_mib=[b.mem_mib[i] for i in keep])  # fmt: skip
+    return msgspec.structs.replace(
+        b, vms=[b.vms[i] for i in keep], cpu_pct=[b.cpu_pct[i] for i in keep],
+        mem_mib=[b.mem_mib[i] for i in keep])  # fmt: skip
 
 
 def _flush(sink: KafkaSink) -> bool:

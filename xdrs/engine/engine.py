@@ -21,6 +21,7 @@ from collectors.events import (
     Event,
     HostEvent,
     MetricBatch,
+    Move,
     Recommendation,
     RulesEvent,
     VmEvent,
@@ -247,7 +248,7 @@ class Engine:
         waves = order_plan(plan, state, self.args.order)
         rec_id = f"{name}-{int(wall * 1000)}-{next(self._ids)}"
         moves = _moves(rec_id, state, plan, waves)
-        clock.pending = {m["key"] for m in moves}
+        clock.pending = {m.key for m in moves}
         clock.pending_since = now
         return Recommendation(
             id=rec_id, cluster=name, trigger=trigger, strategy=strategy, ts=wall,
@@ -269,15 +270,15 @@ class Engine:
                            bool(t.seen[: t.n_vms].all()), self.clocks[name].first_sd)  # fmt: skip
 
 
-def _moves(rec_id: str, state: Any, plan: Any, waves: list[Any]) -> list[dict[str, Any]]:
+def _moves(rec_id: str, state: Any, plan: Any, waves: list[Any]) -> list[Move]:
     wave_of = np.zeros(plan.n_moves, dtype=np.int64)
     for w, wave in enumerate(waves):
         wave_of[wave.start : wave.stop] = w
     h, v = state.host_ids, state.vm_ids
     return [
-        {"key": f"{rec_id}/{i}", "vm": v[vm], "src": h[s], "dst": h[d],
-         "reason": Reason(r).name.lower(), "gain": round(float(g), 6),
-         "cost_mib": round(float(c), 1), "wave": int(w)}
+        Move(key=f"{rec_id}/{i}", vm=v[vm], src=h[s], dst=h[d],
+             reason=Reason(r).name.lower(), gain=round(float(g), 6),  # type: ignore[arg-type]
+             cost_mib=round(float(c), 1), wave=int(w))
         for i, (vm, s, d, r, g, c, w) in enumerate(zip(
             plan.vm.tolist(), plan.src.tolist(), plan.dst.tolist(), plan.reason.tolist(),
             plan.gain.tolist(), plan.cost_mib.tolist(), wave_of.tolist(), strict=True))

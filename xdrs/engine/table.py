@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from collectors.events import HostEvent, MetricBatch, RulesEvent, VmEvent
+from collectors.events import HostEvent, MetricBatch, Rule, RulesEvent, VmEvent
 from placement import ClusterState, Rules, make_state
 from xdrs._rules_io import parse_rules
 from xdrs.errors import SnapshotError
@@ -58,7 +58,7 @@ class ClusterTable:
         self.mem = np.zeros(cap)  # smoothed MiB resident
         self.seen = np.zeros(cap, dtype=bool)  # has had a sample
         self.pinned = np.zeros(cap, dtype=bool)
-        self.rules_raw: list[dict[str, Any]] = []
+        self.rules_raw: list[Rule] = []
         self.last_ts_of: dict[str, float] = {}
         self.last_ts = 0.0
         self.last_sent = 0.0
@@ -211,7 +211,7 @@ class ClusterTable:
         if not self.rules_raw:
             return None
         known = set(vids)
-        raw = [{**r, "vms": [v for v in r.get("vms", []) if v in known]} for r in self.rules_raw]
+        raw = [{**r.as_dict(), "vms": [v for v in r.vms if v in known]} for r in self.rules_raw]
         try:
             return parse_rules(raw, self.host_row, {v: i for i, v in enumerate(vids)})
         except SnapshotError as e:

@@ -66,7 +66,7 @@ def test_samples_reach_the_engine_and_recommendations_the_topic(config, running)
     for rec in recs:
         assert isinstance(rec, Recommendation) and rec.moves
         hosts = {h.uuid for h in c.hosts if h.cluster == rec.cluster}
-        assert all(m["src"] in hosts and m["dst"] in hosts for m in rec.moves)
+        assert all(m.src in hosts and m.dst in hosts for m in rec.moves)
         assert rec.objective_after < rec.objective_before
     # the exporter, scraped over HTTP like Prometheus does
     server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)

@@ -11,6 +11,7 @@ from collectors.events import (
     Deleted,
     HostEvent,
     MetricBatch,
+    Rule,
     RulesEvent,
     VmEvent,
 )
@@ -85,9 +86,7 @@ def test_to_state_matches_the_events():
         t.put_host(e)
     for e in vms(6, on=lambda j: f"h{j % 3}"):
         t.put_vm(e)
-    t.put_rules(
-        RulesEvent("c", [{"name": "apart", "type": "anti_affinity", "vms": ["v0", "v1", "gone"]}])
-    )
+    t.put_rules(RulesEvent("c", [Rule("apart", "anti_affinity", ["v0", "v1", "gone"])]))
     for h in range(3):
         ids = [f"v{j}" for j in range(6) if j % 3 == h]
         t.absorb(batch(f"h{h}", ids, [50] * len(ids), [2048] * len(ids)))
@@ -129,23 +128,23 @@ def test_imbalance_trigger_and_plan():
     assert e.due(0.0) == [("c", "imbalance")]
     rec = e.recommend("c", "imbalance", 0.0, wall=100.0)
     assert rec is not None and rec.moves and rec.objective_after < rec.objective_before
-    assert {m["src"] for m in rec.moves} == {"h0"}
-    assert [m["key"] for m in rec.moves] == [f"{rec.id}/{i}" for i in range(len(rec.moves))]
+    assert {m.src for m in rec.moves} == {"h0"}
+    assert [m.key for m in rec.moves] == [f"{rec.id}/{i}" for i in range(len(rec.moves))]
     # pending moves hold the next optional run back until their results arrive
     _feed(e, 8, 40, ts=3.0)
     assert e.due(1.0) == []
     first, rest = rec.moves[0], rec.moves[1:]
-    e.apply(ActionResult(first["key"], rec.id, "c", first["vm"], "h0", first["dst"], "failed"))
+    e.apply(ActionResult(first.key, rec.id, "c", first.vm, "h0", first.dst, "failed"))
     t = e.tables["c"]
-    assert t.vm_host[t.vm_row[first["vm"]]] == "h0"  # a failed move changes nothing
+    assert t.vm_host[t.vm_row[first.vm]] == "h0"  # a failed move changes nothing
     assert e.due(2.0) == []  # one move still pending
     for m in rest:
-        e.apply(ActionResult(m["key"], rec.id, "c", m["vm"], m["src"], m["dst"], "ok"))
+        e.apply(ActionResult(m.key, rec.id, "c", m.vm, m.src, m.dst, "ok"))
     # confirmed moves are in the table at once; the next plan starts from them
-    assert all(t.vm_host[t.vm_row[m["vm"]]] == m["dst"] for m in rest)
+    assert all(t.vm_host[t.vm_row[m.vm]] == m.dst for m in rest)
     nxt = e.recommend("c", "imbalance", 3.0) if e.due(3.0) else None
-    done = {(m["vm"], m["src"]) for m in rest}
-    assert nxt is None or not {(m["vm"], m["src"]) for m in nxt.moves} & done  # no stale re-plan
+    done = {(m.vm, m.src) for m in rest}
+    assert nxt is None or not {(m.vm, m.src) for m in nxt.moves} & done  # no stale re-plan
 
 
 def test_balanced_cluster_does_not_trigger_until_the_period():
@@ -164,7 +163,7 @@ def test_maintenance_triggers_evacuation_even_while_pending_and_without_demand()
     assert e.due(0.0) == [("c", "maintenance")]
     rec = e.recommend("c", "maintenance", 0.0)
     assert rec is not None and rec.strategy == "evacuate"
-    assert {m["src"] for m in rec.moves} == {"h1"} and "h1" not in {m["dst"] for m in rec.moves}
+    assert {m.src for m in rec.moves} == {"h1"} and "h1" not in {m.dst for m in rec.moves}
 
 
 def test_cooldown_spaces_optimiser_runs():

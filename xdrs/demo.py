@@ -66,7 +66,7 @@ def add_replay_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_replay(args: argparse.Namespace) -> tuple[Scenario, Trace]:
-    from xdrs.cli import UsageError  # noqa: PLC0415 (cli imports this module)
+    from xdrs.cli.plan import UsageError  # noqa: PLC0415 (cli imports this module)
 
     if args.speed < 0:
         raise UsageError(f"--speed: expected a number >= 0, got {args.speed}")
@@ -105,7 +105,7 @@ class DemoProgress:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from xdrs.cli import UsageError  # noqa: PLC0415 (cli imports this module)
+    from xdrs.cli.plan import UsageError  # noqa: PLC0415 (cli imports this module)
 
     scenario, trace = load_replay(args)
     if args.duration <= 0:

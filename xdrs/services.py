@@ -57,7 +57,7 @@ def add_bus_args(p: argparse.ArgumentParser) -> None:
 
 
 def bus_config(args: argparse.Namespace, client_id: str, bootstrap: str) -> BusConfig:
-    from xdrs.cli import UsageError  # noqa: PLC0415 (cli imports this module)
+    from xdrs.cli.plan import UsageError  # noqa: PLC0415 (cli imports this module)
 
     extra: dict[str, Any] = {}
     for item in args.kafka_option:
@@ -85,7 +85,7 @@ def bus_config(args: argparse.Namespace, client_id: str, bootstrap: str) -> BusC
 @contextlib.contextmanager
 def broker_for(args: argparse.Namespace) -> Iterator[str]:
     """The bootstrap address to use: the given one, or an embedded broker's while in use."""
-    from xdrs.cli import UsageError  # noqa: PLC0415
+    from xdrs.cli.plan import UsageError  # noqa: PLC0415
 
     if args.bootstrap_servers:
         yield args.bootstrap_servers
@@ -152,7 +152,7 @@ def register(sub: Any) -> None:
 
 
 def run_engine(args: argparse.Namespace) -> int:
-    from xdrs.cli import UsageError  # noqa: PLC0415
+    from xdrs.cli.plan import UsageError  # noqa: PLC0415
     from xdrs.engine.daemon import EngineDaemon  # noqa: PLC0415
     from xdrs.engine.engine import Engine, EngineArgs  # noqa: PLC0415
 
@@ -210,7 +210,7 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def _create(config: BusConfig) -> None:
-    from xdrs.cli import UsageError  # noqa: PLC0415
+    from xdrs.cli.plan import UsageError  # noqa: PLC0415
 
     try:
         create_topics(config)

@@ -15,8 +15,8 @@ import logging
 import threading
 from typing import Any
 
+from xdrs.cli.vsphere import _connect, _connection_args, _guarded
 from xdrs.services import _create, _until_signalled, add_bus_args, broker_for, bus_config
-from xdrs.vsphere_cli import _connect, _connection_args, _guarded
 
 __all__ = ["register"]
 
@@ -102,7 +102,7 @@ def run_collect(args: argparse.Namespace) -> int:
     from collectors.vsphere import CollectorOptions, VSphereCollector  # noqa: PLC0415
     from collectors.vsphere.events import BridgeOptions, EventBridge  # noqa: PLC0415
     from xdrs.bus.kafka import KafkaSink  # noqa: PLC0415
-    from xdrs.cli import UsageError  # noqa: PLC0415
+    from xdrs.cli.plan import UsageError  # noqa: PLC0415
 
     bopts = BridgeOptions(
         _scope(args),

@@ -25,14 +25,16 @@ from placement import (
     order_plan,
     run,
 )
-from xdrs import demo, services, vsphere_bus, vsphere_cli
+from xdrs import demo, services
 from xdrs.actions import write_actions
+from xdrs.cli import vsphere as vsphere_cli
+from xdrs.cli.platforms import vsphere as vsphere_bus
 from xdrs.errors import SnapshotError
 from xdrs.report import explain_lines, summary_lines, unresolved_lines
 from xdrs.sim.cli import register as register_simulate
 from xdrs.snapshot import read_snapshot, write_snapshot
 
-__all__ = ["main"]
+__all__ = ["UsageError", "build_parser", "main"]
 
 EXIT_USAGE = 2
 

@@ -1,0 +1,5 @@
+"""The ``xdrs`` command."""
+
+from xdrs.cli.plan import UsageError, build_parser, main
+
+__all__ = ["UsageError", "build_parser", "main"]

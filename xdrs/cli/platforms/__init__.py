@@ -1,0 +1,1 @@
+"""Platform commands of the ``xdrs`` command."""

@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from collectors.events import ActionResult, Recommendation, VmEvent, inventory_key, move_result
+from collectors.platform import Mover
 from xdrs.bus.config import BusConfig
 from xdrs.bus.kafka import KafkaSink, make_consumer, records
 
@@ -31,14 +32,6 @@ __all__ = ["ActuatorDaemon", "InventoryWatch", "Mover", "applied_keys"]
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 10.0
 MAX_APPLY_MS = 3_600_000  # the longest a recommendation may take to apply
-
-
-class Mover(Protocol):
-    """A platform's migration call."""
-
-    def owns(self, cluster: str) -> bool: ...
-
-    def move(self, rec: Recommendation, m: dict[str, Any]) -> ActionResult: ...
 
 
 def applied_keys(config: BusConfig, settle_ms: int = 500) -> set[str]:

@@ -54,7 +54,7 @@ def test_unreachable_broker_is_one_clear_error(capsys):
 
 def test_bus_options_reach_the_client_config():
     from xdrs.cli import build_parser
-    from xdrs.services import bus_config
+    from xdrs.cli.options import bus_config
 
     argv = ["engine", "--client-id", "engine-7", "--topic-prefix", "prod."]
     args = build_parser().parse_args([*argv, "--kafka-option", "request_timeout_ms=9000"])

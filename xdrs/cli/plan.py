@@ -1,19 +1,19 @@
-"""The ``xdrs`` command.
+"""``xdrs plan``: plan migrations for one cluster snapshot.
 
-``xdrs plan`` reads a ``drs-peer-cluster/1`` snapshot (or generates one), runs a strategy,
-orders the plan into waves, prints a before/after report and optionally writes the action
-list. Every input problem ends in one ``xdrs: error: ...`` line and exit status 2, before
-any file is written.
+It reads a ``drs-peer-cluster/1`` snapshot (or generates one), runs a strategy, orders the
+plan into waves, prints a before/after report and optionally writes the action list and the
+input snapshot. Every input problem ends in one ``xdrs: error: ...`` line and exit status
+2, before any file is written; the two output files are written both or neither.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
+
+import orjson
 
 from placement import (
     STRATEGIES,
@@ -25,130 +25,111 @@ from placement import (
     order_plan,
     run,
 )
-from xdrs import demo, services
-from xdrs.actions import write_actions
-from xdrs.cli import vsphere as vsphere_cli
-from xdrs.cli.platforms import vsphere as vsphere_bus
-from xdrs.errors import SnapshotError
+from xdrs._io import write_all
+from xdrs.actions import action_list
+from xdrs.cli.options import add_seed, add_threshold, checked, integer, number
+from xdrs.errors import UsageError
 from xdrs.report import explain_lines, summary_lines, unresolved_lines
-from xdrs.sim.cli import register as register_simulate
-from xdrs.snapshot import read_snapshot, write_snapshot
+from xdrs.snapshot import read_snapshot, snapshot_doc
+from xdrs.synth import synth_cluster
 
-__all__ = ["UsageError", "build_parser", "main"]
+__all__ = ["register"]
 
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad command-line arguments."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def _positive(kind: type[int] | type[float], allow_zero: bool = False) -> Any:
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value < 0 or (value == 0 and not allow_zero):
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-        return value
-
-    return parse
+MAX_GENERATE = (100_000, 1_000_000)  # hosts, VMs of a synthetic cluster
+NAMES = {
+    "max_moves": "--max-moves",
+    "threshold": "--threshold",
+    "per_host": "--per-host",
+    "per_cluster": "--per-cluster",
+    "link_gbps": "--link-gbps",
+}
 
 
 def _generate_spec(text: str) -> tuple[int, int]:
     hosts, sep, vms = text.partition("/")
     if not (sep and hosts.isdigit() and vms.isdigit() and int(hosts) > 0):
         raise argparse.ArgumentTypeError(f"expected HOSTS/VMS such as 200/2000, got {text!r}")
+    if int(hosts) > MAX_GENERATE[0] or int(vms) > MAX_GENERATE[1]:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {MAX_GENERATE[0]} hosts and {MAX_GENERATE[1]} VMs, got {text!r}"
+        )
     return int(hosts), int(vms)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="xdrs", description="DRS-style VM placement engine.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _register_plan(sub)
-    demo.register(sub)
-    services.register(sub)
-    vsphere_cli.register(sub)
-    register_simulate(sub)
-    vsphere_bus.register(sub)
-    return parser
-
-
-def _register_plan(sub: Any) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser("plan", help="plan migrations for one cluster snapshot")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--in", dest="input", type=Path, metavar="SNAPSHOT.json")
-    src.add_argument("--generate", type=_generate_spec, metavar="HOSTS/VMS",
-                     help="synthetic cluster instead of --in")  # fmt: skip
+    src.add_argument(
+        "--generate",
+        type=_generate_spec,
+        metavar="HOSTS/VMS",
+        help="synthetic cluster instead of --in",
+    )
     p.add_argument("--strategy", required=True, choices=sorted(STRATEGIES))
-    p.add_argument("--threshold", type=int, choices=range(1, 6), metavar="1..5",
-                   help="balance migration threshold (default 3)")  # fmt: skip
-    p.add_argument("--max-moves", type=_positive(int, allow_zero=True), metavar="N")
+    add_threshold(p, default=None)
+    p.add_argument("--max-moves", type=integer(0), metavar="N", help="cap on optional moves")
     p.add_argument("--out", type=Path, metavar="ACTIONS.json", help="write the action list")
     p.add_argument("--save-snapshot", type=Path, metavar="PATH", help="write the input snapshot")
     p.add_argument("--explain", action="extend", nargs="+", default=[], metavar="VM_UUID")
-    p.add_argument("--per-host", type=_positive(int), default=OrderArgs.per_host, metavar="N",
-                   help="concurrent migrations per host")  # fmt: skip
-    p.add_argument("--per-cluster", type=_positive(int), default=OrderArgs.per_cluster,
-                   metavar="N", help="concurrent migrations per migration domain")  # fmt: skip
-    p.add_argument("--link-gbps", type=_positive(float), default=OrderArgs.link_gbps,
-                   metavar="X", help="migration link bandwidth")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, metavar="N")
-    p.set_defaults(func=_plan)
+    p.add_argument(
+        "--per-host",
+        type=integer(1),
+        default=OrderArgs.per_host,
+        metavar="N",
+        help="concurrent migrations per host",
+    )
+    p.add_argument(
+        "--per-cluster",
+        type=integer(1),
+        default=OrderArgs.per_cluster,
+        metavar="N",
+        help="concurrent migrations per migration domain",
+    )
+    p.add_argument(
+        "--link-gbps",
+        type=number(above=True),
+        default=OrderArgs.link_gbps,
+        metavar="X",
+        help="migration link bandwidth, Gbit/s",
+    )
+    add_seed(p)
+    p.set_defaults(func=_plan, check=_check)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``xdrs`` console script; returns the exit status."""
-    try:
-        args = build_parser().parse_args(argv)
-        status: int = args.func(args)
-        return status
-    except (UsageError, SnapshotError) as e:
-        return _fail(str(e))
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        return _fail(f"{where}{e.strerror or e}")
-
-
-def _fail(message: str) -> int:
-    print(f"xdrs: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def _strategy_args(args: argparse.Namespace) -> Any:
+def _check(args: argparse.Namespace) -> None:
+    """The strategy's and the ordering's argument dataclasses, validated."""
     name = args.strategy
     if args.threshold is not None and name != "balance":
         raise UsageError("--threshold: only applies to --strategy balance")
+    if name == "evacuate" and args.max_moves is not None:
+        raise UsageError(f"--max-moves: does not apply to --strategy {name}")
     if name == "balance":
         threshold = 3 if args.threshold is None else args.threshold
-        return BalanceArgs(threshold=threshold, max_moves=args.max_moves)
-    if name == "consolidate":
-        return ConsolidateArgs(max_moves=args.max_moves)
-    if args.max_moves is not None:
-        raise UsageError(f"--max-moves: does not apply to --strategy {name}")
-    return EvacuateArgs()
+        args.strategy_args = checked(
+            BalanceArgs, NAMES, threshold=threshold, max_moves=args.max_moves
+        )
+    elif name == "consolidate":
+        args.strategy_args = checked(ConsolidateArgs, NAMES, max_moves=args.max_moves)
+    else:
+        args.strategy_args = checked(EvacuateArgs, NAMES)
+    args.order_args = checked(
+        OrderArgs,
+        NAMES,
+        per_host=args.per_host,
+        per_cluster=args.per_cluster,
+        link_gbps=args.link_gbps,
+    )
 
 
 def _load(args: argparse.Namespace) -> ClusterState:
     if args.input is not None:
         return read_snapshot(args.input)
-    try:
-        # lazy: only --generate needs the generator
-        from xdrs.synth import synth_cluster  # noqa: PLC0415
-    except ImportError as e:
-        raise UsageError(f"--generate: synthetic clusters are not available ({e})") from None
     n_hosts, n_vms = args.generate
     try:
-        state: ClusterState = synth_cluster(n_hosts, n_vms, seed=args.seed)
+        return synth_cluster(n_hosts, n_vms, seed=args.seed)
     except ValueError as e:
         raise UsageError(f"--generate: {e}") from None
-    return state
 
 
 def _explain_targets(state: ClusterState, uuids: list[str]) -> list[int]:
@@ -160,22 +141,20 @@ def _explain_targets(state: ClusterState, uuids: list[str]) -> list[int]:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    strategy_args = _strategy_args(args)
-    order_args = OrderArgs(
-        per_host=args.per_host, per_cluster=args.per_cluster, link_gbps=args.link_gbps
-    )
     state = _load(args)
     targets = _explain_targets(state, args.explain)
     t0 = time.perf_counter()
-    plan = run(args.strategy, state, strategy_args, seed=args.seed)
+    plan = run(args.strategy, state, args.strategy_args, seed=args.seed)
     plan_ms = (time.perf_counter() - t0) * 1000
     after = plan.final_placement(state.placement)
-    waves = order_plan(plan, state, order_args)
+    waves = order_plan(plan, state, args.order_args)
+    outputs: dict[Path, bytes] = {}
     if args.save_snapshot is not None:
-        write_snapshot(state, args.save_snapshot)
+        outputs[args.save_snapshot] = _json(snapshot_doc(state))
     if args.out is not None:
-        write_actions(plan, state, args.out, waves=waves)
-    capacity = getattr(strategy_args, "capacity", None)
+        outputs[args.out] = _json(action_list(plan, state, waves))
+    write_all(outputs)
+    capacity = getattr(args.strategy_args, "capacity", None)
     lines = [f"xdrs plan: {args.strategy} on {state.n_hosts} hosts, {state.n_vms} VMs"]
     lines += summary_lines(state, plan, after, waves, plan_ms)
     lines += unresolved_lines(state, plan, after, capacity)
@@ -183,3 +162,7 @@ def _plan(args: argparse.Namespace) -> int:
         lines += explain_lines(state, plan, after, v, capacity)
     print("\n".join(lines))
     return 0
+
+
+def _json(doc: Any) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2)

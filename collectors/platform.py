@@ -11,13 +11,14 @@ package and one entry in the command line's platform registry (``xdrs.cli.platfo
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from collectors.events import ActionResult, Recommendation
 
 __all__ = ["Mover", "Source"]
 
 
+@runtime_checkable
 class Source(Protocol):
     """A platform's inventory and metrics source.
 
@@ -30,6 +31,7 @@ class Source(Protocol):
     def run(self, stop: threading.Event) -> None: ...
 
 
+@runtime_checkable
 class Mover(Protocol):
     """A platform's migration call.
 

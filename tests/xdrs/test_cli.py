@@ -206,3 +206,22 @@ def test_per_cluster_limits_the_waves(tmp_path: Path) -> None:
 
     assert max_wave_size([]) > 3
     assert max_wave_size(["--per-cluster", "3"]) == 3
+
+
+def test_nothing_is_written_when_one_output_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snap = tmp_path / "snap.json"
+    out = tmp_path / "missing-dir" / "actions.json"
+    argv = ["plan", "--generate", "6/30", "--strategy", "balance"]
+    assert main([*argv, "--save-snapshot", str(snap), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"xdrs: error: {out}: No such file or directory\n"  # the user's file
+    assert not snap.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no temporary file left
+    assert main([*argv, "--save-snapshot", str(snap), "--out", str(tmp_path)]) == 2
+    assert f"xdrs: error: {tmp_path}: Is a directory" in capsys.readouterr().err
+    assert not snap.exists()
+    assert main([*argv, "--save-snapshot", str(snap), "--out", str(tmp_path / "a.json")]) == 0
+    assert read_snapshot(snap).n_vms == 30
+    assert (tmp_path / "a.json").exists()

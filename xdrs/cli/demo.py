@@ -12,7 +12,6 @@ from typing import Any
 
 from xdrs.cli.options import add_bus_args, add_threshold, bus_config, checked, number, port
 from xdrs.cli.platforms.replay import add_replay_args, load_replay
-from xdrs.engine.engine import EngineArgs
 
 __all__ = ["register"]
 
@@ -35,6 +34,9 @@ def register(sub: Any) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
+    # lazy: the engine's modules load only for the commands that run it
+    from xdrs.engine.engine import EngineArgs  # noqa: PLC0415
+
     args.engine_args = checked(
         EngineArgs,
         {"threshold": "--threshold"},

@@ -14,7 +14,6 @@ from typing import Any
 
 from xdrs.cli.options import add_bus_args, add_threshold, bus_config, checked, integer, number
 from xdrs.cli.platforms import replay
-from xdrs.engine.engine import EngineArgs
 
 __all__ = ["register", "run_engine"]
 
@@ -59,6 +58,9 @@ def register(sub: Any) -> None:
 
 
 def _check_engine(args: argparse.Namespace) -> None:
+    # lazy: the engine's modules load only for the commands that run it
+    from xdrs.engine.engine import EngineArgs  # noqa: PLC0415
+
     args.engine_args = checked(
         EngineArgs,
         ENGINE_NAMES,

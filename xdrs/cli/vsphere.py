@@ -117,6 +117,8 @@ def guarded(fn: Any) -> Any:
 
 
 def connect(args: argparse.Namespace) -> Any:
+    """A :class:`collectors.vsphere.Connection` (not logged in yet); bad arguments exit 2."""
+    # lazy: pyvmomi (optional extra)
     from collectors.vsphere import (  # noqa: PLC0415
         Connection,
         ConnectionSpec,
@@ -197,7 +199,8 @@ def _read_actions(path: Path) -> list[dict[str, Any]]:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from collectors.vsphere import apply_actions  # noqa: PLC0415  (lazy: pyvmomi, optional)
+    # lazy: pyvmomi (optional extra)
+    from collectors.vsphere import apply_actions  # noqa: PLC0415
 
     actions = _read_actions(args.actions)
 

@@ -18,7 +18,7 @@ from collectors.vsphere.connection import Connection
 from collectors.vsphere.events import BridgeOptions, EventBridge
 from collectors.vsphere.mover import VSphereMover
 
-__all__ = ["BusCollector", "bus_mover"]
+__all__ = ["BusCollector", "bus_mover", "run_cycles"]
 
 
 class BusCollector:
@@ -41,17 +41,7 @@ class BusCollector:
         self.cycles = cycles
 
     def run(self, stop: threading.Event) -> None:
-        if not self.cycles:
-            self.collector.run(stop)
-            return
-        col, interval = self.collector, self.collector.opts.interval_s
-        for i in range(self.cycles):
-            if stop.is_set():
-                return
-            deadline = col.clock() + interval
-            col.cycle()
-            if i < self.cycles - 1:
-                col.watch_until(deadline, stop)
+        run_cycles(self.collector, self.cycles, stop)
 
     def summary(self) -> str:
         b = self.bridge
@@ -59,6 +49,20 @@ class BusCollector:
             f"{self.collector.cycles} collections, {b.published} inventory events, "
             f"{b.tombstones} tombstones, {b.batches} metric batches"
         )
+
+
+def run_cycles(col: VSphereCollector, cycles: int, stop: threading.Event) -> None:
+    """``cycles`` collections (``0``: until ``stop``), watching for changes in between."""
+    if not cycles:
+        col.run(stop)
+        return
+    for i in range(cycles):
+        if stop.is_set():
+            return
+        deadline = col.clock() + col.opts.interval_s
+        col.cycle()
+        if i < cycles - 1:
+            col.watch_until(deadline, stop)
 
 
 def bus_mover(conn: Connection, scope: str, timeout_s: float = 600.0) -> Mover:

@@ -241,16 +241,10 @@ class _JsonLines:
 def _collect(args: argparse.Namespace) -> int:
     # lazy: pyvmomi (optional extra)
     from collectors.vsphere import CollectorOptions, VSphereCollector  # noqa: PLC0415
+    from collectors.vsphere.bus import run_cycles  # noqa: PLC0415
 
     opts = CollectorOptions(interval_s=args.interval, perf=not args.no_perf)
     with connect(args) as conn:
         col = VSphereCollector(conn, _JsonLines(sys.stdout), opts)
-        stop = threading.Event()
-        if args.cycles:
-            for _ in range(args.cycles):
-                deadline = col.clock() + args.interval
-                col.cycle()
-                col.watch_until(deadline, stop)
-        else:
-            col.run(stop)
+        run_cycles(col, args.cycles, threading.Event())
     return 0

@@ -6,15 +6,17 @@ Errors name the user's path, never a temporary file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from xdrs.errors import SnapshotError
 
-__all__ = ["MAX_INPUT_BYTES", "atomic_write", "read_bounded"]
+__all__ = ["MAX_INPUT_BYTES", "atomic_write", "read_bounded", "write_all"]
 
 MAX_INPUT_BYTES = 1 << 30  # 1 GiB: ~20x a 100,000-VM snapshot, and it fits in memory
 _CHUNK = 1 << 20
@@ -92,3 +94,42 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         if isinstance(e, OSError):
             raise OSError(e.errno, e.strerror, str(path)) from None
         raise
+
+
+def write_all(files: Mapping[Path, bytes]) -> None:
+    """Write several files, all or none: each is staged next to its target, then renamed.
+
+    An error names the user's file, never a temporary one; when any file cannot be staged,
+    no target is touched.
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for target, data in files.items():
+            if target.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+            staged.append((_stage(target, data), target))
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+
+
+def _stage(target: Path, data: bytes) -> str:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(target)) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise type(e)(e.errno, e.strerror, str(target)) from None
+    return tmp

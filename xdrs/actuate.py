@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -30,6 +29,7 @@ from collectors.events import (
     inventory_key,
     move_result,
 )
+from collectors.platform import Mover
 from xdrs.bus.config import BusConfig
 from xdrs.bus.kafka import DeadLetters, KafkaSink, Record, make_consumer, records
 
@@ -38,14 +38,6 @@ __all__ = ["ActuatorDaemon", "InventoryWatch", "Mover", "applied_keys"]
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 10.0
 MAX_APPLY_MS = 3_600_000  # the longest a recommendation may take to apply
-
-
-class Mover(Protocol):
-    """A platform's migration call."""
-
-    def owns(self, cluster: str) -> bool: ...
-
-    def move(self, rec: Recommendation, m: Move) -> ActionResult: ...
 
 
 def applied_keys(config: BusConfig, settle_ms: int = 500) -> set[str]:

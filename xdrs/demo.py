@@ -1,99 +1,36 @@
-"""``xdrs demo``: the whole pipeline on one machine, with nothing configured.
+"""The demo pipeline on one machine: replay collector, engine, exporter, demo actuator.
 
-It starts the embedded broker (unless ``--bootstrap-servers`` is given), the trace-replay
-collector on a PlanetLab day, the engine daemon and the Prometheus exporter; in the demo the
-replay platform applies the engine's recommendations, so the effect shows. Progress is
-printed once a second and a summary at the end; ``--duration`` bounds the run.
+``run_demo`` runs, on a broker it is given, the trace-replay collector on a PlanetLab day,
+the engine daemon and the Prometheus exporter; in the demo the replay platform applies the
+engine's recommendations (:func:`apply_recommendations`), so the effect shows. Progress is
+printed once a second and a summary at the end; ``DemoOptions.duration_s`` bounds the run.
+The command line is ``xdrs.cli.demo``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
 from collectors.events import Recommendation
-from collectors.replay import ReplayCollector, Scenario, load_scenario, load_trace
-from collectors.replay.scenario import DEFAULT, ScenarioError
-from collectors.replay.traces import Trace, TraceError
+from collectors.replay import ReplayCollector, Scenario
+from collectors.replay.traces import Trace
 from xdrs.bus import BusConfig
 from xdrs.bus.kafka import KafkaSink, create_topics, make_consumer, records
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
-from xdrs.services import add_bus_args, broker_for, bus_config
+from xdrs.errors import UsageError
 
-__all__ = ["DemoProgress", "apply_recommendations", "default_trace_dir", "register"]
+__all__ = ["DemoOptions", "DemoProgress", "apply_recommendations", "run_demo"]
 
 log = logging.getLogger(__name__)
 DRAIN_S = 10.0  # at the end, how long the engine may take to absorb what is in flight
-
-
-def default_trace_dir() -> Path | None:
-    """``$XDRS_TRACES``, else ``../shared/traces`` beside the checkout, else none."""
-    env = os.environ.get("XDRS_TRACES")
-    if env:
-        return Path(env)
-    guess = Path(__file__).resolve().parents[2] / "shared" / "traces"
-    return guess if guess.is_dir() else None
-
-
-def add_replay_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--trace", default=DEFAULT.trace, metavar="planetlab:DAY")
-    p.add_argument(
-        "--trace-dir",
-        type=Path,
-        default=default_trace_dir(),
-        metavar="DIR",
-        help="folder holding planetlab/<day>/ (default $XDRS_TRACES or "
-        "../shared/traces; the packaged day otherwise)",
-    )
-    p.add_argument("--scenario", type=Path, metavar="FILE", help="replay scenario JSON")
-    p.add_argument(
-        "--speed",
-        type=float,
-        default=4.0,
-        metavar="STEPS/S",
-        help="simulated 5-minute steps per second (default 4; 0: no pause)",
-    )
-
-
-def load_replay(args: argparse.Namespace) -> tuple[Scenario, Trace]:
-    from xdrs.cli import UsageError  # noqa: PLC0415 (cli imports this module)
-
-    if args.speed < 0:
-        raise UsageError(f"--speed: expected a number >= 0, got {args.speed}")
-    try:
-        scenario = load_scenario(args.scenario) if args.scenario else DEFAULT
-        return scenario, load_trace(args.trace, args.trace_dir)
-    except (ScenarioError, TraceError) as e:
-        raise UsageError(str(e)) from None
-    except OSError as e:
-        raise UsageError(f"{e.filename}: {e.strerror}") from None
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="run the event pipeline on a replayed PlanetLab day")
-    add_bus_args(p)
-    add_replay_args(p)
-    p.add_argument("--duration", type=float, default=60.0, metavar="SECONDS")
-    p.add_argument("--threshold", type=int, choices=range(1, 6), default=3, metavar="1..5")
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=0,
-        metavar="PORT",
-        help="Prometheus /metrics on 127.0.0.1:PORT (default: a free port)",
-    )
-    p.add_argument("--quiet", action="store_true", help="summary only")
-    p.set_defaults(func=run_demo)
 
 
 @dataclass
@@ -104,29 +41,44 @@ class DemoProgress:
     first_sd: dict[str, float] = field(default_factory=dict)
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from xdrs.cli import UsageError  # noqa: PLC0415 (cli imports this module)
+@dataclass(frozen=True)
+class DemoOptions:
+    """How the demo runs.
 
-    scenario, trace = load_replay(args)
-    if args.duration <= 0:
-        raise UsageError(f"--duration: expected a number > 0, got {args.duration}")
-    with broker_for(args) as bootstrap:
-        config = bus_config(args, "xdrs-demo", bootstrap)
-        try:
-            return _run(args, scenario, trace, config)
-        except KafkaError as e:
-            raise UsageError(f"Kafka at {bootstrap}: {e}") from None
+    duration_s : wall-clock bound of the run (> 0).
+    speed : simulated 5-minute steps per second (0: no pause).
+    engine : the engine's arguments (threshold, cooldowns).
+    metrics_port : Prometheus ``/metrics`` on 127.0.0.1 (0: a free port).
+    quiet : summary only.
+    embedded : the broker is the embedded one (said in the first line).
+    """
+
+    duration_s: float = 60.0
+    speed: float = 4.0
+    engine: EngineArgs = field(
+        default_factory=lambda: EngineArgs(threshold=3, cooldown_s=1.0, pending_s=30.0)
+    )
+    metrics_port: int = 0
+    quiet: bool = False
+    embedded: bool = True
 
 
-def _run(args: argparse.Namespace, scenario: Scenario, trace: Trace, config: BusConfig) -> int:
+def run_demo(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig) -> int:
+    """Collector, engine, exporter and the demo actuator on ``config``'s broker."""
+    try:
+        return _run(opts, scenario, trace, config)
+    except KafkaError as e:
+        raise UsageError(f"Kafka at {config.bootstrap}: {e}") from None
+
+
+def _run(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig) -> int:
     create_topics(config)
     registry = CollectorRegistry()
-    engine = Engine(EngineArgs(threshold=args.threshold, cooldown_s=1.0, pending_s=30.0))
-    daemon = EngineDaemon(config, engine, registry=registry)
-    server, _ = start_http_server(args.metrics_port, addr="127.0.0.1", registry=registry)
+    daemon = EngineDaemon(config, Engine(opts.engine), registry=registry)
+    server, _ = start_http_server(opts.metrics_port, addr="127.0.0.1", registry=registry)
     port = server.server_address[1]
     sink = KafkaSink(config)
-    collector = ReplayCollector(scenario, trace, sink, speed=args.speed)
+    collector = ReplayCollector(scenario, trace, sink, speed=opts.speed)
     stop, stop_feed, progress = threading.Event(), threading.Event(), DemoProgress()
     threads = [
         threading.Thread(target=daemon.run, args=(stop,), name="engine"),
@@ -135,19 +87,19 @@ def _run(args: argparse.Namespace, scenario: Scenario, trace: Trace, config: Bus
             target=apply_recommendations, args=(config, collector, progress, stop), name="actuator"
         ),
     ]
-    embedded = "" if args.bootstrap_servers else " (embedded)"
+    embedded = " (embedded)" if opts.embedded else ""
     _say(
-        args,
+        opts,
         f"xdrs demo: broker {config.bootstrap}{embedded}, "
         f"metrics http://127.0.0.1:{port}/metrics, trace {trace.name} "
         f"({len(collector.vm_ids)} VMs on {len(collector.hosts)} hosts in "
-        f"{len(collector.clusters)} clusters), {args.speed:g} steps/s",
+        f"{len(collector.clusters)} clusters), {opts.speed:g} steps/s",
     )
     for t in threads:
         t.start()
     t0 = time.monotonic()
     try:
-        _watch(args, daemon, collector, progress, t0, threads[1])
+        _watch(opts, daemon, collector, progress, t0, threads[1])
     finally:
         stop_feed.set()  # the collector stops first; the engine takes in what is in flight
         threads[1].join(15)
@@ -194,7 +146,7 @@ def _apply_polled(consumer: Any, collector: ReplayCollector, progress: DemoProgr
 
 
 def _watch(
-    args: argparse.Namespace,
+    opts: DemoOptions,
     daemon: EngineDaemon,
     collector: ReplayCollector,
     progress: DemoProgress,
@@ -202,7 +154,7 @@ def _watch(
     feeder: threading.Thread,
 ) -> None:
     last_consumed, last_t = 0, t0
-    while time.monotonic() - t0 < args.duration:
+    while time.monotonic() - t0 < opts.duration_s:
         time.sleep(1.0)
         now = time.monotonic()
         views = daemon.views
@@ -217,7 +169,7 @@ def _watch(
             if c in progress.first_sd
         )
         _say(
-            args,
+            opts,
             f"[{now - t0:5.1f}s] sim {_hhmm(collector.step_no)}  sd {sds}  "
             f"recs {progress.recommendations} moves {progress.applied}  "
             f"events/s {rate:,.0f}  dead {daemon.dead}",
@@ -248,6 +200,6 @@ def _summary(
     print("\n".join(lines))
 
 
-def _say(args: argparse.Namespace, line: str) -> None:
-    if not args.quiet:
+def _say(opts: DemoOptions, line: str) -> None:
+    if not opts.quiet:
         print(line, flush=True)

@@ -1,94 +1,53 @@
-"""``xdrs engine`` and ``xdrs replay``: the long-running processes of a deployment.
+"""The long-running processes of a deployment, wired: broker, topics, engine, replay.
 
-``xdrs engine`` consumes inventory, metrics and action results and publishes
-recommendations, with the Prometheus exporter; several engines in one consumer group share
-the clusters. ``xdrs replay`` is the trace-replay collector (``--apply`` also applies the
-recommendations to the replayed cluster, as the demo does). Both run until SIGTERM or
-Ctrl-C. With no ``--bootstrap-servers`` they start the embedded broker themselves.
+No command-line parsing here (that is ``xdrs.cli``): these functions take typed values.
+``serve_engine`` runs the engine daemon with its Prometheus exporter until ``stop``;
+``serve_mover`` applies recommendations with any platform's mover
+(:class:`collectors.platform.Mover`). With no bootstrap
+servers, :func:`broker_for` starts the embedded broker for the time of the run.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
-import os
 import signal
 import threading
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
-from xdrs.bus import BusConfig, EmbeddedBroker, Topics
+from collectors.platform import Mover
+from collectors.replay import ReplayCollector, Scenario, Trace
+from xdrs.actuate import ActuatorDaemon
+from xdrs.bus import BusConfig, EmbeddedBroker
 from xdrs.bus.broker import BrokerError
-from xdrs.bus.kafka import create_topics
+from xdrs.bus.kafka import KafkaSink, create_topics
+from xdrs.demo import DemoProgress, apply_recommendations
+from xdrs.engine.daemon import EngineDaemon
+from xdrs.engine.engine import Engine, EngineArgs
+from xdrs.errors import UsageError
 
-__all__ = ["add_bus_args", "bus_config", "register"]
+__all__ = [
+    "ActuatorOptions",
+    "broker_for",
+    "create_or_fail",
+    "serve_engine",
+    "serve_mover",
+    "serve_replay",
+    "until_signalled",
+]
 
 log = logging.getLogger(__name__)
-PASSWORD_ENV = "XDRS_KAFKA_SASL_PASSWORD"
-
-
-def add_bus_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--bootstrap-servers",
-        metavar="HOST:PORT[,...]",
-        help="Kafka to use (default: start the embedded broker)",
-    )
-    p.add_argument("--topic-prefix", default="xdrs.", metavar="PREFIX")
-    p.add_argument("--client-id", metavar="NAME", help="Kafka client id (default: xdrs-<command>)")
-    p.add_argument(
-        "--partitions",
-        type=int,
-        default=4,
-        metavar="N",
-        help="partitions of the topics xdrs creates (engine scale-out unit)",
-    )
-    p.add_argument(
-        "--kafka-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="kafka-python client setting, e.g. security_protocol=SASL_SSL; the SASL "
-        f"password comes from ${PASSWORD_ENV}, never the command line",
-    )
-
-
-def bus_config(args: argparse.Namespace, client_id: str, bootstrap: str) -> BusConfig:
-    from xdrs.cli import UsageError  # noqa: PLC0415 (cli imports this module)
-
-    extra: dict[str, Any] = {}
-    for item in args.kafka_option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--kafka-option: expected KEY=VALUE, got {item!r}")
-        if "password" in key:
-            raise UsageError(f"--kafka-option {key}: pass secrets in ${PASSWORD_ENV}")
-        extra[key] = int(value) if value.isdigit() else value
-    if os.environ.get(PASSWORD_ENV):
-        extra["sasl_plain_password"] = os.environ[PASSWORD_ENV]
-    try:
-        return BusConfig(
-            bootstrap,
-            client_id=args.client_id or client_id,
-            topics=Topics(args.topic_prefix),
-            partitions=args.partitions,
-            fast_groups=not args.bootstrap_servers,
-            extra=extra,
-        )
-    except ValueError as e:
-        raise UsageError(f"--bootstrap-servers/--kafka-option: {e}") from None
 
 
 @contextlib.contextmanager
-def broker_for(args: argparse.Namespace) -> Iterator[str]:
+def broker_for(bootstrap: str | None) -> Iterator[str]:
     """The bootstrap address to use: the given one, or an embedded broker's while in use."""
-    from xdrs.cli import UsageError  # noqa: PLC0415
-
-    if args.bootstrap_servers:
-        yield args.bootstrap_servers
+    if bootstrap:
+        yield bootstrap
         return
     broker = EmbeddedBroker()
     try:
@@ -102,117 +61,93 @@ def broker_for(args: argparse.Namespace) -> Iterator[str]:
         broker.stop()
 
 
-def _until_signalled() -> threading.Event:
+def until_signalled() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (Ctrl-C)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     return stop
 
 
-def _metrics_addr(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host or "127.0.0.1", int(port)
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("engine", help="run the engine daemon (recommendations + /metrics)")
-    add_bus_args(p)
-    p.add_argument("--group", default="xdrs-engine", help="consumer group of the engines")
-    p.add_argument(
-        "--metrics-addr",
-        type=_metrics_addr,
-        default=("127.0.0.1", 9464),
-        metavar="HOST:PORT",
-        help="Prometheus /metrics (default 127.0.0.1:9464)",
-    )
-    p.add_argument("--threshold", type=int, choices=range(1, 6), default=3, metavar="1..5")
-    p.add_argument(
-        "--period",
-        type=float,
-        default=300.0,
-        metavar="SECONDS",
-        help="optimise every cluster at least this often",
-    )
-    p.add_argument("--max-moves", type=int, default=64, metavar="N")
-    p.set_defaults(func=run_engine)
-    r = sub.add_parser("replay", help="run the trace-replay collector")
-    add_bus_args(r)
-    from xdrs.demo import add_replay_args  # noqa: PLC0415
-
-    add_replay_args(r)
-    r.add_argument("--steps", type=int, default=None, metavar="N", help="stop after N steps")
-    r.add_argument(
-        "--apply",
-        action="store_true",
-        help="apply recommendations to the replayed cluster (demo actuator)",
-    )
-    r.set_defaults(func=run_replay)
-
-
-def run_engine(args: argparse.Namespace) -> int:
-    from xdrs.cli import UsageError  # noqa: PLC0415
-    from xdrs.engine.daemon import EngineDaemon  # noqa: PLC0415
-    from xdrs.engine.engine import Engine, EngineArgs  # noqa: PLC0415
-
-    try:
-        engine = Engine(
-            EngineArgs(threshold=args.threshold, period_s=args.period, max_moves=args.max_moves)
-        )
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    stop = _until_signalled()
-    with broker_for(args) as bootstrap:
-        config = bus_config(args, "xdrs-engine", bootstrap)
-        _create(config)
-        registry = CollectorRegistry()
-        daemon = EngineDaemon(config, engine, group=args.group, registry=registry)
-        try:
-            server, _ = start_http_server(
-                args.metrics_addr[1], addr=args.metrics_addr[0], registry=registry
-            )
-        except OSError as e:
-            raise UsageError(f"--metrics-addr: {e.strerror or e}") from None
-        log.warning("engine: bootstrap %s, metrics on %s:%d", bootstrap, *server.server_address)
-        try:
-            daemon.run(stop)
-        finally:
-            server.shutdown()
-    return 0
-
-
-def run_replay(args: argparse.Namespace) -> int:
-    from xdrs.bus.kafka import KafkaSink  # noqa: PLC0415
-    from xdrs.demo import DemoProgress, apply_recommendations, load_replay  # noqa: PLC0415
-
-    scenario, trace = load_replay(args)
-    stop = _until_signalled()
-    with broker_for(args) as bootstrap:
-        config = bus_config(args, "xdrs-replay", bootstrap)
-        _create(config)
-        from collectors.replay import ReplayCollector  # noqa: PLC0415
-
-        collector = ReplayCollector(scenario, trace, KafkaSink(config), speed=args.speed)
-        applier = None
-        if args.apply:
-            applier = threading.Thread(
-                target=apply_recommendations, args=(config, collector, DemoProgress(), stop)
-            )
-            applier.start()
-        try:
-            collector.run(stop, steps=args.steps)
-        finally:
-            stop.set()
-            if applier is not None:
-                applier.join(15)
-    return 0
-
-
-def _create(config: BusConfig) -> None:
-    from xdrs.cli import UsageError  # noqa: PLC0415
-
+def create_or_fail(config: BusConfig) -> None:
+    """Create xdrs's topics; an unreachable or refusing broker is one clear error."""
     try:
         create_topics(config)
     except KafkaError as e:
         raise UsageError(f"Kafka at {config.bootstrap}: {e}") from None
+
+
+def serve_engine(
+    config: BusConfig,
+    args: EngineArgs,
+    group: str,
+    metrics_addr: tuple[str, int],
+    stop: threading.Event,
+) -> None:
+    """The engine daemon and its ``/metrics`` endpoint, until ``stop``."""
+    create_or_fail(config)
+    registry = CollectorRegistry()
+    daemon = EngineDaemon(config, Engine(args), group=group, registry=registry)
+    try:
+        server, _ = start_http_server(metrics_addr[1], addr=metrics_addr[0], registry=registry)
+    except OSError as e:
+        raise UsageError(f"--metrics-addr: {e.strerror or e}") from None
+    log.warning("engine: bootstrap %s, metrics on %s:%d", config.bootstrap, *server.server_address)
+    try:
+        daemon.run(stop)
+    finally:
+        server.shutdown()
+
+
+@dataclass(frozen=True)
+class ActuatorOptions:
+    """How the actuator daemon treats recommendations (see :class:`ActuatorDaemon`)."""
+
+    group: str
+    max_age_s: float = 600.0
+    confirm_s: float = 30.0
+
+
+def serve_mover(
+    config: BusConfig, mover: Mover, opts: ActuatorOptions, stop: threading.Event
+) -> ActuatorDaemon:
+    """Apply the recommendations this ``mover`` owns until ``stop``; the daemon, for its counts."""
+    create_or_fail(config)
+    daemon = ActuatorDaemon(
+        config, mover, opts.group, max_age_s=opts.max_age_s, confirm_s=opts.confirm_s
+    )
+    daemon.run(stop)
+    return daemon
+
+
+def serve_replay(
+    config: BusConfig,
+    scenario: Scenario,
+    trace: Trace,
+    stop: threading.Event,
+    *,
+    speed: float = 4.0,
+    steps: int | None = None,
+    apply: bool = False,
+) -> None:
+    """The trace-replay platform on the bus until ``stop`` or ``steps``.
+
+    With ``apply`` the replayed cluster also applies the recommendations it receives (the
+    demo's actuator; a real platform has its own actuator process).
+    """
+    create_or_fail(config)
+    sink = KafkaSink(config)
+    collector = ReplayCollector(scenario, trace, sink, speed=speed)
+    applier = None
+    if apply:
+        applier = threading.Thread(
+            target=apply_recommendations, args=(config, collector, DemoProgress(), stop)
+        )
+        applier.start()
+    try:
+        collector.run(stop, steps=steps)
+    finally:
+        stop.set()
+        if applier is not None:
+            applier.join(15)
+        sink.close()

@@ -222,6 +222,17 @@ class ReplayCollector:
 
     # ---- actuation -----------------------------------------------------------------------
 
+    def owns(self, cluster: str) -> bool:
+        """:class:`collectors.platform.Mover`: is ``cluster`` one of the replayed clusters?"""
+        return cluster in self.clusters
+
+    def move(self, rec: Recommendation, m: Move) -> ActionResult:
+        """:class:`collectors.platform.Mover`: apply one move; the caller reports the result."""
+        with self._lock:
+            result = self._move(rec, m)
+        self.sink.flush()
+        return result
+
     def apply(self, rec: Recommendation) -> list[ActionResult]:
         """Apply a recommendation's moves in order; each result is published and returned."""
         out = []

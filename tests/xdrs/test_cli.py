@@ -106,14 +106,18 @@ ERRORS: list[tuple[str, Any, list[str], str]] = [
     ),
     ("wrong-format", doc(format="other/1"), [], "format: expected 'drs-peer-cluster/1'"),
     ("invalid-json", b'{"format": ', [], "in.json: invalid JSON at line 1 column"),
-    ("threshold-range", doc(), ["--threshold", "9"], "argument --threshold: invalid choice: 9"),
+    ("threshold-range", doc(), ["--threshold", "9"], "--threshold: expected an integer in 1..5"),
     (
         "max-moves-negative",
         doc(),
         ["--max-moves", "-1"],
-        "argument --max-moves: expected a number > 0",
+        "--max-moves: expected an integer >= 0, got '-1'",
     ),
-    ("link-zero", doc(), ["--link-gbps", "0"], "argument --link-gbps: expected a number > 0"),
+    ("link-zero", doc(), ["--link-gbps", "0"], "--link-gbps: expected a finite number > 0"),
+    ("link-nan", doc(), ["--link-gbps", "nan"], "--link-gbps: expected a finite number > 0"),
+    ("link-inf", doc(), ["--link-gbps", "inf"], "--link-gbps: expected a finite number > 0"),
+    ("seed-negative", doc(), ["--seed", "-1"], "--seed: expected an integer >= 0, got '-1'"),
+    ("per-host-zero", doc(), ["--per-host", "0"], "--per-host: expected an integer >= 1"),
     ("explain-unknown", doc(), ["--explain", "nope"], "--explain: unknown VM uuid 'nope'"),
 ]
 
@@ -145,12 +149,12 @@ USAGE: list[tuple[str, list[str], str]] = [
     (
         "bad-strategy",
         ["plan", "--generate", "4/8", "--strategy", "magic"],
-        "argument --strategy: invalid choice",
+        "--strategy: invalid choice",
     ),
     (
         "bad-generate",
         ["plan", "--generate", "4x8", "--strategy", "balance"],
-        "argument --generate: expected HOSTS/VMS",
+        "--generate: expected HOSTS/VMS",
     ),
     (
         "threshold-not-balance",
@@ -202,3 +206,22 @@ def test_per_cluster_limits_the_waves(tmp_path: Path) -> None:
 
     assert max_wave_size([]) > 3
     assert max_wave_size(["--per-cluster", "3"]) == 3
+
+
+def test_nothing_is_written_when_one_output_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    snap = tmp_path / "snap.json"
+    out = tmp_path / "missing-dir" / "actions.json"
+    argv = ["plan", "--generate", "6/30", "--strategy", "balance"]
+    assert main([*argv, "--save-snapshot", str(snap), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"xdrs: error: {out}: No such file or directory\n"  # the user's file
+    assert not snap.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no temporary file left
+    assert main([*argv, "--save-snapshot", str(snap), "--out", str(tmp_path)]) == 2
+    assert f"xdrs: error: {tmp_path}: Is a directory" in capsys.readouterr().err
+    assert not snap.exists()
+    assert main([*argv, "--save-snapshot", str(snap), "--out", str(tmp_path / "a.json")]) == 0
+    assert read_snapshot(snap).n_vms == 30
+    assert (tmp_path / "a.json").exists()

@@ -54,7 +54,7 @@ def test_unreachable_broker_is_one_clear_error(capsys):
 
 def test_bus_options_reach_the_client_config():
     from xdrs.cli import build_parser
-    from xdrs.services import bus_config
+    from xdrs.cli.options import bus_config
 
     argv = ["engine", "--client-id", "engine-7", "--topic-prefix", "prod."]
     args = build_parser().parse_args([*argv, "--kafka-option", "request_timeout_ms=9000"])
@@ -64,3 +64,31 @@ def test_bus_options_reach_the_client_config():
     assert cfg.common()["request_timeout_ms"] == 9000
     default = bus_config(build_parser().parse_args(["replay"]), "xdrs-replay", "k:1")
     assert default.client_id == "xdrs-replay"
+
+
+def test_collect_replay_from_the_platform_registry_publishes_every_step():
+    import time
+
+    from kafka import TopicPartition
+
+    from collectors.events import MetricBatch
+    from xdrs.bus import BusConfig, EmbeddedBroker, Topics
+    from xdrs.bus.kafka import make_consumer, records
+
+    with EmbeddedBroker() as broker:
+        argv = ["collect", "replay", "--bootstrap-servers", broker.bootstrap, "--steps", "3",
+                "--speed", "0", "--topic-prefix", "reg.", "--partitions", "1"]  # fmt: skip
+        assert main(argv) == 0
+        config = BusConfig(broker.bootstrap, topics=Topics("reg."), fast_groups=True)
+        consumer = make_consumer(config, None)
+        part = TopicPartition(config.topics.metrics, 0)
+        consumer.assign([part])
+        consumer.seek_to_beginning(part)
+        end = consumer.end_offsets([part])[part]
+        batches, deadline = [], time.monotonic() + 30
+        while consumer.position(part) < end and time.monotonic() < deadline:
+            batches += [r.event for r in records(consumer) if isinstance(r.event, MetricBatch)]
+        consumer.close()
+    hosts = {b.host for b in batches}
+    assert len(hosts) == 48  # the default scenario's hosts
+    assert len(batches) == 3 * len(hosts)  # one batch per host per step

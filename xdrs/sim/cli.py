@@ -1,5 +1,7 @@
 """``xdrs simulate``: replay traces through policies, print a table, write metrics and plots.
 
+The options are declared in :mod:`xdrs.cli.simulate`; this module runs them.
+
 Batch mode: several ``--trace`` and ``--policy`` values run every combination;
 ``--trace planetlab:all`` means every day folder.
 """
@@ -10,11 +12,10 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from xdrs.errors import SnapshotError
+from xdrs.errors import UsageError
 from xdrs.sim.output import moves_lines, table, write_metrics
 from xdrs.sim.policies import PolicyError, parse_policy
 from xdrs.sim.present import world_from_snapshot
@@ -25,43 +26,7 @@ from xdrs.sim.traces import Trace, TraceError, load_trace, traces_root
 from xdrs.sim.whatif import WhatIf, WhatIfError, apply_whatif
 from xdrs.snapshot import read_snapshot
 
-__all__ = ["register"]
-
-EXIT_USAGE = 2
-
-
-def register(sub: Any) -> None:
-    """Add the ``simulate`` subcommand to the ``xdrs`` parser."""
-    p = sub.add_parser("simulate", help="replay utilisation traces through placement policies")
-    p.add_argument("--trace", action="append", default=[], metavar="SPEC",
-                   help="planetlab:<day>, planetlab:all, csv:<file>, folder, .csv")  # fmt: skip
-    p.add_argument("--policy", action="append", required=True, metavar="NAME",
-                   help="npa, dvfs, <thr|iqr|mad|lr|lrr>-<mmt|mc|rs|mu>-<param>, "
-                   "xdrs-consolidate, xdrs-balance")  # fmt: skip
-    p.add_argument("--hosts", type=int, default=800, metavar="N", help="hosts (default 800)")
-    p.add_argument("--snapshot", type=Path, metavar="FILE",
-                   help="start from a drs-peer-cluster/1 snapshot (what-if from the "
-                   "present); --trace then gives the VMs' CPU history as CSV")  # fmt: skip
-    p.add_argument("--hours", type=float, default=24.0, metavar="H",
-                   help="with --snapshot and no trace: hours to simulate (default 24)")  # fmt: skip
-    p.add_argument("--traces-dir", metavar="DIR",
-                   help="trace sets (default $XDRS_TRACES or ../shared/traces)")  # fmt: skip
-    p.add_argument("--vm-order", metavar="DIR",
-                   help="folder of <day>.txt VM orders (default: the CloudSim reference "
-                   "order next to the traces if present; 'sorted' for sorted names)")  # fmt: skip
-    p.add_argument("--memory-aware", action="store_true",
-                   help="check memory at every placement (CloudSim: at creation)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, metavar="N")
-    p.add_argument("--out", type=Path, metavar="FILE", help="metrics as JSON, or CSV for *.csv")
-    p.add_argument("--report", type=Path, metavar="DIR", help="write PNG plots here")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    WhatIf.add_arguments(p)
-    p.set_defaults(func=_simulate)
-
-
-def _fail(message: str) -> int:
-    print(f"xdrs: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
+__all__ = ["simulate_command"]
 
 
 def _order_dir(args: argparse.Namespace, root: Path) -> Path | None:
@@ -101,15 +66,16 @@ class _Progress:
         print(f"\r{self.label} [{bar}] {k}/{n}", end=end, file=sys.stderr, flush=True)
 
 
-def _simulate(args: argparse.Namespace) -> int:
+def simulate_command(args: argparse.Namespace) -> int:
+    """Run ``xdrs simulate`` with parsed options (declared in :mod:`xdrs.cli.simulate`)."""
     try:
         if args.snapshot is not None:
             return _run_snapshot(args)
         if not args.trace:
             raise WhatIfError("expected --trace (or --snapshot)")
         return _run(args)
-    except (TraceError, PolicyError, WhatIfError, ReportError, SnapshotError) as e:
-        return _fail(str(e))
+    except (TraceError, PolicyError, WhatIfError, ReportError) as e:
+        raise UsageError(str(e)) from None
 
 
 def _run_snapshot(args: argparse.Namespace) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,16 +30,6 @@ class WhatIf:
     scale: float = 1.0
     maintenance: tuple[int, ...] = ()
     maintenance_at: float = 0.0
-
-    @staticmethod
-    def add_arguments(p: Any) -> None:
-        g = p.add_argument_group("what-if edits")
-        g.add_argument("--remove-hosts", type=int, default=0, metavar="N")
-        g.add_argument("--add-hosts", type=int, default=0, metavar="N")
-        g.add_argument("--scale-demand", type=float, default=1.0, metavar="F",
-                       help="multiply every VM's CPU demand (capped at 100 %%)")  # fmt: skip
-        g.add_argument("--maintenance", metavar="HOSTS@HOUR",
-                       help="e.g. 0-9,15@20: hosts 0..9, 15 into maintenance at 20 h")  # fmt: skip
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, host_names: Sequence[str] = ()) -> WhatIf:

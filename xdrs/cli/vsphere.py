@@ -4,9 +4,11 @@
 a migration domain), so ``xdrs plan`` runs on a real vCenter; ``apply`` replays the
 ``migrate`` elements of an action list written by ``xdrs plan --out`` with RelocateVM_Task;
 ``collect`` prints the collector's records as JSON lines. pyvmomi is imported only when one
-of them runs. Connection, TLS and authentication failures print one ``xdrs: error:`` line
-and exit with status 1, as does ``apply`` when any move failed; bad arguments and files
-(URL, password file, action list) exit with status 2.
+of them runs. Connection, TLS and authentication failures are one ``xdrs: error:`` line
+(:class:`xdrs.errors.CommandError`) and exit status 1, as is ``apply`` when any move
+failed; bad arguments and files (URL, password file, action list) exit with status 2.
+The connection options are declared here once, for these commands and for ``xdrs collect
+vsphere`` / ``xdrs actuate vsphere`` (:mod:`xdrs.cli.platforms.vsphere`).
 """
 
 from __future__ import annotations
@@ -21,83 +23,102 @@ from typing import Any
 
 import orjson
 
-from xdrs.errors import SnapshotError
+from xdrs._io import atomic_write
+from xdrs.cli.options import add_ratio_args, checked, integer, number
+from xdrs.errors import EXIT_FAILED, CommandError, SnapshotError, UsageError
+from xdrs.snapshot import snapshot_doc
 
-__all__ = ["register"]
+__all__ = ["RATIO_NAMES", "connect", "connection_args", "guarded", "register"]
 
-EXIT_FAILED = 1
+RATIO_NAMES = {"cpu_ratio": "--cpu-ratio", "mem_ratio": "--mem-ratio"}
 
 
-def _connection_args(p: argparse.ArgumentParser) -> None:
+def connection_args(p: argparse.ArgumentParser) -> None:
+    """A vCenter's URL, credentials, TLS and timeout: every vSphere command's options."""
     p.add_argument("--url", required=True, help="https://VCENTER[:PORT][/sdk]")
     p.add_argument("--user", required=True)
-    p.add_argument("--password-file", type=Path, metavar="FILE",
-                   help="first line is the password (default: $XDRS_VSPHERE_PASSWORD)")  # fmt: skip
+    p.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help="first line is the password (default: $XDRS_VSPHERE_PASSWORD)",
+    )
     tls = p.add_mutually_exclusive_group()
     tls.add_argument("--ca-bundle", metavar="FILE", help="PEM file of trusted CAs")
-    tls.add_argument("--insecure", action="store_true",
-                     help="do not verify the server's TLS certificate")  # fmt: skip
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="per-request timeout")  # fmt: skip
+    tls.add_argument(
+        "--insecure", action="store_true", help="do not verify the server's TLS certificate"
+    )
+    p.add_argument(
+        "--timeout",
+        type=number(above=True),
+        default=60.0,
+        metavar="SECONDS",
+        help="per-request timeout",
+    )
 
 
 def register(sub: Any) -> None:
     top = sub.add_parser("vsphere", help="snapshot, apply or collect a live vCenter")
     vs = top.add_subparsers(dest="vsphere_command", required=True, parser_class=type(top))
     p = vs.add_parser("snapshot", help="write a drs-peer-cluster/1 snapshot of live clusters")
-    _connection_args(p)
-    p.add_argument("--cluster", action="append", metavar="NAME",
-                   help="cluster name or id (repeatable; default: all)")  # fmt: skip
-    p.add_argument("--cpu-ratio", type=float, default=4.0, help="vCPUs per core (default 4)")
-    p.add_argument("--mem-ratio", type=float, default=1.0, help="memory over-commit (1)")
+    connection_args(p)
+    p.add_argument(
+        "--cluster",
+        action="append",
+        metavar="NAME",
+        help="cluster name or id (repeatable; default: all)",
+    )
+    add_ratio_args(p)
     p.add_argument("--out", type=Path, required=True, metavar="SNAPSHOT.json")
-    p.set_defaults(func=_guarded(_snapshot))
+    p.set_defaults(func=guarded(_snapshot))
     p = vs.add_parser("apply", help="apply the migrations of an action list")
-    _connection_args(p)
+    connection_args(p)
     p.add_argument("--actions", type=Path, required=True, metavar="ACTIONS.json")
-    p.add_argument("--task-timeout", type=float, default=600.0, metavar="SECONDS")
+    p.add_argument("--task-timeout", type=number(above=True), default=600.0, metavar="SECONDS")
     p.add_argument("--results", type=Path, metavar="RESULTS.json", help="write the results")
-    p.set_defaults(func=_guarded(_apply))
+    p.set_defaults(func=guarded(_apply))
     p = vs.add_parser("collect", help="print inventory, metrics and changes as JSON lines")
-    _connection_args(p)
-    p.add_argument("--interval", type=float, default=20.0, metavar="SECONDS")
-    p.add_argument("--cycles", type=int, default=0, metavar="N", help="stop after N (0: never)")
+    connection_args(p)
+    p.add_argument("--interval", type=number(above=True), default=20.0, metavar="SECONDS")
+    p.add_argument(
+        "--cycles", type=integer(0), default=0, metavar="N", help="stop after N (0: never)"
+    )
     p.add_argument("--no-perf", action="store_true", help="quickStats only, no QueryPerf")
-    p.set_defaults(func=_guarded(_collect))
+    p.set_defaults(func=guarded(_collect))
 
 
-def _guarded(fn: Any) -> Any:
-    """Run ``fn`` with pyvmomi present; vSphere failures become one error line, status 1."""
+def guarded(fn: Any) -> Any:
+    """Run ``fn`` with pyvmomi present; vSphere failures become :class:`CommandError`."""
 
     def handler(args: argparse.Namespace) -> int:
         try:
+            # lazy: pyvmomi, an optional extra, loads only when a vSphere command runs
             from collectors.vsphere import VSphereError  # noqa: PLC0415
             from collectors.vsphere._sdk import vmodl  # noqa: PLC0415
         except ImportError as e:
-            raise SnapshotError(
+            raise UsageError(
                 f"vsphere: pyvmomi is not installed ({e}); pip install 'xdrs[vsphere]'"
             ) from None
         try:
             status: int = fn(args)
             return status
         except VSphereError as e:
-            return _failed(str(e))
+            raise CommandError(str(e)) from None
         except vmodl.MethodFault as e:
-            return _failed(f"{args.url}: vCenter refused: {type(e).__name__}: {e.msg}")
+            raise CommandError(
+                f"{args.url}: vCenter refused: {type(e).__name__}: {e.msg}"
+            ) from None
         except (OSError, http.client.HTTPException) as e:
             if getattr(e, "filename", None):
                 raise  # a local file: reported by xdrs.cli as bad input
-            return _failed(f"{args.url}: connection lost: {type(e).__name__}: {e}")
+            raise CommandError(f"{args.url}: connection lost: {type(e).__name__}: {e}") from None
 
     return handler
 
 
-def _failed(message: str) -> int:
-    print(f"xdrs: error: {message}", file=sys.stderr)
-    return EXIT_FAILED
-
-
-def _connect(args: argparse.Namespace) -> Any:
+def connect(args: argparse.Namespace) -> Any:
+    """A :class:`collectors.vsphere.Connection` (not logged in yet); bad arguments exit 2."""
+    # lazy: pyvmomi (optional extra)
     from collectors.vsphere import (  # noqa: PLC0415
         Connection,
         ConnectionSpec,
@@ -107,27 +128,26 @@ def _connect(args: argparse.Namespace) -> Any:
 
     try:  # bad arguments (URL, password file) exit with status 2, before any traffic
         spec = ConnectionSpec(
-            url=args.url, user=args.user, password=read_password(args.password_file),
-            ca_bundle=args.ca_bundle, insecure=args.insecure, timeout_s=args.timeout,
-        )  # fmt: skip
+            url=args.url,
+            user=args.user,
+            password=read_password(args.password_file),
+            ca_bundle=args.ca_bundle,
+            insecure=args.insecure,
+            timeout_s=args.timeout,
+        )
         spec.parts()
     except VSphereError as e:
-        raise SnapshotError(str(e)) from None
+        raise UsageError(str(e)) from None
     return Connection(spec, retries=2)
 
 
 def _snapshot(args: argparse.Namespace) -> int:
+    # lazy: pyvmomi (optional extra)
     from collectors.vsphere import MappingOptions, collect_inventory  # noqa: PLC0415
     from collectors.vsphere import to_cluster_state as to_state  # noqa: PLC0415
-    from xdrs._io import atomic_write  # noqa: PLC0415
-    from xdrs.snapshot import snapshot_doc  # noqa: PLC0415
 
-    opts = MappingOptions(cpu_ratio=args.cpu_ratio, mem_ratio=args.mem_ratio)
-    try:
-        opts.validate()
-    except ValueError as e:
-        raise SnapshotError(f"--{str(e).replace('_', '-')}") from None
-    with _connect(args) as conn:
+    opts = checked(MappingOptions, RATIO_NAMES, cpu_ratio=args.cpu_ratio, mem_ratio=args.mem_ratio)
+    with connect(args) as conn:
         inv = conn.call(lambda si: collect_inventory(si.RetrieveContent(), args.url))
     try:
         state = to_state(inv, args.cluster, opts)
@@ -135,8 +155,10 @@ def _snapshot(args: argparse.Namespace) -> int:
         raise SnapshotError(f"--cluster: {e.args[0]}") from None
     doc = _named(snapshot_doc(state), inv)
     atomic_write(args.out, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-    print(f"xdrs vsphere snapshot: {state.n_hosts} hosts, {state.n_vms} powered-on VMs, "
-          f"{int(state.domain.max(initial=-1)) + 1} clusters -> {args.out}")  # fmt: skip
+    print(
+        f"xdrs vsphere snapshot: {state.n_hosts} hosts, {state.n_vms} powered-on VMs, "
+        f"{int(state.domain.max(initial=-1)) + 1} clusters -> {args.out}"
+    )
     return 0
 
 
@@ -151,8 +173,11 @@ def _named(doc: dict[str, Any], inv: Any) -> dict[str, Any]:
         h["domain"] = clusters.get(rec.cluster or "", "default")
     for v in doc["vms"]:
         v["name"] = vm_names[v["uuid"]]
-    doc["generator"] = {"name": "xdrs vsphere snapshot", "source": inv.source,
-                        "collected_at": inv.collected_at}  # fmt: skip
+    doc["generator"] = {
+        "name": "xdrs vsphere snapshot",
+        "source": inv.source,
+        "collected_at": inv.collected_at,
+    }
     return doc
 
 
@@ -174,8 +199,8 @@ def _read_actions(path: Path) -> list[dict[str, Any]]:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    # lazy: pyvmomi (optional extra)
     from collectors.vsphere import apply_actions  # noqa: PLC0415
-    from xdrs._io import atomic_write  # noqa: PLC0415
 
     actions = _read_actions(args.actions)
 
@@ -183,7 +208,7 @@ def _apply(args: argparse.Namespace) -> int:
         what = "ok" if r.ok else f"FAILED {r.fault}: {r.message}"
         print(f"{r.vm}: {r.host_before} -> {r.destination}: {what} ({r.seconds:.1f} s)")
 
-    with _connect(args) as conn:
+    with connect(args) as conn:
         results = apply_actions(conn, actions, timeout_s=args.task_timeout, on_result=show)
     failed = sum(not r.ok for r in results)
     skipped = sum(a.get("action") != "migrate" for a in actions)
@@ -214,17 +239,12 @@ class _JsonLines:
 
 
 def _collect(args: argparse.Namespace) -> int:
+    # lazy: pyvmomi (optional extra)
     from collectors.vsphere import CollectorOptions, VSphereCollector  # noqa: PLC0415
+    from collectors.vsphere.bus import run_cycles  # noqa: PLC0415
 
     opts = CollectorOptions(interval_s=args.interval, perf=not args.no_perf)
-    with _connect(args) as conn:
+    with connect(args) as conn:
         col = VSphereCollector(conn, _JsonLines(sys.stdout), opts)
-        stop = threading.Event()
-        if args.cycles:
-            for _ in range(args.cycles):
-                deadline = col.clock() + args.interval
-                col.cycle()
-                col.watch_until(deadline, stop)
-        else:
-            col.run(stop)
+        run_cycles(col, args.cycles, threading.Event())
     return 0

@@ -1,0 +1,95 @@
+"""The trace-replay platform's commands: ``xdrs collect replay`` (alias ``xdrs replay``).
+
+The replay collector publishes a simulated data centre driven by a utilisation trace;
+``--apply`` also applies the engine's recommendations to it (the replayed cluster lives in
+this process, so it has no separate ``actuate`` command). The replay options are shared
+with ``xdrs demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from collectors.replay import Scenario, Trace, TraceError, load_scenario, load_trace
+from collectors.replay.scenario import DEFAULT, ScenarioError
+from xdrs.cli.options import add_bus_args, bus_config, integer, number
+from xdrs.errors import UsageError
+
+__all__ = ["HELP", "add_replay_args", "collect", "default_trace_dir", "load_replay", "run_replay"]
+
+HELP = "run the trace-replay collector"
+
+
+def default_trace_dir() -> Path | None:
+    """``$XDRS_TRACES``, else ``../shared/traces`` beside the checkout, else none."""
+    env = os.environ.get("XDRS_TRACES")
+    if env:
+        return Path(env)
+    guess = Path(__file__).resolve().parents[4] / "shared" / "traces"
+    return guess if guess.is_dir() else None
+
+
+def add_replay_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trace", default=DEFAULT.trace, metavar="planetlab:DAY")
+    p.add_argument(
+        "--trace-dir",
+        type=Path,
+        default=default_trace_dir(),
+        metavar="DIR",
+        help="folder holding planetlab/<day>/ (default $XDRS_TRACES or "
+        "../shared/traces; the packaged day otherwise)",
+    )
+    p.add_argument("--scenario", type=Path, metavar="FILE", help="replay scenario JSON")
+    p.add_argument(
+        "--speed",
+        type=number(0.0),
+        default=4.0,
+        metavar="STEPS/S",
+        help="simulated 5-minute steps per second (default 4; 0: no pause)",
+    )
+
+
+def load_replay(args: argparse.Namespace) -> tuple[Scenario, Trace]:
+    """The scenario and the trace the replay options name; bad files are usage errors."""
+    try:
+        scenario = load_scenario(args.scenario) if args.scenario else DEFAULT
+        return scenario, load_trace(args.trace, args.trace_dir)
+    except (ScenarioError, TraceError) as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{e.filename}: {e.strerror}") from None
+
+
+def collect(p: argparse.ArgumentParser) -> None:
+    """Declare the options of ``xdrs collect replay`` / ``xdrs replay``."""
+    add_bus_args(p)
+    add_replay_args(p)
+    p.add_argument("--steps", type=integer(0), default=None, metavar="N", help="stop after N steps")
+    p.add_argument(
+        "--apply",
+        action="store_true",
+        help="apply recommendations to the replayed cluster (demo actuator)",
+    )
+    p.set_defaults(func=run_replay)
+
+
+def register_alias(sub: Any) -> None:
+    """``xdrs replay``: the name the README and the compose file use."""
+    collect(sub.add_parser("replay", help=HELP))
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    # lazy: the runtime brings kafka-python, prometheus_client and the engine
+    from xdrs.services import broker_for, serve_replay, until_signalled  # noqa: PLC0415
+
+    scenario, trace = load_replay(args)
+    stop = until_signalled()
+    with broker_for(args.bootstrap_servers) as bootstrap:
+        config = bus_config(args, "xdrs-replay", bootstrap)
+        serve_replay(
+            config, scenario, trace, stop, speed=args.speed, steps=args.steps, apply=args.apply
+        )
+    return 0

@@ -1,0 +1,168 @@
+"""The vSphere platform's bus commands: ``xdrs collect vsphere`` and ``xdrs actuate vsphere``.
+
+``collect`` runs the vSphere collector with the event bridge into Kafka (inventory, rules,
+metric batches, changes; :class:`collectors.vsphere.bus.BusCollector`); ``actuate`` applies
+the engine's recommendations for this vCenter's clusters with RelocateVM_Task and publishes
+the results (:class:`xdrs.actuate.ActuatorDaemon` with the platform's mover). Both run
+until SIGTERM or Ctrl-C (``collect --cycles N`` stops after N collections). One process of
+each per vCenter; ``--vcenter-id`` (default: the URL's host[:port]) scopes every id so
+several vCenters share one bus.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from xdrs.cli.options import add_bus_args, add_ratio_args, bus_config, checked, integer, number
+from xdrs.cli.vsphere import connect, connection_args, guarded
+
+__all__ = ["ACTUATE_HELP", "COLLECT_HELP", "actuate", "collect"]
+
+COLLECT_HELP = "collect a vCenter into Kafka"
+ACTUATE_HELP = "apply recommendations with RelocateVM_Task"
+BRIDGE_NAMES = {
+    "scope": "--vcenter-id",
+    "cpu_ratio": "--cpu-ratio",
+    "mem_ratio": "--mem-ratio",
+    "metric_source": "--metric-source",
+    "inventory_every": "--inventory-every",
+}
+
+
+def _scope_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--vcenter-id",
+        metavar="NAME",
+        help="prefix of this vCenter's cluster, host and VM ids on the bus "
+        "(default: the URL's host[:port])",
+    )
+
+
+def collect(p: argparse.ArgumentParser) -> None:
+    """Declare the options of ``xdrs collect vsphere``."""
+    connection_args(p)
+    _scope_args(p)
+    add_bus_args(p)
+    p.add_argument(
+        "--interval",
+        type=number(above=True),
+        default=20.0,
+        metavar="SECONDS",
+        help="inventory and metrics collection period (default 20)",
+    )
+    p.add_argument(
+        "--cycles", type=integer(0), default=0, metavar="N", help="stop after N (0: never)"
+    )
+    p.add_argument("--no-perf", action="store_true", help="quickStats only, no QueryPerf")
+    p.add_argument(
+        "--metric-source",
+        default="quickstats",
+        metavar="quickstats|perf",
+        help="values published as VM demand (default quickstats)",
+    )
+    add_ratio_args(p)
+    p.add_argument(
+        "--inventory-every",
+        type=integer(0),
+        default=15,
+        metavar="N",
+        help="republish the whole inventory every N collections (0: never)",
+    )
+    p.set_defaults(func=guarded(_run_collect))
+
+
+def actuate(p: argparse.ArgumentParser) -> None:
+    """Declare the options of ``xdrs actuate vsphere``."""
+    connection_args(p)
+    _scope_args(p)
+    add_bus_args(p)
+    p.add_argument(
+        "--group", metavar="NAME", help="consumer group (default xdrs-actuator-<vcenter id>)"
+    )
+    p.add_argument("--task-timeout", type=number(above=True), default=600.0, metavar="SECONDS")
+    p.add_argument(
+        "--max-age",
+        type=number(above=True),
+        default=600.0,
+        metavar="SECONDS",
+        help="recommendations older than this are not applied (default 600)",
+    )
+    p.add_argument(
+        "--confirm-timeout",
+        type=number(),
+        default=30.0,
+        metavar="SECONDS",
+        help="publish a recommendation's results once the collector has published "
+        "the moved VMs on their new hosts, waiting at most this long (default 30; "
+        "0: do not wait)",
+    )
+    p.set_defaults(func=guarded(_run_actuate))
+
+
+def _scope(args: argparse.Namespace) -> str:
+    # lazy: pyvmomi (optional extra) comes with the vSphere package
+    from collectors.vsphere.events import scope_of  # noqa: PLC0415
+
+    return str(args.vcenter_id or scope_of(args.url))
+
+
+def _run_collect(args: argparse.Namespace) -> int:
+    # lazy: pyvmomi (optional extra) and the bus (kafka-python)
+    from collectors.vsphere.bus import BusCollector  # noqa: PLC0415
+    from collectors.vsphere.collector import CollectorOptions  # noqa: PLC0415
+    from collectors.vsphere.events import BridgeOptions  # noqa: PLC0415
+    from xdrs.bus.kafka import KafkaSink  # noqa: PLC0415
+    from xdrs.services import broker_for, create_or_fail, until_signalled  # noqa: PLC0415
+
+    bridge = checked(
+        BridgeOptions,
+        BRIDGE_NAMES,
+        scope=_scope(args),
+        cpu_ratio=args.cpu_ratio,
+        mem_ratio=args.mem_ratio,
+        metric_source=args.metric_source,
+        inventory_every=args.inventory_every,
+    )
+    opts = CollectorOptions(interval_s=args.interval, perf=not args.no_perf)
+    stop = until_signalled()
+    with connect(args) as conn, broker_for(args.bootstrap_servers) as bootstrap:
+        config = bus_config(args, "xdrs-collect-vsphere", bootstrap)
+        create_or_fail(config)
+        sink = KafkaSink(config)
+        source = BusCollector(conn, sink, bridge, opts, cycles=args.cycles)
+        try:
+            source.run(stop)
+        finally:
+            sink.close()
+        print(f"xdrs collect vsphere: {source.summary()}")
+    return 0
+
+
+def _run_actuate(args: argparse.Namespace) -> int:
+    # lazy: pyvmomi (optional extra) and the bus (kafka-python)
+    from collectors.vsphere.bus import bus_mover  # noqa: PLC0415
+    from xdrs.services import (  # noqa: PLC0415
+        ActuatorOptions,
+        broker_for,
+        serve_mover,
+        until_signalled,
+    )
+
+    scope = _scope(args)
+    opts = ActuatorOptions(
+        args.group or f"xdrs-actuator-{scope}",
+        max_age_s=args.max_age,
+        confirm_s=args.confirm_timeout,
+    )
+    stop = until_signalled()
+    with connect(args) as conn, broker_for(args.bootstrap_servers) as bootstrap:
+        _ = conn.si  # log in now: a wrong password or URL fails before any Kafka traffic
+        config = bus_config(args, "xdrs-actuate-vsphere", bootstrap)
+        mover = bus_mover(conn, scope, timeout_s=args.task_timeout)
+        daemon = serve_mover(config, mover, opts, stop)
+        ok = sum(r.status == "ok" for r in daemon.results)
+        print(
+            f"xdrs actuate vsphere: {ok} moved, {len(daemon.results) - ok} failed, "
+            f"{daemon.skipped} already applied"
+        )
+    return 0

@@ -1,0 +1,111 @@
+"""``xdrs simulate``: the options of the what-if simulator (the run is :mod:`xdrs.sim.cli`).
+
+Batch mode: several ``--trace`` and ``--policy`` values run every combination;
+``--trace planetlab:all`` means every day folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from xdrs.cli.options import add_seed, integer, number
+
+__all__ = ["register"]
+
+
+def _maintenance_spec(text: str) -> str:
+    """``HOSTS@HOUR`` with a finite hour; the hosts are checked against the data centre later."""
+    _, sep, hour = text.rpartition("@")
+    try:
+        ok = bool(sep) and math.isfinite(float(hour)) and float(hour) >= 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"expected HOSTS@HOUR such as 0-9,15@20, got {text!r}")
+    return text
+
+
+def register(sub: Any) -> None:
+    """Add the ``simulate`` subcommand to the ``xdrs`` parser."""
+    p = sub.add_parser("simulate", help="replay utilisation traces through placement policies")
+    p.add_argument(
+        "--trace",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="planetlab:<day>, planetlab:all, csv:<file>, folder, .csv",
+    )
+    p.add_argument(
+        "--policy",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="npa, dvfs, <thr|iqr|mad|lr|lrr>-<mmt|mc|rs|mu>-<param>, "
+        "xdrs-consolidate, xdrs-balance",
+    )
+    p.add_argument(
+        "--hosts", type=integer(1, 10_000_000), default=800, metavar="N", help="hosts (default 800)"
+    )
+    p.add_argument(
+        "--snapshot",
+        type=Path,
+        metavar="FILE",
+        help="start from a drs-peer-cluster/1 snapshot (what-if from the "
+        "present); --trace then gives the VMs' CPU history as CSV",
+    )
+    p.add_argument(
+        "--hours",
+        type=number(0.0, 24.0 * 366, above=True),
+        default=24.0,
+        metavar="H",
+        help="with --snapshot and no trace: hours to simulate (default 24)",
+    )
+    p.add_argument(
+        "--traces-dir", metavar="DIR", help="trace sets (default $XDRS_TRACES or ../shared/traces)"
+    )
+    p.add_argument(
+        "--vm-order",
+        metavar="DIR",
+        help="folder of <day>.txt VM orders (default: the CloudSim reference "
+        "order next to the traces if present; 'sorted' for sorted names)",
+    )
+    p.add_argument(
+        "--memory-aware",
+        action="store_true",
+        help="check memory at every placement (CloudSim: at creation)",
+    )
+    add_seed(p)
+    p.add_argument("--out", type=Path, metavar="FILE", help="metrics as JSON, or CSV for *.csv")
+    p.add_argument("--report", type=Path, metavar="DIR", help="write PNG plots here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _whatif_args(p)
+    p.set_defaults(func=_run)
+
+
+def _whatif_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what-if edits")
+    g.add_argument("--remove-hosts", type=integer(0), default=0, metavar="N")
+    g.add_argument("--add-hosts", type=integer(0, 10_000_000), default=0, metavar="N")
+    g.add_argument(
+        "--scale-demand",
+        type=number(above=True),
+        default=1.0,
+        metavar="F",
+        help="multiply every VM's CPU demand (capped at 100 %%)",
+    )
+    g.add_argument(
+        "--maintenance",
+        type=_maintenance_spec,
+        metavar="HOSTS@HOUR",
+        help="e.g. 0-9,15@20: hosts 0..9, 15 into maintenance at 20 h",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    # lazy: the simulator (numba and matplotlib come with it when present and asked for)
+    from xdrs.sim.cli import simulate_command  # noqa: PLC0415
+
+    return simulate_command(args)

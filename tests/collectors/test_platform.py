@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from collectors.events import Recommendation, VmEvent
+from collectors.events import Move, Recommendation, VmEvent
 from collectors.platform import Mover, Source
 from collectors.replay import ReplayCollector
 from tests.collectors.test_replay import ListSink, scenario, small_trace
@@ -33,7 +33,7 @@ def test_the_replay_mover_moves_one_vm_and_owns_its_clusters() -> None:
     j = next(j for j in range(len(c.vm_ids)) if c.hosts[int(c.place[j])].cluster == "a")
     src = c.hosts[int(c.place[j])].uuid
     dst = next(h.uuid for h in c.hosts if h.cluster == "a" and h.uuid != src)
-    m = {"key": "r/0", "vm": c.vm_ids[j], "src": src, "dst": dst}
+    m = Move("r/0", c.vm_ids[j], src, dst, "imbalance")
     rec = Recommendation("r", "a", "imbalance", "balance", 0, 0, 0, [m])
     result = c.move(rec, m)
     assert (result.status, result.key) == ("ok", "r/0")

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from collectors.replay.traces import Trace, load_trace, traces_root
 from xdrs._io import atomic_write
 from xdrs.sim.fast import kernel_module
 from xdrs.sim.policies import PAPER_POLICIES
 from xdrs.sim.run import Result, simulate
-from xdrs.sim.traces import Trace, load_trace, traces_root
 
 ROOT = traces_root()
 ORDER = ROOT.parent / "reference" / "cloudsim-vm-order"

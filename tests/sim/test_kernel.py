@@ -8,17 +8,18 @@ morning.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from collectors.replay.traces import Trace, load_trace, traces_root
 from placement.overload import iqr_threshold, mad_threshold, trimmed_length
 from xdrs.sim import kernel, sums
 from xdrs.sim.hosts import Entries, evaluate, evaluate_compiled, slots
 from xdrs.sim.policies import parse_policy
 from xdrs.sim.run import Result, simulate_world
 from xdrs.sim.setup import Datacenter, build_world
-from xdrs.sim.traces import Trace, load_trace, traces_root
 
 ROOT = traces_root()
 POLICIES = ("thr-mmt-0.8", "iqr-mmt-1.5", "mad-mmt-2.5", "lr-mmt-1.2", "mad-rs-2.5", "lr-mu-1.2")
@@ -42,7 +43,7 @@ def _synthetic(seed: int) -> Trace:
     rng = np.random.default_rng(seed)
     util = np.clip(rng.gamma(1.5, 0.15, (200, 60)), 0, 1).round(2)
     util[rng.random(util.shape) < 0.03] = 0.0  # zero samples: dropped VMs, short histories
-    return Trace(tuple(f"v{i}" for i in range(200)), util, 300.0)
+    return Trace("synthetic", tuple(f"v{i}" for i in range(200)), util * 100, 300.0)
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -62,7 +63,7 @@ def test_compiled_equals_numpy_on_a_planetlab_morning(
     policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     day = load_trace("planetlab:20110303", ROOT, ROOT.parent / "reference" / "cloudsim-vm-order")
-    morning = Trace(day.names, day.util[:, :50], day.interval)
+    morning = replace(day, cpu_pct=day.cpu_pct[:, :50])
     dc = Datacenter()
     fast, ref = (
         _run(morning, dc, policy, "numba", monkeypatch),

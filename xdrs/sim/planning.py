@@ -181,12 +181,12 @@ class Planning:
         caps = np.where(req > pe, pe, req)
         avail = np.cumsum(np.concatenate([[total], -caps]))
         over = bool((avail[:-1] < caps).any())
-        wsum = float(np.cumsum(caps)[-1]) if ids.size else 0.0
+        wsum = float(seq_sum(caps))
         alloc = np.floor(caps * (total / wsum)) if over else caps
         hist = np.zeros(self.hist.shape[1]) + seq_sum(self.terms[ids] / total)
         self.avail[h] = 0.0 if over else avail[-1]
-        self.alloc[h] = np.cumsum(alloc)[-1] if ids.size else 0.0
-        self.reqsum[h] = np.cumsum(req)[-1] if ids.size else 0.0
+        self.alloc[h] = seq_sum(alloc)
+        self.reqsum[h] = seq_sum(req)
         self.hist[h] = hist
         self.ram_free[h] = w.host_ram[h] - seq_sum(w.vm_ram[ids])
         self.bw_free[h] = w.host_bw[h] - seq_sum(w.vm_bw[ids])

@@ -1,7 +1,7 @@
 """The sums and dot products that the reference path and the compiled kernels share.
 
-The numpy reference path (:mod:`xdrs.sim.planning`) and the compiled kernels
-(:mod:`xdrs.sim.kernel`) must give the same decisions to the last bit, on any machine. So
+The numpy reference path (:mod:`xdrs.sim.planning`, :mod:`xdrs.sim.hosts`) and the compiled
+kernels (:mod:`xdrs.sim.kernel`) must give the same decisions to the last bit, on any machine. So
 every sum they both compute is defined here once, in an explicit order that neither BLAS
 nor numpy chooses: start from 0.0 and add the terms left to right, each product and each
 sum rounded on its own (no fused multiply-add, no pairwise or blocked summation).

@@ -126,7 +126,7 @@ def read_planetlab(day_dir: str | os.PathLike[str], order: list[str] | None = No
     """
     d = Path(day_dir)
     if not d.is_dir():
-        raise TraceError(f"{d}: not a directory of PlanetLab trace files")
+        raise TraceError(f"{d} is not a directory of PlanetLab trace files")
     present = sorted(p.name for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
     if not present:
         raise TraceError(f"{d}: no trace files")

@@ -82,7 +82,7 @@ def test_undecodable_bytes_name_the_line(tmp_path: Path) -> None:
 
 
 def test_planetlab_missing_and_order_mismatch(tmp_path: Path) -> None:
-    with pytest.raises(TraceError, match="nope: not a directory"):
+    with pytest.raises(TraceError, match="nope is not a directory"):
         read_planetlab(tmp_path / "nope")
     with pytest.raises(TraceError, match="no trace files"):
         read_planetlab(write_day(tmp_path / "empty", {".hidden": ["1"]}))
@@ -157,7 +157,7 @@ def test_load_trace_specs(tmp_path: Path) -> None:
     assert load_trace(str(tmp_path / "t.csv")).cpu_pct.tolist() == [[1.0]]
     with pytest.raises(TraceError, match="expected planetlab:<day>, csv:<file>"):
         load_trace("azure:x", tmp_path)
-    with pytest.raises(TraceError, match="d2: not a directory"):
+    with pytest.raises(TraceError, match="d2 is not a directory"):
         load_trace("planetlab:d2", tmp_path)
     with pytest.raises(TraceError, match="'planetlab:d2': no trace directory given"):
         load_trace("planetlab:d2")

@@ -83,7 +83,8 @@ def _run(code: str, args: list[str], env: dict[str, str]) -> subprocess.Complete
 
 @pytest.mark.parametrize("core", ["Haswell", "Sandybridge"])
 def test_bit_for_bit_tests_pass_under_openblas_kernel(core: str) -> None:
-    args = ["-q", "-p", "no:cacheprovider", "tests/sim/test_kernel.py", "-k", BIT_FOR_BIT]
+    kernel_tests = str(Path(__file__).with_name("test_kernel.py"))
+    args = ["-q", "-p", "no:cacheprovider", kernel_tests, "-k", BIT_FOR_BIT]
     r = _run(RUN_UNDER_KERNEL, args, {"OPENBLAS_CORETYPE": core})
     out = r.stdout + r.stderr
     assert f"openblas core: {core}" in out, out[-3000:]

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from collectors.replay.traces import Trace, load_trace, traces_root
 from xdrs._io import atomic_write
 from xdrs.sim.fast import kernel_module
 from xdrs.sim.policies import PAPER_POLICIES
 from xdrs.sim.run import Result, simulate
-from xdrs.sim.traces import Trace, load_trace, traces_root
 
 ROOT = traces_root()
 ORDER = ROOT.parent / "reference" / "cloudsim-vm-order"
@@ -194,10 +194,14 @@ NOTES = """## Notes and differences
   and ~2,400 whole-data-centre evaluations. In numpy each costs tens of calls (~1 us
   each), which set the time (3-4 s per LR-MMT day, IQR/MAD 5-7 s for their robust
   spreads). `xdrs/sim/kernel.py` compiles these steps with numba (one call per search,
-  update or evaluation), keeping the float operations in the numpy path's order: every
-  number here is bit-identical to the numpy reference path (`XDRS_SIM_KERNEL=numpy`;
-  `tests/sim/test_kernel.py` compares both move by move; `python -m bench.sim_check`
-  fingerprints all days x policies). The timed runs include importing numba and loading
+  update or evaluation). Both paths share one float order, defined once in
+  `xdrs/sim/sums.py`: sums and the LR terms left to right, each product and sum rounded
+  on its own (no BLAS, no FMA, no pairwise sums), so every number here is bit-identical
+  to the numpy reference path (`XDRS_SIM_KERNEL=numpy`) whichever kernel OpenBLAS picks
+  (`tests/sim/test_kernel.py` compares both move by move, and
+  `tests/sim/test_blas_independence.py` repeats that under OpenBLAS's Haswell and
+  Sandybridge kernels; `python -m bench.sim_check` fingerprints all days x policies).
+  The timed runs include importing numba and loading
   the compiled kernels from its cache (~0.3 s); the machine is shared with other jobs.
 - xdrs-consolidate / xdrs-balance run the placement core on a ClusterState built at each
   decision. They keep memory headroom (4 GB hosts) and CPU demand under 80 % (consolidate)

@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+from collectors.replay.traces import load_trace, traces_root
 from xdrs.sim.policies import PAPER_POLICIES, parse_policy
 from xdrs.sim.run import simulate_world
 from xdrs.sim.setup import Datacenter, build_world
-from xdrs.sim.traces import load_trace, traces_root
 
 ROOT = traces_root()
 ORDER = ROOT.parent / "reference" / "cloudsim-vm-order"

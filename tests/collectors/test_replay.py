@@ -1,4 +1,5 @@
-"""Trace replay: traces, scenarios and the simulated platform's migration call."""
+"""Trace replay: scenarios and the simulated platform's migration call (the trace readers:
+test_traces.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectors.events import Move, Recommendation, VmEvent
-from collectors.replay import ReplayCollector, TraceError, load_trace
+from collectors.replay import ReplayCollector, load_trace
 from collectors.replay.scenario import DEFAULT, ScenarioError, load_scenario, parse_scenario
 from collectors.replay.traces import Trace
 
@@ -48,33 +49,6 @@ def scenario(**over):
     }
     doc.update(over)
     return parse_scenario(doc)
-
-
-def test_packaged_day_is_the_planetlab_day():
-    t = load_trace("planetlab:20110303", None)
-    assert t.cpu_pct.shape == (1052, 288)
-    assert t.cpu_pct.min() >= 0 and t.cpu_pct.max() <= 100
-
-
-def test_trace_dir_and_errors_name_file_and_line(tmp_path):
-    day = tmp_path / "planetlab" / "d1"
-    day.mkdir(parents=True)
-    (day / "a").write_text("1\n2\n3\n")
-    (day / "b").write_text("4\n5\n6\n")
-    assert load_trace("planetlab:d1", tmp_path).cpu_pct.tolist() == [[1, 2, 3], [4, 5, 6]]
-    (day / "b").write_text("4\nfive\n6\n")
-    with pytest.raises(TraceError, match=r"d1/b:2: expected a CPU percentage, got 'five'"):
-        load_trace("planetlab:d1", tmp_path)
-    (day / "b").write_text("4\n500\n6\n")
-    with pytest.raises(TraceError, match=r"d1/b:2: CPU percentage 500.0 is outside 0..100"):
-        load_trace("planetlab:d1", tmp_path)
-    (day / "b").write_text("4\n5\n")
-    with pytest.raises(TraceError, match=r"d1/b: 2 samples, expected 3 like a"):
-        load_trace("planetlab:d1", tmp_path)
-    with pytest.raises(TraceError, match="is not a directory"):
-        load_trace("planetlab:nope", tmp_path)
-    with pytest.raises(TraceError, match="expected planetlab:<day>"):
-        load_trace("azure:x", tmp_path)
 
 
 HOSTS_A = {"name": "a", "hosts": [{"count": 2, "vcpus": 4, "memory_mb": 16384}]}

@@ -91,7 +91,7 @@ def test_malformed_trace_names_file_and_line(
         ["--traces-dir", str(traces), "--trace", "planetlab:d1", "--policy", "npa",
          "--out", str(out)], capsys,
     )  # fmt: skip
-    assert code == 2 and "vm2:3: expected an integer CPU %" in err
+    assert code == 2 and "vm2:3: expected a CPU percentage, got 'oops'" in err
     assert not out.exists()
 
 

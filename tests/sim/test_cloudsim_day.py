@@ -5,15 +5,17 @@ The reference values come from running CloudSim 3.0.3 here (issue 6), not from x
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from collectors.replay.traces import Trace, load_trace, traces_root
 from xdrs.sim.engine import Context, Engine, Moves
 from xdrs.sim.hosts import evaluate
 from xdrs.sim.policies import optimize, parse_policy
 from xdrs.sim.run import simulate
 from xdrs.sim.setup import Datacenter, build_world
-from xdrs.sim.traces import Trace, load_trace, traces_root
 
 DAY = "20110303"
 ROOT = traces_root()
@@ -39,7 +41,7 @@ def test_npa_energy_is_cloudsims(day: Trace) -> None:
 
 
 def test_npa_energy_is_workload_independent(day: Trace) -> None:
-    shuffled = Trace(day.names, day.util[::-1] * 0.5, day.interval)
+    shuffled = replace(day, cpu_pct=day.cpu_pct[::-1] * 0.5)
     assert round(simulate(shuffled, "npa").energy_kwh, 2) == 2410.80
 
 
@@ -73,7 +75,7 @@ def test_migrating_policy_day_is_as_printed(day: Trace, policy: str) -> None:
 
 def test_conservation_on_a_morning(day: Trace) -> None:
     """Every running VM on exactly one host at each decision; targets never over capacity."""
-    morning = Trace(day.names, day.util[:, :40], day.interval)
+    morning = replace(day, cpu_pct=day.cpu_pct[:, :40])
     world = build_world(Datacenter(), morning)
     pol = parse_policy("lr-mmt-1.2")
     rng = np.random.default_rng(0)

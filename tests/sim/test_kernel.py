@@ -7,16 +7,19 @@ morning.
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from collectors.replay.traces import Trace, load_trace, traces_root
 from placement.overload import iqr_threshold, mad_threshold, trimmed_length
-from xdrs.sim import kernel
+from xdrs.sim import kernel, sums
 from xdrs.sim.hosts import Entries, evaluate, evaluate_compiled, slots
 from xdrs.sim.policies import parse_policy
 from xdrs.sim.run import Result, simulate_world
 from xdrs.sim.setup import Datacenter, build_world
-from xdrs.sim.traces import Trace, load_trace, traces_root
 
 ROOT = traces_root()
 POLICIES = ("thr-mmt-0.8", "iqr-mmt-1.5", "mad-mmt-2.5", "lr-mmt-1.2", "mad-rs-2.5", "lr-mu-1.2")
@@ -40,7 +43,7 @@ def _synthetic(seed: int) -> Trace:
     rng = np.random.default_rng(seed)
     util = np.clip(rng.gamma(1.5, 0.15, (200, 60)), 0, 1).round(2)
     util[rng.random(util.shape) < 0.03] = 0.0  # zero samples: dropped VMs, short histories
-    return Trace(tuple(f"v{i}" for i in range(200)), util, 300.0)
+    return Trace("synthetic", tuple(f"v{i}" for i in range(200)), util * 100, 300.0)
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -60,7 +63,7 @@ def test_compiled_equals_numpy_on_a_planetlab_morning(
     policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     day = load_trace("planetlab:20110303", ROOT, ROOT.parent / "reference" / "cloudsim-vm-order")
-    morning = Trace(day.names, day.util[:, :50], day.interval)
+    morning = replace(day, cpu_pct=day.cpu_pct[:, :50])
     dc = Datacenter()
     fast, ref = (
         _run(morning, dc, policy, "numba", monkeypatch),
@@ -83,15 +86,46 @@ def test_robust_thresholds_match_the_numpy_detectors() -> None:
         assert np.array_equal(got[ok], want[ok])
 
 
-def test_lr_terms_are_numpys_dot_to_the_bit() -> None:
+def _python_dot(x: list[float], c: list[float]) -> float:
+    """The definition in plain Python floats (IEEE doubles, no FMA, no numpy, no BLAS)."""
+    acc = 0.0
+    for xi, ci in zip(x, c, strict=False):
+        acc = acc + xi * ci
+    return acc
+
+
+def test_shared_dot_is_the_left_to_right_definition() -> None:
+    rng = np.random.default_rng(4)
+    hist = rng.random((300, 30)) * (rng.random((300, 30)) < 0.8)
+    coef = rng.normal(size=10)
+    want = [_python_dot(row.tolist(), coef.tolist()) for row in hist]
+    assert np.array_equal(sums.dot(hist.T, coef), want)  # vectorised over hosts
+    assert [sums.dot(row, coef) for row in hist] == want
+    # the order shows at this size: the exactly rounded sum differs in some rows
+    assert [math.fsum(row[:10] * coef) for row in hist] != want
+
+
+def test_lr_terms_are_the_shared_dot_to_the_bit() -> None:
     rng = np.random.default_rng(4)
     hist = rng.random((2000, 30)) * (rng.random((2000, 30)) < 0.8)
     coef = rng.normal(size=(2, 10))
     f = np.zeros((12, 2000))
     for h in range(hist.shape[0]):
         kernel.lr_terms(f, hist, h, coef)
-    assert np.array_equal(f[7], [row[:10] @ coef[0] for row in hist])
-    assert np.array_equal(f[8], [row[:10] @ coef[1] for row in hist])
+    assert np.array_equal(f[7], sums.dot(hist.T, coef[0]))
+    assert np.array_equal(f[8], sums.dot(hist.T, coef[1]))
+
+
+def test_compiled_seq_sum_is_the_left_to_right_definition() -> None:
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 2, 7, 8, 9, 127, 128, 129, 1000):
+        a = rng.random(n) * 1000.0
+        want = 0.0
+        for v in a.tolist():
+            want = want + v
+        assert kernel._seq_sum(a) == sums.seq_sum(a) == want, n
+    rows = rng.random((50, 30))
+    assert np.array_equal(sums.seq_sum(rows), np.cumsum(rows, axis=0)[-1])
 
 
 def test_compiled_evaluate_matches_numpy_with_migrations_and_oversubscription() -> None:
@@ -115,10 +149,3 @@ def test_compiled_evaluate_matches_numpy_with_migrations_and_oversubscription() 
     assert (ref.avail[ref.rows] == 0).any() and ref.migrating_out.any()  # both cases exercised
     for name in ("util_mips", "req_mips", "alloc_mips", "avail", "alloc", "req", "migrating_out"):
         assert np.array_equal(getattr(got, name), getattr(ref, name)), name
-
-
-def test_pairwise_sum_is_numpys_sum_to_the_bit() -> None:
-    rng = np.random.default_rng(7)
-    for n in (*range(40), 127, 128, 129, 255, 300, 1000, 5000):
-        a = rng.random(n) * 1000.0
-        assert kernel.pairwise_sum(a, 0, n) == a.sum()

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from collectors.replay.traces import Trace
 from placement.overload import overloaded, trimmed_length
 from xdrs.sim.engine import Context, Engine, Moves
 from xdrs.sim.planning import Planning
 from xdrs.sim.policies import optimize, parse_policy
 from xdrs.sim.setup import Datacenter, build_world
-from xdrs.sim.traces import Trace
 
 
 def _world() -> tuple[Trace, Datacenter]:
     rng = np.random.default_rng(5)
     util = np.clip(rng.gamma(1.5, 0.12, (150, 40)), 0, 0.99).round(2)
-    return Trace(tuple(f"v{i}" for i in range(150)), util, 300.0), Datacenter(n_hosts=100)
+    trace = Trace("synthetic", tuple(f"v{i}" for i in range(150)), util * 100, 300.0)
+    return trace, Datacenter(n_hosts=100)
 
 
 def test_fast_lr_matches_kernel_and_updates_match_refresh() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from collectors.replay.traces import read_csv
 from xdrs.cli import main
 from xdrs.sim.present import world_from_snapshot
-from xdrs.sim.traces import read_csv
 from xdrs.snapshot import read_snapshot, write_snapshot
 from xdrs.synth import synth_cluster
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from collectors.replay.traces import Trace
 from xdrs.sim.run import simulate
 from xdrs.sim.setup import PAPER_HOSTS, Datacenter, VmType
-from xdrs.sim.traces import Trace
 from xdrs.sim.whatif import WhatIf, WhatIfError, apply_whatif, parse_maintenance
 
 G5 = PAPER_HOSTS[1]
@@ -24,7 +24,7 @@ def test_parse_maintenance() -> None:
 @pytest.mark.parametrize("policy", ["thr-mmt-0.8", "xdrs-consolidate"])
 def test_maintenance_empties_the_hosts(policy: str) -> None:
     # three 2000-MIPS VMs at 60 %: 1200 MIPS each, one per host at first
-    trace = Trace(("a", "b", "c"), np.full((3, 8), 0.6), 300.0)
+    trace = Trace("t", ("a", "b", "c"), np.full((3, 8), 60.0))
     base = simulate(trace, policy, DC)
     w = WhatIf(maintenance=(0, 1), maintenance_at=900.0)
     r = simulate(trace, policy, DC, whatif=w)
@@ -35,7 +35,7 @@ def test_maintenance_empties_the_hosts(policy: str) -> None:
 
 
 def test_scale_and_host_count() -> None:
-    trace = Trace(("a",), np.array([[0.5, 0.7]]), 300.0)
+    trace = Trace("t", ("a",), np.array([[50.0, 70.0]]))
     dc, t2 = apply_whatif(WhatIf(remove_hosts=1, add_hosts=3, scale=1.6), DC, trace)
     assert dc.n_hosts == 5
     assert t2.util.tolist() == [[0.8, 1.0]]  # capped at 100 %

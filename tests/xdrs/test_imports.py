@@ -139,11 +139,6 @@ def test_nothing_below_the_cli_imports_it():
     assert wrong == []
 
 
-# The packaged-day fallback of the simulator's trace loader; the one-trace-module change of
-# issue 10 (section 4) removes it. Listed so that no new one slips in.
-KNOWN_EAGER = {"xdrs.sim.traces:188"}
-
-
 def test_function_level_imports_are_lazy_and_say_so():
     """A function-level import loads a heavy or optional package and has a comment."""
     bad = []
@@ -157,7 +152,7 @@ def test_function_level_imports_are_lazy_and_say_so():
                     before = "\n".join(lines[node.lineno - 1 : inner.end_lineno])
                     if not any(w in before for w in ("lazy", "optional")):
                         bad.append(f"{name}:{inner.lineno}")
-    assert sorted(set(bad) - KNOWN_EAGER) == [], "function-level imports without a reason"
+    assert sorted(set(bad)) == [], "function-level imports without a reason"
 
 
 # One interpreter that forks a fresh child per module: each child starts with no module of

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from collectors.replay.traces import Trace, TraceError, load_trace, traces_root
 from xdrs.errors import UsageError
 from xdrs.sim.output import moves_lines, table, write_metrics
 from xdrs.sim.policies import PolicyError, parse_policy
@@ -22,7 +23,6 @@ from xdrs.sim.present import world_from_snapshot
 from xdrs.sim.report import ReportError, check_plotting, write_report
 from xdrs.sim.run import Result, simulate, simulate_world
 from xdrs.sim.setup import Datacenter
-from xdrs.sim.traces import Trace, TraceError, load_trace, traces_root
 from xdrs.sim.whatif import WhatIf, WhatIfError, apply_whatif
 from xdrs.snapshot import read_snapshot
 

@@ -21,6 +21,8 @@ from types import ModuleType
 import numpy as np
 from numpy.typing import NDArray
 
+from xdrs.sim.sums import seq_sum
+
 __all__ = ["Entries", "HostState", "evaluate", "evaluate_compiled", "slots"]
 
 FloatA = NDArray[np.float64]
@@ -77,22 +79,21 @@ def gather(values: FloatA, grid: IntA) -> FloatA:
     return np.where(grid >= 0, values[np.maximum(grid, 0)], 0.0)
 
 
-def seq_sum(values: FloatA, grid: IntA) -> FloatA:
-    """(H,) per-host sum of ``values`` (E,) added one list slot after another.
-
-    ``cumsum`` accumulates strictly left to right, like CloudSim's loops (a plain
-    ``sum`` would use pairwise summation and differ in the last bits).
-    """
-    return np.asarray(np.cumsum(gather(values, grid), axis=1)[:, -1])
+def slot_sum(values: FloatA, grid: IntA) -> FloatA:
+    """(H,) per-host sum of ``values`` (E,) added one list slot after another, like
+    CloudSim's loops and the compiled kernel (:func:`xdrs.sim.sums.seq_sum`; a plain
+    ``sum`` would use pairwise summation and differ in the last bits)."""
+    return np.asarray(seq_sum(gather(values, grid).T))
 
 
 def _oversubscribed(weight: FloatA, grid: IntA, total: FloatA) -> tuple[BoolA, FloatA, FloatA]:
     """Over-subscription flag, free MIPS and weight sum per host, in list order."""
     w = gather(weight, grid)
-    # avail before slot j = ((total - w0) - w1) - ..., each step exact like Java's -=
+    # avail before slot j = ((total - w0) - w1) - ..., each step rounded like Java's -=
+    # (cumsum is a running sum, strictly left to right)
     avail = np.cumsum(np.column_stack([total, -w]), axis=1)
     over: BoolA = np.asarray((avail[:, :-1] < w).any(axis=1))
-    wsum: FloatA = np.cumsum(w, axis=1)[:, -1]
+    wsum: FloatA = np.asarray(seq_sum(w.T))
     return over, np.where(over, 0.0, avail[:, -1]), wsum
 
 
@@ -132,7 +133,7 @@ def evaluate(
     alloc = np.where(over[e.host], scaled, plain)
     contrib = np.where(out, alloc / 0.9, alloc)  # the destination's 10 % counts as is
     sums = np.zeros((3, n_h))
-    sums[:, rows] = [seq_sum(contrib, grid), seq_sum(req, grid), seq_sum(alloc, grid)]
+    sums[:, rows] = [slot_sum(contrib, grid), slot_sum(req, grid), slot_sum(alloc, grid)]
     return HostState(
         util_mips=sums[0],
         req_mips=sums[1],

@@ -3,8 +3,10 @@
 The same decision as :meth:`xdrs.sim.planning.Planning.find_host` (the numpy reference
 path), written as one loop over hosts so that a search costs one call instead of ~40
 numpy calls. Every float operation is done in the reference's order so that results are
-bit-identical (the tests compare both paths move by move): sums left to right, the power
-curve as ``placement.power.spec_power_rows``, the detectors as ``placement.overload``.
+bit-identical (the tests compare both paths move by move): the sums and the LR terms as
+defined once in :mod:`xdrs.sim.sums` (no BLAS, so no dependence on which kernel OpenBLAS
+picks), the power curve as ``placement.power.spec_power_rows``, the detectors as
+``placement.overload``.
 Set ``XDRS_SIM_KERNEL=numpy`` to use the reference path; without numba (the ``sim``
 extra) the reference path is used.
 """
@@ -14,11 +16,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from llvmlite import ir
 from numba import __version__ as numba_version
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 from numpy.typing import NDArray
+
+from xdrs.sim.sums import dot, seq_sum
 
 __all__ = [
     "DETECTOR_CODES",
@@ -28,7 +30,6 @@ __all__ = [
     "lr_terms",
     "numba_version",
     "overloaded",
-    "pairwise_sum",
     "refresh",
     "robust_threshold",
 ]
@@ -157,30 +158,16 @@ def find_host(
     return best
 
 
-@intrinsic
-def _fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
-    """``a * b + c`` rounded once (LLVM's fma), as OpenBLAS's ``ddot`` accumulates."""
-    sig = types.float64(types.float64, types.float64, types.float64)
-
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-        d = ir.DoubleType()
-        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
-        return builder.call(fn, args)
-
-    return sig, codegen
+_dot = njit(cache=True)(dot)
+_seq_sum = njit(cache=True)(seq_sum)
 
 
 @njit(cache=True)
 def lr_terms(f: NDArray[np.float64], hist: NDArray[np.float64], h: int,
               coef: NDArray[np.float64]) -> None:  # fmt: skip
-    """Rows 7/8 of host ``h``: the last 10 samples dotted with the LR coefficients (numpy's
-    1-D ``@`` here is OpenBLAS ``ddot``: a left-to-right chain of fused multiply-adds)."""
-    a = 0.0
-    b = 0.0
-    for i in range(coef.shape[1]):
-        a = _fma(hist[h, i], coef[0, i], a)  # type: ignore[call-arg]
-        b = _fma(hist[h, i], coef[1, i], b)
-    f[7, h], f[8, h] = a, b
+    """Rows 7/8 of host ``h``: its history dotted with the LR coefficients
+    (:func:`xdrs.sim.sums.dot`, the definition the reference path uses too)."""
+    f[7, h], f[8, h] = _dot(hist[h], coef[0]), _dot(hist[h], coef[1])
 
 
 @njit(cache=True)
@@ -208,54 +195,6 @@ def create(
 
 
 @njit(cache=True)
-def _block_sum(a: NDArray[np.float64], lo: int, n: int) -> float:
-    """numpy's sum of ``a[lo:lo + n]`` for ``n <= 128``: 8 accumulators, then the rest."""
-    if n < 8:
-        res = 0.0
-        for i in range(lo, lo + n):
-            res += a[i]
-        return res
-    r = a[lo : lo + 8].copy()
-    i = 8
-    while i < n - n % 8:
-        for j in range(8):
-            r[j] += a[lo + i + j]
-        i += 8
-    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for k in range(i, n):
-        res += a[lo + k]
-    return float(res)
-
-
-@njit(cache=True)
-def pairwise_sum(a: NDArray[np.float64], lo: int, n: int) -> float:
-    """``a[lo:lo + n].sum()`` in numpy's order: blocks of <= 128 summed by
-    :func:`_block_sum`, halves (cut at a multiple of 8) added left + right; an explicit
-    stack instead of numpy's recursion (numba's cache does not take recursive functions)."""
-    tasks = np.empty((128, 3), dtype=np.int64)  # lo, n, halves already pushed
-    vals = np.empty(128)
-    nt, nv = 1, 0
-    tasks[0, 0], tasks[0, 1], tasks[0, 2] = lo, n, 0
-    while nt:
-        nt -= 1
-        t_lo, t_n, done = tasks[nt, 0], tasks[nt, 1], tasks[nt, 2]
-        if t_n <= 128:
-            vals[nv] = _block_sum(a, t_lo, t_n)
-            nv += 1
-        elif done:
-            vals[nv - 2] = vals[nv - 2] + vals[nv - 1]
-            nv -= 1
-        else:
-            n2 = t_n // 2
-            n2 -= n2 % 8
-            tasks[nt, 2] = 1
-            tasks[nt + 1, 0], tasks[nt + 1, 1], tasks[nt + 1, 2] = t_lo + n2, t_n - n2, 0
-            tasks[nt + 2, 0], tasks[nt + 2, 1], tasks[nt + 2, 2] = t_lo, n2, 0
-            nt += 3
-    return float(vals[0])
-
-
-@njit(cache=True)
 def refresh(
     h: int, ids: NDArray[np.int64], req: NDArray[np.float64], host_ram: float,
     host_bw: float, f: NDArray[np.float64], hist: NDArray[np.float64],
@@ -280,12 +219,9 @@ def refresh(
         alloc += math.floor(c * (total / wsum)) if over else c
     f[2, h] = 0.0 if over else avail
     f[3, h], f[4, h], f[5, h] = alloc, reqsum, max_ram
-    ram, bw = vm[0][ids], vm[1][ids]
-    f[9, h], f[10, h] = (
-        host_ram - pairwise_sum(ram, 0, ids.size),
-        host_bw - pairwise_sum(bw, 0, ids.size),
-    )
-    for i in range(hist.shape[1]):
+    f[9, h] = host_ram - _seq_sum(vm[0][ids])
+    f[10, h] = host_bw - _seq_sum(vm[1][ids])
+    for i in range(hist.shape[1]):  # seq_sum of terms[ids] / total, column by column
         s = 0.0
         for v in ids:
             s += terms[v, i] / total

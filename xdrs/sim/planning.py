@@ -20,6 +20,7 @@ from placement.power import spec_power, spec_power_rows
 from xdrs.sim.engine import Context
 from xdrs.sim.fast import kernel_module
 from xdrs.sim.hosts import utilisation
+from xdrs.sim.sums import dot, seq_sum
 
 __all__ = ["Planning"]
 
@@ -96,20 +97,25 @@ class Planning:
             self.vm_cols = np.vstack([w.vm_ram, w.vm_bw, self.vm_a, self.vm_b, self.vm_long])
 
     # -- LR fast path: the OLS prediction is linear in the last 10 samples -------------
+    # The terms are xdrs.sim.sums.dot of the history and the coefficients, in both paths
+    # (a BLAS product here would make the decisions depend on the machine's BLAS kernel).
     def _lr_init(self) -> None:
         x = np.arange(1.0, LR_WINDOW + 1)
         xc = x - x.mean()
-        a = 1 / LR_WINDOW + xc * (LR_WINDOW - x.mean()) / (xc @ xc)
-        b = xc / (xc @ xc)
+        sxx = seq_sum(xc * xc)  # 82.5 exactly (halves squared)
+        a = 1 / LR_WINDOW + xc * (LR_WINDOW - x.mean()) / sxx
+        b = xc / sxx
         # column i of the history (newest first) is x = 10 - i
         self.coef_a, self.coef_b = a[::-1].copy(), b[::-1].copy()
         self.coef = np.vstack([self.coef_a, self.coef_b])
-        h10 = self.hist[:, :LR_WINDOW]
-        self.lr_a[:], self.lr_b[:] = h10 @ self.coef_a, h10 @ self.coef_b
+        self.lr_a[:], self.lr_b[:] = self._lr_terms(self.hist.T)
         self.len10[:] = (self.hist[:, LR_WINDOW - 1 :] != 0).any(axis=1)
-        t10 = self.terms[:, :LR_WINDOW]
-        self.vm_a, self.vm_b = t10 @ self.coef_a, t10 @ self.coef_b
+        self.vm_a, self.vm_b = self._lr_terms(self.terms.T)
         self.vm_long = self.ctx.vm_hist_len >= LR_WINDOW
+
+    def _lr_terms(self, hist_t: FloatA) -> tuple[FloatA, FloatA]:
+        """Intercept and slope terms of each column of ``hist_t`` (S, N), newest first."""
+        return np.asarray(dot(hist_t, self.coef_a)), np.asarray(dot(hist_t, self.coef_b))
 
     def _lr_with(self, v: int, hosts: IntA, util: FloatA) -> BoolA:
         w = self.w
@@ -175,18 +181,18 @@ class Planning:
         caps = np.where(req > pe, pe, req)
         avail = np.cumsum(np.concatenate([[total], -caps]))
         over = bool((avail[:-1] < caps).any())
-        wsum = float(np.cumsum(caps)[-1]) if ids.size else 0.0
+        wsum = float(seq_sum(caps))
         alloc = np.floor(caps * (total / wsum)) if over else caps
-        hist = np.cumsum(self.terms[ids] / total, axis=0)[-1] if ids.size else self.hist[h] * 0
+        hist = np.zeros(self.hist.shape[1]) + seq_sum(self.terms[ids] / total)
         self.avail[h] = 0.0 if over else avail[-1]
-        self.alloc[h] = np.cumsum(alloc)[-1] if ids.size else 0.0
-        self.reqsum[h] = np.cumsum(req)[-1] if ids.size else 0.0
+        self.alloc[h] = seq_sum(alloc)
+        self.reqsum[h] = seq_sum(req)
         self.hist[h] = hist
-        self.ram_free[h] = w.host_ram[h] - w.vm_ram[ids].sum()
-        self.bw_free[h] = w.host_bw[h] - w.vm_bw[ids].sum()
+        self.ram_free[h] = w.host_ram[h] - seq_sum(w.vm_ram[ids])
+        self.bw_free[h] = w.host_bw[h] - seq_sum(w.vm_bw[ids])
         self.max_ram[h] = w.vm_ram[ids].max() if ids.size else 0.0
         self._dormant(h)
-        self.lr_a[h], self.lr_b[h] = hist[:LR_WINDOW] @ self.coef_a, hist[:LR_WINDOW] @ self.coef_b
+        self.lr_a[h], self.lr_b[h] = self._lr_terms(hist)
         self.len10[h] = bool((hist[LR_WINDOW - 1 :] != 0).any())
 
     def _dormant(self, h: int) -> None:
@@ -225,7 +231,7 @@ class Planning:
         self.ram_free[h] -= w.vm_ram[v]
         self.bw_free[h] -= w.vm_bw[v]
         self.max_ram[h] = max(self.max_ram[h], w.vm_ram[v])
-        self.lr_a[h], self.lr_b[h] = hist[:LR_WINDOW] @ self.coef_a, hist[:LR_WINDOW] @ self.coef_b
+        self.lr_a[h], self.lr_b[h] = self._lr_terms(hist)
         self.len10[h] = bool(self.len10[h] or self.vm_long[v])
         self._dormant(h)
 

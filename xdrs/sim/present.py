@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from collectors.replay.traces import Trace, TraceError
 from placement import ClusterState
 from xdrs.sim.setup import PAPER_HOSTS, World
-from xdrs.sim.traces import Trace, TraceError
 
 __all__ = ["world_from_snapshot"]
 
@@ -25,15 +25,15 @@ def _utilisation(st: ClusterState, trace: Trace | None, steps: int) -> np.ndarra
     now = np.clip(st.demand[:, 0] / np.maximum(st.alloc[:, 0], 1e-9), 0.0, 1.0)
     if trace is None:
         return np.repeat(now[:, None], steps, axis=1)
-    index = {n: i for i, n in enumerate(trace.names)}
+    index = {n: i for i, n in enumerate(trace.vm_names)}
     known = [v for v in st.vm_ids if v in index]
     if not known:
-        raise TraceError(f"{trace.source}: no VM of the snapshot appears in the trace")
-    s = trace.util.shape[1]
-    util = np.repeat(now[:, None], s, axis=1)
+        raise TraceError(f"{trace.name}: no VM of the snapshot appears in the trace")
+    util = np.repeat(now[:, None], trace.n_steps, axis=1)
+    trace_util = trace.util
     for i, vid in enumerate(st.vm_ids):
         if vid in index:
-            util[i] = trace.util[index[vid]]
+            util[i] = trace_util[index[vid]]
     return util
 
 
@@ -42,7 +42,7 @@ def world_from_snapshot(
 ) -> tuple[World, np.ndarray]:
     """The simulator's arrays for ``st`` and its initial placement."""
     if trace is not None:
-        interval = trace.interval
+        interval = trace.step_s
     steps = max(int(hours * 3600 / interval), 2)
     util = _utilisation(st, trace, steps)
     power = st.power if st.power is not None else np.tile(PAPER_HOSTS[1].power, (st.n_hosts, 1))

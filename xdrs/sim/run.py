@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from collectors.replay.traces import Trace
 from xdrs.sim.engine import Engine, Series
 from xdrs.sim.policies import PolicyError, parse_policy
 from xdrs.sim.setup import Datacenter, World, build_world
-from xdrs.sim.traces import Trace
 from xdrs.sim.whatif import WhatIf
 
 __all__ = ["Result", "simulate", "simulate_world"]
@@ -65,7 +65,7 @@ def simulate(
     pol = parse_policy(policy)
     world = build_world(dc, trace)
     return simulate_world(
-        world, pol.initial(world), policy, label=label or trace.source, seed=seed,
+        world, pol.initial(world), policy, label=label or trace.name, seed=seed,
         progress=progress, whatif=whatif, start=dc.start, history=dc.history,
     )  # fmt: skip
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from xdrs.sim.traces import Trace
+from collectors.replay.traces import Trace
 
 __all__ = ["PAPER_HOSTS", "PAPER_VMS", "Datacenter", "HostType", "VmType", "World", "build_world"]
 
@@ -111,14 +111,15 @@ def build_world(dc: Datacenter, trace: Trace) -> World:
     """Arrays for ``dc`` running ``trace``."""
     h = np.arange(dc.n_hosts) % len(dc.host_types)
     ht = dc.host_types
-    v = len(trace.names)
+    v = len(trace.vm_names)
     block = math.ceil(v / len(dc.vm_types))
     vt = np.minimum(np.arange(v) // block, len(dc.vm_types) - 1)
     vms = dc.vm_types
     ram = np.array([vms[t].ram_mb for t in vt])
     if trace.mem_mb is not None:
         ram = np.where(trace.mem_mb > 0, trace.mem_mb, ram)
-    samples = np.concatenate([trace.util, trace.util[:, -1:]], axis=1)
+    util = trace.util
+    samples = np.concatenate([util, util[:, -1:]], axis=1)
     return World(
         host_mips=np.array([ht[t].cores * ht[t].core_mips for t in h]),
         host_pe=np.array([ht[t].core_mips for t in h]),
@@ -131,7 +132,7 @@ def build_world(dc: Datacenter, trace: Trace) -> World:
         vm_bw=np.array([vms[t].bw for t in vt]),
         vm_type=vt.astype(np.int64),
         samples=samples,
-        interval=trace.interval,
-        names=trace.names,
+        interval=trace.step_s,
+        names=trace.vm_names,
         memory_aware=dc.memory_aware,
     )

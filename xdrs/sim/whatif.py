@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from collectors.replay.traces import Trace
 from xdrs.sim.setup import Datacenter
-from xdrs.sim.traces import Trace
 
 __all__ = ["WhatIf", "WhatIfError", "apply_whatif", "parse_maintenance"]
 
@@ -78,5 +78,5 @@ def apply_whatif(w: WhatIf, dc: Datacenter, trace: Trace) -> tuple[Datacenter, T
     if w.maintenance and max(w.maintenance) >= n:
         raise WhatIfError(f"--maintenance: host {max(w.maintenance)} does not exist ({n} hosts)")
     if w.scale != 1.0:
-        trace = replace(trace, util=np.minimum(trace.util * w.scale, 1.0))
+        trace = replace(trace, cpu_pct=np.minimum(trace.cpu_pct * w.scale, 100.0))
     return replace(dc, n_hosts=n), trace

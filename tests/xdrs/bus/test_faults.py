@@ -17,6 +17,8 @@ from xdrs.engine.engine import Engine, EngineArgs
 
 from .conftest import busy_trace, read_all, small_scenario, wait_for
 
+pytestmark = pytest.mark.broker
+
 FAST = {"request_timeout_ms": 5000}  # client timeouts short enough to exceed in a test
 
 

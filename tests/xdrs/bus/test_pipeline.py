@@ -6,7 +6,9 @@ import time
 import urllib.request
 
 import orjson
-from kafka import KafkaProducer
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import ConfigResource
 from prometheus_client import CollectorRegistry, start_http_server
 
 from collectors.events import (
@@ -19,12 +21,15 @@ from collectors.events import (
 )
 from collectors.replay import ReplayCollector
 from collectors.replay.scenario import parse_scenario
+from tests.support.kafka import ApacheKafka
 from xdrs.bus.config import cluster_partition
 from xdrs.bus.kafka import KafkaSink, create_topics
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
 from .conftest import busy_trace, read_all, small_scenario, wait_for
+
+pytestmark = pytest.mark.broker
 
 
 def _daemon(config, registry=None, group="engine"):
@@ -84,7 +89,18 @@ def test_samples_reach_the_engine_and_recommendations_the_topic(config, running)
     assert 'xdrs_recommended_moves_total{cluster="c0",reason="make_room"} 0.0' in text
 
 
-def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(config, running):
+def _allow_messages_of(config, topic, size):
+    """Raise ``topic``'s message size limit: Apache Kafka refuses messages over 1 MiB by
+    default, so an xdrs-oversized one (over 4 MiB) reaches a consumer only where a
+    deployment raised it (Tansu has no such limit, nor the setting)."""
+    admin = KafkaAdminClient(bootstrap_servers=config.bootstrap)
+    try:
+        admin.alter_configs([ConfigResource("TOPIC", topic, {"max.message.bytes": str(size)})])
+    finally:
+        admin.close()
+
+
+def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(broker, config, running):
     registry = CollectorRegistry()
     daemon = _daemon(config, registry)
     daemon.park_s = 1.0  # samples of unknown VMs wait this long for their inventory
@@ -105,9 +121,13 @@ def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(config, running
     }
     key = b"c0\x1fhost\x1fc0-h00000"
     part = cluster_partition(key, range(config.partitions))  # where the collector writes c0
-    for value in bad.values():
-        raw.send(config.topics.metrics, key=key, value=value, partition=part)
-    raw.flush()
+    if isinstance(broker, ApacheKafka):
+        _allow_messages_of(config, config.topics.metrics, 8 << 20)  # for "oversized"
+    sent = [raw.send(config.topics.metrics, key=key, value=value, partition=part)
+            for value in bad.values()]  # fmt: skip
+    for future in sent:
+        future.get(30)  # acknowledged: each bad message is on the topic
+    raw.close()
     c.publish_step(1)  # good samples after the bad ones
     assert wait_for(lambda: daemon.dead == len(bad), 30), daemon.dead
     ok = wait_for(lambda: daemon.engine.samples == c.samples_sent, 30)

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 import pytest
-from kafka import TopicPartition
+from kafka import KafkaAdminClient, TopicPartition
 
 from collectors.replay.scenario import parse_scenario
 from collectors.replay.traces import Trace
@@ -89,16 +89,6 @@ def busy_trace(v: int = 60, t: int = 288) -> Trace:
     return Trace("steady", tuple(f"vm{i}" for i in range(v)), cpu)
 
 
-def end_offsets(config: BusConfig, topic: str) -> dict[int, int]:
-    """The end offset of each partition of ``topic`` (what a reader must reach)."""
-    consumer = make_consumer(config, None)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return {tp.partition: end for tp, end in consumer.end_offsets(parts).items()}
-    finally:
-        consumer.close()
-
-
 def read_all(config: BusConfig, topic: str, settle_s: float = 1.0) -> list[Record]:
     """Every record of ``topic``, read with manual assignment from the start.
 
@@ -123,6 +113,27 @@ def read_all(config: BusConfig, topic: str, settle_s: float = 1.0) -> list[Recor
             break
     consumer.close()
     return out
+
+
+def written_ends(config: BusConfig, topic: str) -> dict[int, int]:
+    """One past the last offset of each non-empty partition of ``topic``, from its records
+    (exact on both brokers; Tansu's reported end offsets count batches)."""
+    ends: dict[int, int] = {}
+    for r in read_all(config, topic):
+        ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
+    return ends
+
+
+def committed_up_to(config: BusConfig, group: str, topic: str, ends: dict[int, int]) -> bool:
+    """Whether ``group`` has committed ``topic`` up to ``ends`` (a positive signal that it
+    consumed and finished with those records)."""
+    admin = KafkaAdminClient(**config.common())
+    try:
+        done = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    got = {tp.partition: om.offset for tp, om in done.items() if tp.topic == topic}
+    return all(got.get(p, -1) >= end for p, end in ends.items())
 
 
 class Running:

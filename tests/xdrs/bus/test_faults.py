@@ -15,10 +15,18 @@ from xdrs.demo import DemoProgress, apply_recommendations
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
-from .conftest import busy_trace, read_all, small_scenario, wait_for
+from .conftest import (
+    busy_trace,
+    committed_up_to,
+    read_all,
+    small_scenario,
+    wait_for,
+    written_ends,
+)
 
 pytestmark = pytest.mark.broker
 
+ACTUATOR_GROUP = "xdrs-demo-actuator"  # apply_recommendations' consumer group
 FAST = {"request_timeout_ms": 5000}  # client timeouts short enough to exceed in a test
 
 
@@ -140,7 +148,14 @@ def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
     assert wait_for(rebuilt, 30)
     for s in range(3, 6):
         collector.publish_step(s)
-    time.sleep(3.0)
-    keys = [r.event.key for r in read_all(config, config.topics.actions)]
+    # positive signals, not a pause: the engine committed every metric (so the
+    # recommendations they caused are on the topic), then the actuator committed those
+    t = config.topics
+    metrics_end = written_ends(config, t.metrics)
+    assert wait_for(lambda: committed_up_to(config, "xdrs-engine", t.metrics, metrics_end), 30)
+    recs_end = written_ends(config, t.recommendations)
+    assert wait_for(lambda: committed_up_to(config, ACTUATOR_GROUP, t.recommendations,
+                                            recs_end), 30)  # fmt: skip
+    keys = [r.event.key for r in read_all(config, t.actions)]
     assert len(keys) == len(set(keys)) >= len(applied)
     assert all(collector.applied[k] == r for k, r in applied.items())

@@ -76,7 +76,7 @@ def test_samples_reach_the_engine_and_recommendations_the_topic(config, running)
     # the exporter, scraped over HTTP like Prometheus does
     server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
     try:
-        wait_for(lambda: bool(daemon.views), 5)
+        assert wait_for(lambda: bool(daemon.views), 5)
         body = urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics")
         text = body.read().decode()
     finally:
@@ -216,8 +216,9 @@ def test_samples_that_overtake_their_vms_inventory_wait_for_it(config, running):
     sink = KafkaSink(config)
     sink.publish("metrics", inventory_key(host.cluster, "host", host.uuid), MetricBatch(
         host.cluster, host.uuid, c.t0 + 150, 0, ["newcomer"], [50.0], [512.0]))  # fmt: skip
+    consumed = daemon.consumed
     sink.flush()
-    time.sleep(1.0)  # read by now, parked: the VM is unknown
+    assert wait_for(lambda: daemon.consumed > consumed, 15)  # read: parked, the VM is unknown
     assert daemon.engine.samples == c.samples_sent and daemon.dead == 0
     sink.publish("inventory", inventory_key(host.cluster, "vm", "newcomer"),
                  VmEvent(host.cluster, "newcomer", host.uuid, 2, 1024))  # fmt: skip

@@ -22,8 +22,10 @@ from collectors.events import (
 from collectors.replay import ReplayCollector
 from collectors.replay.scenario import parse_scenario
 from tests.support.kafka import ApacheKafka
+from xdrs.bus import BusConfig, Topics
 from xdrs.bus.config import cluster_partition
-from xdrs.bus.kafka import KafkaSink, create_topics
+from xdrs.bus.kafka import DeadLetters, KafkaSink, create_topics, make_consumer
+from xdrs.engine import daemon as daemon_module
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
@@ -227,3 +229,48 @@ def test_samples_that_overtake_their_vms_inventory_wait_for_it(config, running):
     t = daemon.engine.tables[host.cluster]
     assert t.cpu[t.vm_row["newcomer"]] == 1.0  # 50 % of 2 vCPUs
     assert daemon.dead == 0
+
+
+def _lag(registry, topic):
+    return registry.get_sample_value("xdrs_consumer_lag_messages", {"topic": topic})
+
+
+@pytest.mark.kafka
+def test_consumer_lag_counts_the_messages_not_yet_consumed(apache_kafka, monkeypatch):
+    """``xdrs_consumer_lag_messages`` is the number of messages behind, not of batches: with
+    the metrics partitions paused, N batches published read as a lag of exactly N, and 0
+    once they are consumed. (Tansu's end offsets count record batches: it reads low there.)"""
+    monkeypatch.setattr(daemon_module, "LAG_EVERY_S", 0.0)  # export the lag at every step
+    config = BusConfig(apache_kafka.bootstrap, topics=Topics(f"lag{time.time_ns()}."),
+                       fast_groups=True)  # fmt: skip
+    create_topics(config)
+    registry = CollectorRegistry()
+    daemon = _daemon(config, registry, group="lag")
+    t = config.topics
+    consumer = make_consumer(config, "lag", [t.inventory, t.metrics, t.actions])
+    sink = KafkaSink(config)
+    dead = DeadLetters(sink)
+    c = _collector(config)
+    try:
+        step = lambda: daemon.step(consumer, sink, dead)  # noqa: E731
+        c.publish_inventory()  # the inventory first: this loop has no catch-up hold
+        n_vms = len(c.vm_ids)
+        assert wait_for(lambda: step() or sum(x.n_vms for x in daemon.engine.tables.values())
+                        == n_vms, 60)  # fmt: skip
+        c.publish_step(0)
+        assert wait_for(lambda: step() or daemon.engine.samples == c.samples_sent, 30)
+        step()
+        assert _lag(registry, t.metrics) == 0.0
+        paused = [p for p in consumer.assignment() if p.topic == t.metrics]
+        consumer.pause(*paused)
+        for s in range(1, 6):
+            c.publish_step(s)  # one message per host and step, linger_ms batches them
+        behind = 5 * len(c.hosts)
+        assert wait_for(lambda: step() or _lag(registry, t.metrics) == behind, 30), (
+            _lag(registry, t.metrics), behind)  # fmt: skip
+        consumer.resume(*paused)
+        assert wait_for(lambda: step() or _lag(registry, t.metrics) == 0.0, 30)
+        assert daemon.engine.samples == c.samples_sent
+    finally:
+        sink.close(5)
+        consumer.close()

@@ -138,8 +138,6 @@ class ApacheKafka:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
-            # BusConfig(fast_groups=True) asks for 4 s sessions; Kafka's floor is 6 s
-            "group.min.session.timeout.ms": "1000",
             # a killed broker's registration expires sooner, so its restart is not held up
             "broker.session.timeout.ms": "3000",
             "broker.heartbeat.interval.ms": "1000",

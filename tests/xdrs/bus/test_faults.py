@@ -19,6 +19,7 @@ from xdrs.engine.engine import Engine, EngineArgs
 from .conftest import (
     busy_trace,
     committed_up_to,
+    fast_groups,
     read_all,
     small_scenario,
     wait_for,
@@ -46,7 +47,8 @@ class RecordingEngine(Engine):
 
 
 def _setup(broker, running, speed=20.0, engine_cls=RecordingEngine):
-    config = BusConfig(broker.bootstrap, topics=Topics(f"f{time.time_ns()}."), fast_groups=True,
+    config = BusConfig(broker.bootstrap, topics=Topics(f"f{time.time_ns()}."),
+                       fast_groups=fast_groups(broker),
                        extra=FAST)  # fmt: skip
     create_topics(config)
     engine = engine_cls(EngineArgs(cooldown_s=0.5, pending_s=30.0))
@@ -118,7 +120,9 @@ def test_broker_restarted_empty_mid_stream(running):
 
 
 def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
-    config = BusConfig(broker.bootstrap, topics=Topics(f"r{time.time_ns()}."), fast_groups=True)
+    config = BusConfig(
+        broker.bootstrap, topics=Topics(f"r{time.time_ns()}."), fast_groups=fast_groups(broker)
+    )
     create_topics(config)
     collector = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=0.0)
     progress = DemoProgress()

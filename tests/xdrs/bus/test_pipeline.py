@@ -241,8 +241,7 @@ def test_consumer_lag_counts_the_messages_not_yet_consumed(apache_kafka, monkeyp
     the metrics partitions paused, N batches published read as a lag of exactly N, and 0
     once they are consumed. (Tansu's end offsets count record batches: it reads low there.)"""
     monkeypatch.setattr(daemon_module, "LAG_EVERY_S", 0.0)  # export the lag at every step
-    config = BusConfig(apache_kafka.bootstrap, topics=Topics(f"lag{time.time_ns()}."),
-                       fast_groups=True)  # fmt: skip
+    config = BusConfig(apache_kafka.bootstrap, topics=Topics(f"lag{time.time_ns()}."))
     create_topics(config)
     registry = CollectorRegistry()
     daemon = _daemon(config, registry, group="lag")

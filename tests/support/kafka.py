@@ -99,6 +99,7 @@ class ApacheKafka:
         self.controller_port = _free_port()
         self.started_in_s = 0.0  # of the last start: JVM launch until the broker answers
         self._proc: subprocess.Popen[bytes] | None = None
+        atexit.register(self.stop, signal.SIGKILL)  # a test process that exits early
 
     @property
     def bootstrap(self) -> str:
@@ -161,7 +162,6 @@ class ApacheKafka:
                 [*_die_with_parent(), *self._java(), "kafka.Kafka", str(config)], stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-        atexit.register(self.stop, signal.SIGKILL)
         self._wait_ready()
         self.started_in_s = time.monotonic() - t0
         return self

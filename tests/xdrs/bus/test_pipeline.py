@@ -250,8 +250,11 @@ def test_consumer_lag_counts_the_messages_not_yet_consumed(apache_kafka, monkeyp
     sink = KafkaSink(config)
     dead = DeadLetters(sink)
     c = _collector(config)
+
+    def step() -> None:  # one loop of the daemon, driven from here
+        daemon.step(consumer, sink, dead)
+
     try:
-        step = lambda: daemon.step(consumer, sink, dead)  # noqa: E731
         c.publish_inventory()  # the inventory first: this loop has no catch-up hold
         n_vms = len(c.vm_ids)
         assert wait_for(lambda: step() or sum(x.n_vms for x in daemon.engine.tables.values())

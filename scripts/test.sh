@@ -9,4 +9,5 @@ cd "$root"
 .venv/bin/mypy
 "$root/scripts/vcsim.sh" >/dev/null  # the vSphere tests' simulator (cached build)
 "$root/scripts/prometheus.sh" >/dev/null  # the dashboard tests' Prometheus server (apt, once)
+"$root/scripts/kafka.sh" >/dev/null  # Apache Kafka's jars for the bus tests (Maven, cached)
 .venv/bin/python -m pytest "$@"

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from collectors.replay import ReplayCollector
 from collectors.replay.scenario import parse_scenario
 from collectors.replay.traces import Trace
-from tests.xdrs.bus.conftest import wait_for
+from tests.support import wait_for
 from xdrs.bus import BusConfig, EmbeddedBroker, Topics
 from xdrs.bus.broker import free_port
 from xdrs.bus.kafka import KafkaSink, create_topics
@@ -48,6 +48,7 @@ class Pipeline:
     collector: ReplayCollector
     progress: DemoProgress
     metrics_port: int
+    started: float  # wall time (time.time()) before the collector's first sample
 
 
 @dataclass
@@ -136,6 +137,7 @@ def pipeline(engine: LiveEngine, prometheus: Prometheus) -> Iterator[Pipeline]:
     sink = KafkaSink(engine.config)
     collector = ReplayCollector(scenario, trace, sink, speed=4.0)
     progress = DemoProgress()
+    started = time.time()
     threads = [
         threading.Thread(target=collector.run, args=(engine.stop,), daemon=True),
         threading.Thread(target=apply_recommendations, args=(engine.config, collector, progress,
@@ -149,7 +151,7 @@ def pipeline(engine: LiveEngine, prometheus: Prometheus) -> Iterator[Pipeline]:
         _send_malformed(engine.config)
         assert wait_for(lambda: bool(prometheus.values("xdrs_dead_letters_total")), 30)
         _send_malformed(engine.config)
-        yield Pipeline(engine.daemon, collector, progress, engine.metrics_port)
+        yield Pipeline(engine.daemon, collector, progress, engine.metrics_port, started)
     finally:
         engine.stop.set()
         for t in threads:

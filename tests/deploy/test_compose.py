@@ -144,6 +144,7 @@ def test_grafana_is_provisioned_with_the_datasource_and_dashboard(
     assert "${" in graf["environment"]["GF_SECURITY_ADMIN_PASSWORD"]  # from the environment
 
 
+@pytest.mark.prometheus
 def test_promtool_accepts_the_prometheus_config() -> None:
     promtool = _promtool()
     # the compose file's host names do not resolve here; promtool checks syntax only

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from collectors.vsphere import Connection, Inventory, collect_inventory, to_cluster_state
 from collectors.vsphere._sdk import vim
 from placement import ClusterState
+from tests.support import wait_for
 from tests.vsphere.conftest import Vcsim
 
 
 def wait_task(task: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while task.info.state not in ("success", "error"):
-        assert time.monotonic() < deadline, "task did not finish"
-        time.sleep(0.05)
+    done = wait_for(lambda: task.info.state in ("success", "error"), timeout_s)
+    assert done, "task did not finish"
     if task.info.state == "error":
         raise task.info.error
     return task.info.result

@@ -26,13 +26,16 @@ from collectors.vsphere import (
 )
 from collectors.vsphere.events import BridgeOptions, EventBridge, scope_of
 from collectors.vsphere.mapping import to_cluster_state
+from tests.support import wait_for
 from tests.vsphere import helpers
 from tests.vsphere.conftest import Vcsim, start_vcsim
-from tests.xdrs.bus.conftest import read_all, wait_for
+from tests.xdrs.bus.conftest import read_all
 from xdrs._rules_io import parse_rules
 from xdrs.bus import BusConfig
 from xdrs.bus.kafka import KafkaSink, make_consumer, records
 from xdrs.cli import main
+
+pytestmark = [pytest.mark.vcsim, pytest.mark.broker]
 
 DEADLINE_S = 10.0  # waiting timeouts, not speed assertions
 

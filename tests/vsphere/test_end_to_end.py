@@ -15,6 +15,8 @@ from tests.vsphere.conftest import Vcsim
 from xdrs.cli import main
 from xdrs.snapshot import read_snapshot, write_actions
 
+pytestmark = pytest.mark.vcsim
+
 
 @pytest.fixture(autouse=True)
 def _password(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,8 +24,11 @@ from collectors.vsphere import (
     VSphereCollector,
     VSphereError,
 )
+from tests.support import wait_for
 from tests.vsphere.conftest import Vcsim, start_vcsim
 from xdrs.cli import main
+
+pytestmark = pytest.mark.vcsim
 
 SECRET = "s3cret-Pa55"
 DEADLINE_S = 30.0  # waiting timeouts, not speed assertions
@@ -133,13 +136,6 @@ class _Recorder:
         self.changes.extend(changes)
 
 
-def _wait_for(cond: Any) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.1)
-
-
 def test_collector_survives_simulator_restart(vcsim_bin: Path, tmp_path: Path) -> None:
     args = ("-hosts", "8", "-vms", "40", "-clusters", "2")
     sim = start_vcsim(vcsim_bin, tmp_path / "a", *args)
@@ -151,13 +147,13 @@ def test_collector_survives_simulator_restart(vcsim_bin: Path, tmp_path: Path) -
     worker = threading.Thread(target=col.run, args=(stop,), daemon=True)
     worker.start()
     try:
-        _wait_for(lambda: col.cycles >= 2)
+        assert wait_for(lambda: col.cycles >= 2, DEADLINE_S)
         sim.stop(signal.SIGKILL)  # mid-collection: the loop is cycling every 0.5 s
         cycles_down = col.cycles
         time.sleep(1.5)
         assert worker.is_alive(), "collector died with the simulator"
         sim = start_vcsim(vcsim_bin, tmp_path / "b", *args, "-listen", f"127.0.0.1:{sim.port}")
-        _wait_for(lambda: col.reconnects >= 1 and col.cycles >= cycles_down + 2)
+        assert wait_for(lambda: col.reconnects >= 1 and col.cycles >= cycles_down + 2, DEADLINE_S)
     finally:
         stop.set()
         worker.join(10)

@@ -18,6 +18,8 @@ from collectors.vsphere._sdk import vim
 from placement import host_loads
 from tests.vsphere.conftest import Vcsim
 
+pytestmark = pytest.mark.vcsim
+
 
 @pytest.fixture(scope="module")
 def inventory(vcsim_big: Vcsim) -> Inventory:

@@ -21,15 +21,17 @@ from collectors.vsphere import CollectorOptions, Connection, ConnectionSpec, VSp
 from collectors.vsphere.events import BridgeOptions, EventBridge, scope_of
 from collectors.vsphere.mover import VSphereMover
 from placement import BalanceArgs, Rules, host_loads, metrics, run
+from tests.support import wait_for
 from tests.vsphere import helpers
 from tests.vsphere.conftest import Vcsim
 from tests.vsphere.test_end_to_end import _members, _steps_sharing
-from tests.xdrs.bus.conftest import wait_for
 from xdrs.actuate import ActuatorDaemon
 from xdrs.bus import BusConfig
 from xdrs.bus.kafka import KafkaSink
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
+
+pytestmark = [pytest.mark.vcsim, pytest.mark.broker]
 
 _ids = itertools.count()
 SETTLE_TIMEOUT_S = 120.0  # a bound on waiting, not a speed assertion

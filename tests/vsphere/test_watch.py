@@ -9,9 +9,12 @@ import orjson
 import pytest
 
 from collectors.vsphere import Change, CollectorOptions, UpdateWatcher, VSphereCollector
+from tests.support import wait_for
 from tests.vsphere import helpers
 from tests.vsphere.conftest import Vcsim
 from xdrs.cli import main
+
+pytestmark = pytest.mark.vcsim
 
 DEADLINE_S = 10.0  # a timeout for waiting, not a speed assertion
 
@@ -89,12 +92,9 @@ def test_collector_forwards_changes_between_cycles(vcsim_small: Vcsim) -> None:
         worker = threading.Thread(target=col.run, args=(stop,), daemon=True)
         worker.start()
         try:
-            deadline = time.monotonic() + DEADLINE_S
-            while col.cycles < 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            assert wait_for(lambda: col.cycles >= 1, DEADLINE_S)
             helpers.wait_task(helpers.vm(admin, target.id).PowerOffVM_Task())
-            while not sink.seen and time.monotonic() < deadline:
-                time.sleep(0.05)
+            assert wait_for(lambda: bool(sink.seen), DEADLINE_S)
         finally:
             stop.set()
             worker.join(10)

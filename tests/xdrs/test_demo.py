@@ -10,6 +10,7 @@ from xdrs.bus.broker import free_port
 from xdrs.cli import main
 
 
+@pytest.mark.broker  # the embedded broker
 def test_demo_balances_the_replayed_clusters(capsys):
     assert main(["demo", "--duration", "10", "--speed", "8", "--quiet"]) == 0
     out = capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -15,8 +16,19 @@ from xdrs.demo import DemoProgress, apply_recommendations
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
-from .conftest import busy_trace, read_all, small_scenario, wait_for
+from .conftest import (
+    busy_trace,
+    committed_up_to,
+    fast_groups,
+    read_all,
+    small_scenario,
+    wait_for,
+    written_ends,
+)
 
+pytestmark = pytest.mark.broker
+
+ACTUATOR_GROUP = "xdrs-demo-actuator"  # apply_recommendations' consumer group
 FAST = {"request_timeout_ms": 5000}  # client timeouts short enough to exceed in a test
 
 
@@ -35,7 +47,9 @@ class RecordingEngine(Engine):
 
 
 def _setup(broker, running, speed=20.0, engine_cls=RecordingEngine):
-    config = BusConfig(broker.bootstrap, topics=Topics("f."), fast_groups=True, extra=FAST)
+    config = BusConfig(broker.bootstrap, topics=Topics(f"f{time.time_ns()}."),
+                       fast_groups=fast_groups(broker),
+                       extra=FAST)  # fmt: skip
     create_topics(config)
     engine = engine_cls(EngineArgs(cooldown_s=0.5, pending_s=30.0))
     daemon = EngineDaemon(config, engine, registry=CollectorRegistry())
@@ -106,7 +120,9 @@ def test_broker_restarted_empty_mid_stream(running):
 
 
 def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
-    config = BusConfig(broker.bootstrap, topics=Topics(f"r{time.time_ns()}."), fast_groups=True)
+    config = BusConfig(
+        broker.bootstrap, topics=Topics(f"r{time.time_ns()}."), fast_groups=fast_groups(broker)
+    )
     create_topics(config)
     collector = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=0.0)
     progress = DemoProgress()
@@ -138,7 +154,50 @@ def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
     assert wait_for(rebuilt, 30)
     for s in range(3, 6):
         collector.publish_step(s)
-    time.sleep(3.0)
-    keys = [r.event.key for r in read_all(config, config.topics.actions)]
+    # positive signals, not a pause: the engine committed every metric (so the
+    # recommendations they caused are on the topic), then the actuator committed those
+    t = config.topics
+    metrics_end = written_ends(config, t.metrics)
+    assert wait_for(lambda: committed_up_to(config, "xdrs-engine", t.metrics, metrics_end), 30)
+    recs_end = written_ends(config, t.recommendations)
+    assert wait_for(lambda: committed_up_to(config, ACTUATOR_GROUP, t.recommendations,
+                                            recs_end), 30)  # fmt: skip
+    keys = [r.event.key for r in read_all(config, t.actions)]
     assert len(keys) == len(set(keys)) >= len(applied)
     assert all(collector.applied[k] == r for k, r in applied.items())
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_kafka_restarted_on_its_log_dir_loses_and_duplicates_nothing(apache_kafka, running, sig):
+    """Apache Kafka keeps its data: stopped (controlled, or killed) and started again on its
+    log dir in the middle of a stream, it still has every acknowledged sample, and nothing
+    downstream (recommendations, actions) appears twice."""
+    config, daemon, collector = _setup(apache_kafka, running)
+    progress = DemoProgress()
+    running.start(daemon.run)
+    running.start(apply_recommendations, config, collector, progress)
+    feeder = running.start(lambda stop: collector.run(stop, steps=120))
+    assert wait_for(lambda: collector.step_no >= 20 and daemon.n_published > 0, 60)
+    apache_kafka.stop(sig)
+    down_at = collector.step_no
+    apache_kafka.start()  # same ports, same log dir
+    feeder.join(120)
+    assert collector.step_no == 120 and down_at < 120
+    everything = _sent(collector, range(120))
+    ok = wait_for(lambda: everything <= daemon.engine.batches, 90)
+    assert ok, f"{len(everything - daemon.engine.batches)} batches never reached the engine"
+    assert daemon.engine.samples == collector.samples_sent  # each sample folded in once
+    t = config.topics
+    # read back from the broker: every sample sent is on the metrics topic
+    on_topic = {(r.event.host, r.event.ts) for r in read_all(config, t.metrics)}
+    assert everything <= on_topic, f"{len(everything - on_topic)} batches lost by the broker"
+    recs = [r.event.id for r in read_all(config, t.recommendations)]
+    assert len(recs) == len(set(recs)), "a recommendation is on the topic twice"
+    assert sorted(recs) == sorted(r.id for r in daemon.published)
+    recs_end = written_ends(config, t.recommendations)
+    assert wait_for(lambda: committed_up_to(config, ACTUATOR_GROUP, t.recommendations,
+                                            recs_end), 60)  # fmt: skip
+    keys = [r.event.key for r in read_all(config, t.actions)]
+    assert keys and len(keys) == len(set(keys)), "an action is on the topic twice"
+    assert sorted(keys) == sorted(collector.applied)

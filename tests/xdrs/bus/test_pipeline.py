@@ -6,7 +6,9 @@ import time
 import urllib.request
 
 import orjson
-from kafka import KafkaProducer
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import ConfigResource
 from prometheus_client import CollectorRegistry, start_http_server
 
 from collectors.events import (
@@ -19,12 +21,17 @@ from collectors.events import (
 )
 from collectors.replay import ReplayCollector
 from collectors.replay.scenario import parse_scenario
+from tests.support.kafka import ApacheKafka
+from xdrs.bus import BusConfig, Topics
 from xdrs.bus.config import cluster_partition
-from xdrs.bus.kafka import KafkaSink, create_topics
+from xdrs.bus.kafka import DeadLetters, KafkaSink, create_topics, make_consumer
+from xdrs.engine import daemon as daemon_module
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
 from .conftest import busy_trace, read_all, small_scenario, wait_for
+
+pytestmark = pytest.mark.broker
 
 
 def _daemon(config, registry=None, group="engine"):
@@ -71,7 +78,7 @@ def test_samples_reach_the_engine_and_recommendations_the_topic(config, running)
     # the exporter, scraped over HTTP like Prometheus does
     server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
     try:
-        wait_for(lambda: bool(daemon.views), 5)
+        assert wait_for(lambda: bool(daemon.views), 5)
         body = urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics")
         text = body.read().decode()
     finally:
@@ -84,7 +91,18 @@ def test_samples_reach_the_engine_and_recommendations_the_topic(config, running)
     assert 'xdrs_recommended_moves_total{cluster="c0",reason="make_room"} 0.0' in text
 
 
-def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(config, running):
+def _allow_messages_of(config, topic, size):
+    """Raise ``topic``'s message size limit: Apache Kafka refuses messages over 1 MiB by
+    default, so an xdrs-oversized one (over 4 MiB) reaches a consumer only where a
+    deployment raised it (Tansu has no such limit, nor the setting)."""
+    admin = KafkaAdminClient(bootstrap_servers=config.bootstrap)
+    try:
+        admin.alter_configs([ConfigResource("TOPIC", topic, {"max.message.bytes": str(size)})])
+    finally:
+        admin.close()
+
+
+def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(broker, config, running):
     registry = CollectorRegistry()
     daemon = _daemon(config, registry)
     daemon.park_s = 1.0  # samples of unknown VMs wait this long for their inventory
@@ -105,9 +123,13 @@ def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(config, running
     }
     key = b"c0\x1fhost\x1fc0-h00000"
     part = cluster_partition(key, range(config.partitions))  # where the collector writes c0
-    for value in bad.values():
-        raw.send(config.topics.metrics, key=key, value=value, partition=part)
-    raw.flush()
+    if isinstance(broker, ApacheKafka):
+        _allow_messages_of(config, config.topics.metrics, 8 << 20)  # for "oversized"
+    sent = [raw.send(config.topics.metrics, key=key, value=value, partition=part)
+            for value in bad.values()]  # fmt: skip
+    for future in sent:
+        future.get(30)  # acknowledged: each bad message is on the topic
+    raw.close()
     c.publish_step(1)  # good samples after the bad ones
     assert wait_for(lambda: daemon.dead == len(bad), 30), daemon.dead
     ok = wait_for(lambda: daemon.engine.samples == c.samples_sent, 30)
@@ -196,8 +218,9 @@ def test_samples_that_overtake_their_vms_inventory_wait_for_it(config, running):
     sink = KafkaSink(config)
     sink.publish("metrics", inventory_key(host.cluster, "host", host.uuid), MetricBatch(
         host.cluster, host.uuid, c.t0 + 150, 0, ["newcomer"], [50.0], [512.0]))  # fmt: skip
+    consumed = daemon.consumed
     sink.flush()
-    time.sleep(1.0)  # read by now, parked: the VM is unknown
+    assert wait_for(lambda: daemon.consumed > consumed, 15)  # read: parked, the VM is unknown
     assert daemon.engine.samples == c.samples_sent and daemon.dead == 0
     sink.publish("inventory", inventory_key(host.cluster, "vm", "newcomer"),
                  VmEvent(host.cluster, "newcomer", host.uuid, 2, 1024))  # fmt: skip
@@ -206,3 +229,50 @@ def test_samples_that_overtake_their_vms_inventory_wait_for_it(config, running):
     t = daemon.engine.tables[host.cluster]
     assert t.cpu[t.vm_row["newcomer"]] == 1.0  # 50 % of 2 vCPUs
     assert daemon.dead == 0
+
+
+def _lag(registry, topic):
+    return registry.get_sample_value("xdrs_consumer_lag_messages", {"topic": topic})
+
+
+@pytest.mark.kafka
+def test_consumer_lag_counts_the_messages_not_yet_consumed(apache_kafka, monkeypatch):
+    """``xdrs_consumer_lag_messages`` is the number of messages behind, not of batches: with
+    the metrics partitions paused, N batches published read as a lag of exactly N, and 0
+    once they are consumed. (Tansu's end offsets count record batches: it reads low there.)"""
+    monkeypatch.setattr(daemon_module, "LAG_EVERY_S", 0.0)  # export the lag at every step
+    config = BusConfig(apache_kafka.bootstrap, topics=Topics(f"lag{time.time_ns()}."))
+    create_topics(config)
+    registry = CollectorRegistry()
+    daemon = _daemon(config, registry, group="lag")
+    t = config.topics
+    consumer = make_consumer(config, "lag", [t.inventory, t.metrics, t.actions])
+    sink = KafkaSink(config)
+    dead = DeadLetters(sink)
+    c = _collector(config)
+
+    def step() -> None:  # one loop of the daemon, driven from here
+        daemon.step(consumer, sink, dead)
+
+    try:
+        c.publish_inventory()  # the inventory first: this loop has no catch-up hold
+        n_vms = len(c.vm_ids)
+        assert wait_for(lambda: step() or sum(x.n_vms for x in daemon.engine.tables.values())
+                        == n_vms, 60)  # fmt: skip
+        c.publish_step(0)
+        assert wait_for(lambda: step() or daemon.engine.samples == c.samples_sent, 30)
+        step()
+        assert _lag(registry, t.metrics) == 0.0
+        paused = [p for p in consumer.assignment() if p.topic == t.metrics]
+        consumer.pause(*paused)
+        for s in range(1, 6):
+            c.publish_step(s)  # one message per host and step, linger_ms batches them
+        behind = 5 * len(c.hosts)
+        assert wait_for(lambda: step() or _lag(registry, t.metrics) == behind, 30), (
+            _lag(registry, t.metrics), behind)  # fmt: skip
+        consumer.resume(*paused)
+        assert wait_for(lambda: step() or _lag(registry, t.metrics) == 0.0, 30)
+        assert daemon.engine.samples == c.samples_sent
+    finally:
+        sink.close(5)
+        consumer.close()

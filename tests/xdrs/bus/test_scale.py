@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import zlib
 
+import pytest
+
 from collectors.replay import ReplayCollector
 from collectors.replay.scenario import parse_scenario
 from xdrs.bus.kafka import KafkaSink
@@ -11,6 +13,8 @@ from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
 from .conftest import busy_trace, wait_for
+
+pytestmark = pytest.mark.broker
 
 
 def _clusters_on_every_partition(n_partitions):

@@ -198,8 +198,8 @@ NOTES = """## Notes and differences
   `xdrs/sim/sums.py`: sums and the LR terms left to right, each product and sum rounded
   on its own (no BLAS, no FMA, no pairwise sums), so every number here is bit-identical
   to the numpy reference path (`XDRS_SIM_KERNEL=numpy`) whichever kernel OpenBLAS picks
-  (`tests/sim/test_kernel.py` compares both move by move, and
-  `tests/sim/test_blas_independence.py` repeats that under OpenBLAS's Haswell and
+  (`tests/xdrs/sim/test_kernel.py` compares both move by move, and
+  `tests/xdrs/sim/test_blas_independence.py` repeats that under OpenBLAS's Haswell and
   Sandybridge kernels; `python -m bench.sim_check` fingerprints all days x policies).
   The timed runs include importing numba and loading
   the compiled kernels from its cache (~0.3 s); the machine is shared with other jobs.

@@ -9,7 +9,7 @@ import pytest
 from collectors.events import Move, Recommendation, VmEvent
 from collectors.platform import Mover, Source
 from collectors.replay import ReplayCollector
-from tests.collectors.test_replay import ListSink, scenario, small_trace
+from tests.collectors.replay.test_collector import ListSink, scenario, small_trace
 from xdrs.cli import build_parser
 from xdrs.cli.platforms import PLATFORMS, Platform, add
 

@@ -1,5 +1,5 @@
 """Which implementation runs: the compiled kernels (``xdrs.sim.kernel``, numba) or the
-pure numpy reference path. Both give bit-identical results (tests/sim/test_kernel.py)."""
+pure numpy reference path. Both give bit-identical results (tests/xdrs/sim/test_kernel.py)."""
 
 from __future__ import annotations
 

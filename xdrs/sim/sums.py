@@ -10,10 +10,10 @@ The functions are written so that the same code runs in both paths: called from 
 arrays whose first axis is the one summed (``x[i]`` is then a row, and the loop is
 vectorised over the other axis, e.g. over hosts), and compiled by numba on 1-D arrays
 (``x[i]`` is then a number). numba compiles without ``fastmath``, so LLVM does not contract
-``acc + x[i] * c[i]`` into an FMA (tests/sim/test_blas_independence.py checks the machine
+``acc + x[i] * c[i]`` into an FMA (tests/xdrs/sim/test_blas_independence.py checks the machine
 code). numba's on-disk cache checks only the file that defines a cached function, so after
 editing this module remove ``xdrs/sim/__pycache__/kernel.*.nb?`` (the kernels that call
-these functions keep their old copies otherwise; tests/sim/test_kernel.py would fail).
+these functions keep their old copies otherwise; tests/xdrs/sim/test_kernel.py would fail).
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from placement import BalanceArgs, ClusterState, Plan, Rules, host_loads, metrics, run
-from tests.vsphere import helpers
-from tests.vsphere.conftest import Vcsim
+from tests.collectors.vsphere import helpers
+from tests.collectors.vsphere.conftest import Vcsim
 from xdrs.cli import main
 from xdrs.snapshot import read_snapshot, write_actions
 

@@ -140,7 +140,7 @@ def test_traces_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert traces_root(tmp_path / "flag") == tmp_path / "flag"
     assert traces_root() == tmp_path / "env"
     monkeypatch.delenv("XDRS_TRACES")
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     assert traces_root() == repo.parent / "shared" / "traces"
 
 

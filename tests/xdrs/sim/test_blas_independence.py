@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BIT_FOR_BIT = "dot or seq_sum or lr"  # the LR terms, the shared sums and the LR-driven days
 
 # prints OpenBLAS's kernel (numpy's bundled scipy-openblas, or a system OpenBLAS), then

@@ -26,9 +26,9 @@ from collectors.vsphere import (
 )
 from collectors.vsphere.events import BridgeOptions, EventBridge, scope_of
 from collectors.vsphere.mapping import to_cluster_state
+from tests.collectors.vsphere import helpers
+from tests.collectors.vsphere.conftest import Vcsim, start_vcsim
 from tests.support import wait_for
-from tests.vsphere import helpers
-from tests.vsphere.conftest import Vcsim, start_vcsim
 from tests.xdrs.bus.conftest import read_all
 from xdrs._rules_io import parse_rules
 from xdrs.bus import BusConfig

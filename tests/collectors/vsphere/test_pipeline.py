@@ -21,10 +21,10 @@ from collectors.vsphere import CollectorOptions, Connection, ConnectionSpec, VSp
 from collectors.vsphere.events import BridgeOptions, EventBridge, scope_of
 from collectors.vsphere.mover import VSphereMover
 from placement import BalanceArgs, Rules, host_loads, metrics, run
+from tests.collectors.vsphere import helpers
+from tests.collectors.vsphere.conftest import Vcsim
+from tests.collectors.vsphere.test_end_to_end import _members, _steps_sharing
 from tests.support import wait_for
-from tests.vsphere import helpers
-from tests.vsphere.conftest import Vcsim
-from tests.vsphere.test_end_to_end import _members, _steps_sharing
 from xdrs.actuate import ActuatorDaemon
 from xdrs.bus import BusConfig
 from xdrs.bus.kafka import KafkaSink

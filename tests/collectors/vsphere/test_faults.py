@@ -24,8 +24,8 @@ from collectors.vsphere import (
     VSphereCollector,
     VSphereError,
 )
+from tests.collectors.vsphere.conftest import Vcsim, start_vcsim
 from tests.support import wait_for
-from tests.vsphere.conftest import Vcsim, start_vcsim
 from xdrs.cli import main
 
 pytestmark = pytest.mark.vcsim

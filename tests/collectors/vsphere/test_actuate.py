@@ -22,9 +22,9 @@ from collectors.events import ActionResult, Move, Recommendation, inventory_key
 from collectors.vsphere import Connection, ConnectionSpec
 from collectors.vsphere.events import scope_of
 from collectors.vsphere.mover import VSphereMover
+from tests.collectors.vsphere import helpers
+from tests.collectors.vsphere.conftest import Vcsim, start_vcsim
 from tests.support import wait_for
-from tests.vsphere import helpers
-from tests.vsphere.conftest import Vcsim, start_vcsim
 from tests.xdrs.bus.conftest import read_all
 from xdrs.actuate import ActuatorDaemon
 from xdrs.bus import BusConfig

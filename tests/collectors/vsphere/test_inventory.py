@@ -16,7 +16,7 @@ from collectors.vsphere import (
 )
 from collectors.vsphere._sdk import vim
 from placement import host_loads
-from tests.vsphere.conftest import Vcsim
+from tests.collectors.vsphere.conftest import Vcsim
 
 pytestmark = pytest.mark.vcsim
 

@@ -7,8 +7,8 @@ from typing import Any
 from collectors.vsphere import Connection, Inventory, collect_inventory, to_cluster_state
 from collectors.vsphere._sdk import vim
 from placement import ClusterState
+from tests.collectors.vsphere.conftest import Vcsim
 from tests.support import wait_for
-from tests.vsphere.conftest import Vcsim
 
 
 def wait_task(task: Any, timeout_s: float = 30.0) -> Any:

@@ -23,7 +23,7 @@ from collectors.vsphere import Connection, ConnectionSpec
 # the real Kafka-protocol broker of the bus tests, for the pipeline tests of this folder
 from tests.xdrs.bus.conftest import broker, config  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT_S = 120.0
 
 

@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from collectors.vsphere import Change, CollectorOptions, UpdateWatcher, VSphereCollector
+from tests.collectors.vsphere import helpers
+from tests.collectors.vsphere.conftest import Vcsim
 from tests.support import wait_for
-from tests.vsphere import helpers
-from tests.vsphere.conftest import Vcsim
 from xdrs.cli import main
 
 pytestmark = pytest.mark.vcsim

@@ -76,24 +76,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
 
     An ``OSError`` names ``path`` (the temporary file is an implementation detail).
     """
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise OSError(e.errno, e.strerror, str(path)) from None
-        raise
+    write_all({Path(path): data})
 
 
 def write_all(files: Mapping[Path, bytes]) -> None:
@@ -109,12 +92,19 @@ def write_all(files: Mapping[Path, bytes]) -> None:
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
             staged.append((_stage(target, data), target))
         for tmp, target in staged:
-            os.replace(tmp, target)
+            _rename(tmp, target)
     except BaseException:
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         raise
+
+
+def _rename(tmp: str, target: Path) -> None:
+    try:
+        os.replace(tmp, target)
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(target)) from None
 
 
 def _stage(target: Path, data: bytes) -> str:

@@ -120,13 +120,23 @@ def test_csv_iso_timestamps(tmp_path: Path) -> None:
         ("0,a\n", r"t.csv:1: expected timestamp,vm_id,cpu_pct"),
         ("0,a,1\nyesterday,a,2\n", r"t.csv:2: bad timestamp"),
         ("inf,a,1\n", r"t.csv:1: bad timestamp"),
-        ("0,a,lots\n", r"t.csv:1: cpu_pct/mem_mb must be numbers"),
-        ("0,a,150\n", r"t.csv:1: cpu_pct must be in 0..100"),
-        ("0,a,5,1e300\n", r"t.csv:1: mem_mb must be in 0..1e9"),
+        ("nan,a,1\n", r"t.csv:1: bad timestamp 'nan'"),
+        ("0,a,lots\n", r"t.csv:1: cpu_pct must be a number, got 'lots'"),
+        ("0,a,-1\n", r"t.csv:1: cpu_pct must be a finite number in 0..inf, got -1"),
+        ("0,a,nan\n", r"t.csv:1: cpu_pct must be a finite number in 0..inf, got nan"),
+        ("0,a,5,1e300\n", r"t.csv:1: mem_mb must be a finite number in 0..1e\+09"),
+        ("0,a,1\n1e300,a,1\n", r"t.csv:2: bad timestamp '1e300'"),
+        ("0,a,1\n1e10,a,1\n", r"t.csv: 1 VMs over 10,000,000,000 s .* the limit is 20,000,000"),
+        ("timestamp,vm,cpu_mhz\n", r"t.csv:1: cpu_mhz needs a vm_mhz column"),
+        ("timestamp,vm,cpu\n", r"t.csv:1: unknown column 'cpu'"),
+        ("timestamp,cpu_pct\n", r"t.csv:1: header .* needs timestamp, vm_id and cpu_pct"),
+        ("timestamp,vm,cpu_mhz,vm_mhz\n0,a,5,0\n", r"t.csv:2: cpu_mhz needs a vm_mhz > 0"),
         ("0,,5\n", r"t.csv:1: empty vm_id"),
         ("timestamp,vm_id,cpu_pct\n", r"t.csv: no samples"),
     ],
-    ids=["columns", "timestamp", "inf-time", "number", "range", "memory", "vm-id", "empty"],
+    ids=["columns", "timestamp", "inf-time", "nan-time", "number", "negative", "nan-cpu",
+         "memory", "huge-time", "span", "mhz-no-size", "unknown-column", "no-vm-column",
+         "zero-size", "vm-id", "empty"],  # fmt: skip
 )
 def test_csv_errors(tmp_path: Path, text: str, match: str) -> None:
     p = tmp_path / "t.csv"
@@ -156,7 +166,7 @@ def test_load_trace_specs(tmp_path: Path) -> None:
     assert load_trace(f"csv:{tmp_path / 't.csv'}").vm_names == ("a",)
     assert load_trace(str(tmp_path / "t.csv")).cpu_pct.tolist() == [[1.0]]
     with pytest.raises(TraceError, match="expected planetlab:<day>, csv:<file>"):
-        load_trace("azure:x", tmp_path)
+        load_trace("gwa:x", tmp_path)
     with pytest.raises(TraceError, match="d2 is not a directory"):
         load_trace("planetlab:d2", tmp_path)
     with pytest.raises(TraceError, match="'planetlab:d2': no trace directory given"):

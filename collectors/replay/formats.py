@@ -117,7 +117,7 @@ def _rows(path: Path, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
             for row in reader:
                 yield reader.line_num, row
     except csv.Error as e:
-        where = f"{path}:{reader.line_num + 1 if reader is not None else 1}"
+        where = f"{path}:{max(reader.line_num, 1) if reader is not None else 1}"
         if "field larger than field limit" in str(e):
             raise FormatError(f"{where}: a field longer than {MAX_FIELD:,} characters") from None
         raise FormatError(f"{where}: {e}") from None
@@ -170,7 +170,7 @@ def read_table(path: str | Path) -> Samples:
     ``timestamp,vm_id,cpu_pct[,mem_mb]``."""
     p = Path(path)
     b = _Builder()
-    cols = POSITIONAL
+    cols: tuple[str, ...] = POSITIONAL
     for no, row in _rows(p):
         if not row:
             continue

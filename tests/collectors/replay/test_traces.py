@@ -134,9 +134,24 @@ def test_csv_iso_timestamps(tmp_path: Path) -> None:
         ("0,,5\n", r"t.csv:1: empty vm_id"),
         ("timestamp,vm_id,cpu_pct\n", r"t.csv: no samples"),
     ],
-    ids=["columns", "timestamp", "inf-time", "nan-time", "number", "negative", "nan-cpu",
-         "memory", "huge-time", "span", "mhz-no-size", "unknown-column", "no-vm-column",
-         "zero-size", "vm-id", "empty"],  # fmt: skip
+    ids=[
+        "columns",
+        "timestamp",
+        "inf-time",
+        "nan-time",
+        "number",
+        "negative",
+        "nan-cpu",
+        "memory",
+        "huge-time",
+        "span",
+        "mhz-no-size",
+        "unknown-column",
+        "no-vm-column",
+        "zero-size",
+        "vm-id",
+        "empty",
+    ],
 )
 def test_csv_errors(tmp_path: Path, text: str, match: str) -> None:
     p = tmp_path / "t.csv"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from xdrs.cli.options import add_seed, integer, number
+from xdrs.sim.limits import MAX_HOSTS
 
 __all__ = ["register"]
 
@@ -47,7 +48,11 @@ def register(sub: Any) -> None:
         "xdrs-consolidate, xdrs-balance",
     )
     p.add_argument(
-        "--hosts", type=integer(1, 10_000_000), default=800, metavar="N", help="hosts (default 800)"
+        "--hosts",
+        type=integer(1, MAX_HOSTS),
+        default=800,
+        metavar="N",
+        help=f"hosts (default 800, at most {MAX_HOSTS:,})",
     )
     p.add_argument(
         "--snapshot",
@@ -77,6 +82,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="check memory at every placement (CloudSim: at creation)",
     )
+    _resampling_args(p)
     add_seed(p)
     p.add_argument("--out", type=Path, metavar="FILE", help="metrics as JSON, or CSV for *.csv")
     p.add_argument("--report", type=Path, metavar="DIR", help="write PNG plots here")
@@ -85,10 +91,29 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_run)
 
 
+def _resampling_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("traces with real timestamps (CSV, Bitbrains, Azure)")
+    g.add_argument(
+        "--interval",
+        type=number(1.0, 86_400.0),
+        default=300.0,
+        metavar="S",
+        help="decision interval in seconds; samples are averaged per interval (default 300)",
+    )
+    g.add_argument(
+        "--max-gap",
+        type=number(0.0, 30 * 86_400.0),
+        default=3600.0,
+        metavar="S",
+        help="carry a VM's last value forward this long without samples, then the VM "
+        "is gone (default 3600)",
+    )
+
+
 def _whatif_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what-if edits")
     g.add_argument("--remove-hosts", type=integer(0), default=0, metavar="N")
-    g.add_argument("--add-hosts", type=integer(0, 10_000_000), default=0, metavar="N")
+    g.add_argument("--add-hosts", type=integer(0, MAX_HOSTS), default=0, metavar="N")
     g.add_argument(
         "--scale-demand",
         type=number(above=True),

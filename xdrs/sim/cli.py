@@ -19,11 +19,11 @@ from collectors.replay.traces import Trace, TraceError, load_trace, traces_root
 from xdrs.errors import UsageError
 from xdrs.sim.output import moves_lines, table, write_metrics
 from xdrs.sim.policies import PolicyError, parse_policy
-from xdrs.sim.present import world_from_snapshot
+from xdrs.sim.present import SnapshotError, world_from_snapshot
 from xdrs.sim.report import ReportError, check_plotting, write_report
 from xdrs.sim.run import Result, simulate, simulate_world
 from xdrs.sim.setup import Datacenter
-from xdrs.sim.whatif import WhatIf, WhatIfError, apply_whatif
+from xdrs.sim.whatif import WhatIf, WhatIfError, apply_whatif, host_count
 from xdrs.snapshot import read_snapshot
 
 __all__ = ["simulate_command"]
@@ -74,7 +74,7 @@ def simulate_command(args: argparse.Namespace) -> int:
         if not args.trace:
             raise WhatIfError("expected --trace (or --snapshot)")
         return _run(args)
-    except (TraceError, PolicyError, WhatIfError, ReportError) as e:
+    except (TraceError, PolicyError, WhatIfError, ReportError, SnapshotError) as e:
         raise UsageError(str(e)) from None
 
 
@@ -89,7 +89,7 @@ def _run_snapshot(args: argparse.Namespace) -> int:
         check_plotting()
     state = read_snapshot(args.snapshot)
     whatif = WhatIf.from_args(args, state.host_ids)
-    trace = load_trace(args.trace[0], traces_root(args.traces_dir)) if args.trace else None
+    trace = _load(args, args.trace[0], traces_root(args.traces_dir)) if args.trace else None
     if trace is not None and whatif.scale != 1.0:
         _, trace = apply_whatif(WhatIf(scale=whatif.scale), Datacenter(n_hosts=1), trace)
     world, placement = world_from_snapshot(state, trace, args.hours)
@@ -108,6 +108,15 @@ def _run_snapshot(args: argparse.Namespace) -> int:
         print("\n".join(moves_lines(r)))
     _write(args, results)
     return 0
+
+
+def _load(args: argparse.Namespace, spec: str, root: Path, order: Path | None = None) -> Trace:
+    """The trace of ``spec``, resampled per ``--interval``/``--max-gap``; says what
+    resampling did on stderr."""
+    trace = load_trace(spec, root, order, interval=args.interval, max_gap=args.max_gap)
+    if trace.resampling is not None:
+        print(f"{spec}: {trace.resampling.summary()}", file=sys.stderr)
+    return trace
 
 
 def _write(args: argparse.Namespace, results: list[Result]) -> None:
@@ -130,10 +139,11 @@ def _run(args: argparse.Namespace) -> int:
     order = _order_dir(args, root)
     specs = _specs(args.trace, root)
     dc = Datacenter(n_hosts=args.hosts, memory_aware=args.memory_aware)
+    host_count(whatif, dc.n_hosts)  # before reading traces
     results: list[Result] = []
     total, i = len(specs) * len(args.policy), 0
     for spec in specs:
-        trace: Trace = load_trace(spec, root, order)
+        trace = _load(args, spec, root, order)
         for name in args.policy:
             i += 1
             progress = _Progress(args.quiet, f"[{i}/{total}] {name} {spec}")

@@ -6,6 +6,7 @@ Names: ``npa``, ``dvfs``, ``<detector>-<selection>-<parameter>`` (e.g. ``lr-mmt-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,12 +80,17 @@ def parse_policy(name: str) -> Policy:
             p = float(parts[2])
         except ValueError:
             p = -1.0
-        if p > 0:
+        if parts[0] == "thr" and not 0 < p <= 1:
+            raise PolicyError(
+                f"policy {name!r}: the THR parameter is a utilisation threshold in (0, 1], "
+                f"got {parts[2]!r}"
+            )
+        if 0 < p < math.inf:
             return Policy(n, "migration", parts[0], parts[1], p)
     raise PolicyError(
         f"policy {name!r}: expected npa, dvfs, xdrs-consolidate, xdrs-balance or "
         f"<detector>-<selection>-<parameter> with detector in {DETECTORS}, "
-        f"selection in {SELECTIONS} (e.g. lr-mmt-1.2)"
+        f"selection in {SELECTIONS} and a finite parameter > 0 (e.g. lr-mmt-1.2)"
     )
 
 

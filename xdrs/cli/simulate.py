@@ -50,9 +50,22 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--hosts",
         type=integer(1, MAX_HOSTS),
-        default=800,
         metavar="N",
-        help=f"hosts (default 800, at most {MAX_HOSTS:,})",
+        help=f"hosts of the paper's setup (default 800, at most {MAX_HOSTS:,})",
+    )
+    p.add_argument(
+        "--datacenter",
+        type=Path,
+        metavar="FILE",
+        help="host types and counts, VM sizes: xdrs-datacenter/1 JSON or a "
+        "drs-peer-cluster/1 snapshot's hosts (default: the paper's 800 HP ML110 G4/G5)",
+    )
+    p.add_argument(
+        "--core-mhz",
+        type=number(1.0, 1e6),
+        default=2600.0,
+        metavar="MHZ",
+        help="with --datacenter SNAPSHOT: MHz of one host core (snapshots count cores)",
     )
     p.add_argument(
         "--snapshot",

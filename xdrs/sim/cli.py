@@ -17,9 +17,10 @@ import numpy as np
 
 from collectors.replay.traces import Trace, TraceError, load_trace, traces_root
 from xdrs.errors import UsageError
+from xdrs.sim.datacenter import DatacenterError, read_datacenter
 from xdrs.sim.output import moves_lines, table, write_metrics
 from xdrs.sim.policies import PolicyError, parse_policy
-from xdrs.sim.present import SnapshotError, world_from_snapshot
+from xdrs.sim.present import world_from_snapshot
 from xdrs.sim.report import ReportError, check_plotting, write_report
 from xdrs.sim.run import Result, simulate, simulate_world
 from xdrs.sim.setup import Datacenter
@@ -74,15 +75,18 @@ def simulate_command(args: argparse.Namespace) -> int:
         if not args.trace:
             raise WhatIfError("expected --trace (or --snapshot)")
         return _run(args)
-    except (TraceError, PolicyError, WhatIfError, ReportError, SnapshotError) as e:
+    except (TraceError, PolicyError, WhatIfError, ReportError, DatacenterError) as e:
         raise UsageError(str(e)) from None
 
 
 def _run_snapshot(args: argparse.Namespace) -> int:
     if len(args.trace) > 1:
         raise WhatIfError("--snapshot takes at most one --trace (the VMs' CPU history)")
-    if args.remove_hosts or args.add_hosts:
-        raise WhatIfError("--remove-hosts/--add-hosts: use --maintenance with --snapshot")
+    if args.remove_hosts or args.add_hosts or args.datacenter or args.hosts:
+        raise WhatIfError(
+            "--hosts/--datacenter/--remove-hosts/--add-hosts: --snapshot gives the hosts "
+            "(use --maintenance)"
+        )
     for name in args.policy:
         parse_policy(name)
     if args.report is not None:
@@ -110,6 +114,14 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _datacenter(args: argparse.Namespace) -> Datacenter:
+    if args.datacenter is None:
+        return Datacenter(n_hosts=args.hosts or 800, memory_aware=args.memory_aware)
+    if args.hosts is not None:
+        raise WhatIfError("--hosts: --datacenter gives the host counts (use --add-hosts)")
+    return read_datacenter(args.datacenter, core_mhz=args.core_mhz)
+
+
 def _load(args: argparse.Namespace, spec: str, root: Path, order: Path | None = None) -> Trace:
     """The trace of ``spec``, resampled per ``--interval``/``--max-gap``; says what
     resampling did on stderr."""
@@ -128,8 +140,6 @@ def _write(args: argparse.Namespace, results: list[Result]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.hosts <= 0:
-        raise WhatIfError(f"--hosts: expected a number > 0, got {args.hosts}")
     for name in args.policy:
         parse_policy(name)  # fail before any work
     whatif = WhatIf.from_args(args)
@@ -138,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     root = traces_root(args.traces_dir)
     order = _order_dir(args, root)
     specs = _specs(args.trace, root)
-    dc = Datacenter(n_hosts=args.hosts, memory_aware=args.memory_aware)
+    dc = _datacenter(args)
     host_count(whatif, dc.n_hosts)  # before reading traces
     results: list[Result] = []
     total, i = len(specs) * len(args.policy), 0

@@ -15,13 +15,10 @@ import numpy as np
 from collectors.replay.resample import MAX_CELLS
 from collectors.replay.traces import Trace, TraceError
 from placement import ClusterState
+from xdrs.errors import SnapshotError
 from xdrs.sim.setup import PAPER_HOSTS, World
 
-__all__ = ["SnapshotError", "world_from_snapshot"]
-
-
-class SnapshotError(ValueError):
-    """A snapshot the simulator cannot run (``xdrs plan`` may still accept it)."""
+__all__ = ["world_from_snapshot"]
 
 
 def _check(st: ClusterState, steps: int) -> None:

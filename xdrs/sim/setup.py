@@ -14,7 +14,16 @@ from numpy.typing import NDArray
 
 from collectors.replay.traces import Trace
 
-__all__ = ["PAPER_HOSTS", "PAPER_VMS", "Datacenter", "HostType", "VmType", "World", "build_world"]
+__all__ = [
+    "PAPER_HOSTS",
+    "PAPER_VMS",
+    "Datacenter",
+    "HostType",
+    "VmType",
+    "World",
+    "build_world",
+    "host_layout",
+]
 
 FloatA = NDArray[np.float64]
 
@@ -68,6 +77,9 @@ class Datacenter:
 
     n_hosts: int = 800
     host_types: tuple[HostType, ...] = PAPER_HOSTS
+    # hosts of each type in one block per type (a described data centre); empty: the types
+    # alternate host by host (the paper). Fewer or more hosts cut or repeat the pattern.
+    host_counts: tuple[int, ...] = ()
     vm_types: tuple[VmType, ...] = PAPER_VMS
     interval: float = 300.0
     history: int = 30
@@ -114,9 +126,18 @@ class World:
         return int(self.vm_mips.shape[0])
 
 
+def host_layout(dc: Datacenter) -> NDArray[np.int64]:
+    """(H,) host type of every host."""
+    n_types = len(dc.host_types)
+    pattern = (
+        np.repeat(np.arange(n_types), dc.host_counts) if dc.host_counts else np.arange(n_types)
+    )
+    return pattern[np.arange(dc.n_hosts) % pattern.size].astype(np.int64)
+
+
 def build_world(dc: Datacenter, trace: Trace) -> World:
     """Arrays for ``dc`` running ``trace``."""
-    h = np.arange(dc.n_hosts) % len(dc.host_types)
+    h = host_layout(dc)
     ht = dc.host_types
     v = len(trace.vm_names)
     block = math.ceil(v / len(dc.vm_types))

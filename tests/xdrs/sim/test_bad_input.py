@@ -38,6 +38,7 @@ CASES = [
     (["--trace", "ok.csv", "--scale-demand", "inf"], "--scale-demand: expected a finite"),
     (["--trace", "ok.csv", "--hosts", "100000000"], "--hosts: expected an integer in 1..1000000"),
     (["--trace", "ok.csv", "--hosts", "999999", "--add-hosts", "2"], "makes 1,000,001 hosts"),
+    (["--snapshot", "snap.json", "--hosts", "3"], "--snapshot gives the hosts"),
     (["--snapshot", "snap.json", "--hours", "nan"], "--hours: expected a finite number > 0"),
     (["--snapshot", "snap.json", "--hours", "inf"], "--hours: expected a finite number > 0"),
     (["--snapshot", "snap.json", "--hours", "1e6"], "--hours: expected a finite number > 0"),
@@ -62,7 +63,8 @@ def test_one_error_line_and_exit_2(
 ) -> None:
     monkeypatch.chdir(files)
     policy = [] if "--policy" in args else ["--policy", "lr-mmt-1.2"]
-    code = main(["simulate", "--quiet", "--hosts", "4", *policy, *args])
+    hosts = ["--hosts", "4"] if "--trace" in args and "--hosts" not in args else []
+    code = main(["simulate", "--quiet", *hosts, *policy, *args])
     out, err = capsys.readouterr()
     assert code == 2, out
     lines = err.strip().splitlines()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,9 @@ def _run_snapshot(args: argparse.Namespace) -> int:
         check_plotting()
     state = read_snapshot(args.snapshot)
     whatif = WhatIf.from_args(args, state.host_ids)
-    trace = _load(args, args.trace[0], traces_root(args.traces_dir)) if args.trace else None
+    reports: dict[str, object] = {}
+    root = traces_root(args.traces_dir)
+    trace = _load(args, reports, args.trace[0], root) if args.trace else None
     if trace is not None and whatif.scale != 1.0:
         _, trace = apply_whatif(WhatIf(scale=whatif.scale), Datacenter(n_hosts=1), trace)
     world, placement = world_from_snapshot(state, trace, args.hours)
@@ -110,7 +112,7 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     print(table(results))
     for r in results:
         print("\n".join(moves_lines(r)))
-    _write(args, results)
+    _write(args, results, reports)
     return 0
 
 
@@ -122,18 +124,22 @@ def _datacenter(args: argparse.Namespace) -> Datacenter:
     return read_datacenter(args.datacenter, core_mhz=args.core_mhz)
 
 
-def _load(args: argparse.Namespace, spec: str, root: Path, order: Path | None = None) -> Trace:
+def _load(
+    args: argparse.Namespace, reports: dict[str, object], spec: str, root: Path,
+    order: Path | None = None,
+) -> Trace:  # fmt: skip
     """The trace of ``spec``, resampled per ``--interval``/``--max-gap``; says what
-    resampling did on stderr."""
+    resampling did on stderr and records it in ``reports`` (for ``--out``)."""
     trace = load_trace(spec, root, order, interval=args.interval, max_gap=args.max_gap)
     if trace.resampling is not None:
         print(f"{spec}: {trace.resampling.summary()}", file=sys.stderr)
+        reports[spec] = asdict(trace.resampling)
     return trace
 
 
-def _write(args: argparse.Namespace, results: list[Result]) -> None:
+def _write(args: argparse.Namespace, results: list[Result], reports: dict[str, object]) -> None:
     if args.out is not None:
-        write_metrics(args.out, results)
+        write_metrics(args.out, results, reports)
     if args.report is not None:
         for f in write_report(args.report, results):
             print(f"wrote {f}", file=sys.stderr)
@@ -151,9 +157,10 @@ def _run(args: argparse.Namespace) -> int:
     dc = _datacenter(args)
     host_count(whatif, dc.n_hosts)  # before reading traces
     results: list[Result] = []
+    reports: dict[str, object] = {}
     total, i = len(specs) * len(args.policy), 0
     for spec in specs:
-        trace = _load(args, spec, root, order)
+        trace = _load(args, reports, spec, root, order)
         for name in args.policy:
             i += 1
             progress = _Progress(args.quiet, f"[{i}/{total}] {name} {spec}")
@@ -161,5 +168,5 @@ def _run(args: argparse.Namespace) -> int:
             results.append(simulate(edited, name, world_dc, label=spec, seed=args.seed,
                                     progress=progress, whatif=whatif))  # fmt: skip
     print(table(results))
-    _write(args, results)
+    _write(args, results, reports)
     return 0

@@ -81,7 +81,10 @@ def test_idle_vms_are_idle_not_gone_on_an_operator_trace(
     err = capsys.readouterr().err
     assert code == 0
     assert "ok.csv: 2 VMs, 4 samples onto 2 slots of 300 s" in err
-    assert json.loads(out.read_text())["runs"][0]["vms"] == 2
+    doc = json.loads(out.read_text())
+    assert doc["runs"][0]["vms"] == 2
+    rep = doc["resampling"][str(files / "ok.csv")]
+    assert (rep["vms"], rep["samples"], rep["slots"], rep["absent"]) == (2, 4, 2, 0)
 
 
 @settings(

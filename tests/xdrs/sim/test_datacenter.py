@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collectors.replay.traces import read_csv
 from xdrs.cli import main
@@ -125,3 +128,29 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                  "--hosts", "3", "--policy", "npa"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "--hosts: --datacenter gives the host counts" in err
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**7), 10**7) | st.floats() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    field=st.sampled_from(["name", "count", "cores", "core_mhz", "memory_mb", "power_w",
+                           "specpower", "network_gbps", "extra"]),
+    value=JSON,
+)  # fmt: skip
+def test_any_host_field_loads_or_names_the_file(field: str, value: object) -> None:
+    d = doc()
+    d["hosts"][0][field] = value
+    with tempfile.TemporaryDirectory() as tmp:
+        p = write(Path(tmp), d)
+        try:
+            dc = read_datacenter(p)
+        except DatacenterError as e:
+            assert str(e).startswith(str(p))
+        else:
+            assert dc.n_hosts >= 1 and all(len(t.power) == 11 for t in dc.host_types)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["MAX_CELLS", "Resampled", "Resampling", "Samples", "resample"]
+__all__ = ["MAX_CELLS", "MAX_SPAN_S", "Resampled", "Resampling", "Samples", "resample"]
 
 FloatA = NDArray[np.float64]
 IntA = NDArray[np.int64]
@@ -23,6 +23,7 @@ BoolA = NDArray[np.bool_]
 # VMs x slots of one trace: 20 million float64 cells are 160 MB per copy, and the simulator
 # holds a few copies (about 10,000 VMs x one week at 5 minutes)
 MAX_CELLS = 20_000_000
+MAX_SPAN_S = 366 * 86_400.0  # a year, as ``--hours``; a stray timestamp stretches a trace
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +89,13 @@ class ResampleError(ValueError):
 
 def _slots(s: Samples, interval: float, max_cells: int) -> tuple[int, IntA]:
     t0, t1 = float(s.ts.min()), float(s.ts.max())
+    if t1 - t0 > MAX_SPAN_S:
+        raise ResampleError(
+            f"samples from {t0:,.0f} s to {t1:,.0f} s span {(t1 - t0) / 86400:,.1f} days; "
+            f"at most {MAX_SPAN_S / 86400:,.0f} days are simulated (a stray timestamp? "
+            f"VM {s.vm_names[int(s.vm[np.argmin(s.ts)])]!r} has the first, "
+            f"{s.vm_names[int(s.vm[np.argmax(s.ts)])]!r} the last)"
+        )
     n_slots = int((t1 - t0) // interval) + 1
     cells = len(s.vm_names) * n_slots
     if cells > max_cells:

@@ -65,8 +65,17 @@ def test_bad_interval_or_gap(interval: float, gap: float) -> None:
 
 
 def test_too_many_cells_before_allocating() -> None:
-    with pytest.raises(ResampleError, match=r"3,333,334 slots of 300 s .* the limit is 1,000"):
-        resample(samples([(0, 0, 1), (1e9, 0, 1)]), 300, 3600, max_cells=1000)
+    with pytest.raises(ResampleError, match=r"33,334 slots of 300 s .* the limit is 1,000"):
+        resample(samples([(0, 0, 1), (1e7, 0, 1)]), 300, 3600, max_cells=1000)
+
+
+def test_a_stray_timestamp_is_named() -> None:
+    # epoch seconds and one sample at 0: 54 years, not a run of 5.7 million steps
+    s = samples([(1.7e9, 0, 5), (1.7e9 + 300, 0, 6), (0, 1, 7)], 2)
+    with pytest.raises(
+        ResampleError, match=r"span 19,675.9 days; at most 366 days .* VM 'vm1' has the first"
+    ):
+        resample(s)
 
 
 @settings(max_examples=200, deadline=None)

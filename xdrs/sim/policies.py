@@ -110,7 +110,11 @@ def initial_placement(w: World, threshold: float | None) -> IntA:
             ok &= ~((alloc != 0) & (m / w.host_mips > threshold))
             d = choose(power_increase(m, alloc, w.host_mips, idle, w.host_power), ok)
         if d < 0:
-            raise PolicyError(f"VM {w.names[v] if w.names else v}: no host can take it")
+            raise PolicyError(
+                f"VM {w.names[v] if w.names else v} ({m:,.0f} MHz, {w.vm_ram[v]:,.0f} MB): "
+                f"no host can take it (largest host {w.host_mips.max():,.0f} MHz, "
+                f"{w.host_ram.max():,.0f} MB); describe the hosts with --datacenter"
+            )
         host[v] = d
         alloc[d] += m
         ram_free[d] -= w.vm_ram[v]

@@ -171,3 +171,17 @@ def test_any_bitbrains_file_loads_or_names_itself(body: bytes) -> None:
             assert str(e).startswith(str(d / "7.csv")) or str(e) == f"{d}: no samples"
         else:
             assert ((s.cpu_pct >= 0) & (s.cpu_pct <= 100)).all() and np.isfinite(s.ts).all()
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(alphabet="0123456789.,-eTnaif/+ab \n", max_size=80))
+def test_any_azure_file_loads_or_names_itself(text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "vm_cpu_readings.csv"
+        p.write_text(text)
+        try:
+            s = read_azure(p)
+        except FormatError as e:
+            assert str(e).startswith(str(p))
+        else:
+            assert ((s.cpu_pct >= 0) & (s.cpu_pct <= 100)).all() and np.isfinite(s.ts).all()

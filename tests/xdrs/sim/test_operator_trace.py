@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from collectors.replay.traces import Trace, read_csv
+from xdrs.cli import main
 from xdrs.sim.engine import Engine
 from xdrs.sim.policies import parse_policy
 from xdrs.sim.run import simulate
@@ -57,3 +59,17 @@ def test_vm_sizes_from_the_trace(tmp_path: Path) -> None:
     assert world.vm_mips.tolist() == [10640.0, 2000.0]  # "x": the paper's second VM type
     assert world.vm_ram.tolist() == [16384.0, 1740.0]
     assert np.array_equal(world.host_pe, world.host_mips)  # several vCPUs: no per-core cap
+
+
+def test_cli_interval_sets_the_decision_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("".join(f"{t},a,{10 + t % 7}\n" for t in range(0, 600, 20)))
+    out = tmp_path / "m.json"
+    code = main(["simulate", "--quiet", "--trace", str(p), "--policy", "lr-mmt-1.2",
+                 "--hosts", "2", "--interval", "60", "--out", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    series = json.loads(out.read_text())["series"][0]
+    assert np.diff(series["t"]).tolist() == pytest.approx([60.0] * 8)
+    assert json.loads(out.read_text())["resampling"][str(p)]["merged"] == 20  # 3 per slot

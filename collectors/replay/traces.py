@@ -24,9 +24,10 @@ one, the line.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -43,6 +44,7 @@ __all__ = [
     "Resampling",
     "Trace",
     "TraceError",
+    "first_hours",
     "load_trace",
     "read_csv",
     "read_planetlab",
@@ -108,6 +110,13 @@ class Trace:
     def util(self) -> FloatA:
         """(V, T) float64: utilisation as a fraction of each VM's CPU (``cpu_pct / 100``)."""
         return self.cpu_pct / 100.0
+
+
+def first_hours(trace: Trace, hours: float) -> Trace:
+    """The first ``hours`` of ``trace`` (at least two samples: one simulated interval)."""
+    steps = max(2, min(trace.n_steps, math.ceil(hours * 3600.0 / trace.step_s)))
+    present = None if trace.present is None else trace.present[:, :steps]
+    return replace(trace, cpu_pct=trace.cpu_pct[:, :steps], present=present)
 
 
 def traces_root(flag: str | os.PathLike[str] | None = None) -> Path:

@@ -77,9 +77,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--hours",
         type=number(0.0, 24.0 * 366, above=True),
-        default=24.0,
         metavar="H",
-        help="with --snapshot and no trace: hours to simulate (default 24)",
+        help="hours to simulate: the first H hours of a trace (default: all of it), or "
+        "with --snapshot and no trace, H hours at the measured demand (default 24)",
     )
     p.add_argument(
         "--traces-dir", metavar="DIR", help="trace sets (default $XDRS_TRACES or ../shared/traces)"

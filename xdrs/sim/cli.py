@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collectors.replay.traces import Trace, TraceError, load_trace, traces_root
+from collectors.replay.traces import Trace, TraceError, first_hours, load_trace, traces_root
 from xdrs.errors import UsageError
 from xdrs.sim.datacenter import DatacenterError, read_datacenter
 from xdrs.sim.output import moves_lines, table, write_metrics
@@ -98,7 +98,7 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     trace = _load(args, reports, args.trace[0], root) if args.trace else None
     if trace is not None and whatif.scale != 1.0:
         _, trace = apply_whatif(WhatIf(scale=whatif.scale), Datacenter(n_hosts=1), trace)
-    world, placement = world_from_snapshot(state, trace, args.hours)
+    world, placement = world_from_snapshot(state, trace, args.hours or 24.0)
     if whatif.maintenance and max(whatif.maintenance) >= world.n_hosts:
         raise WhatIfError(f"--maintenance: host {max(whatif.maintenance)} does not exist")
     if trace is None and whatif.scale != 1.0:
@@ -131,6 +131,8 @@ def _load(
     """The trace of ``spec``, resampled per ``--interval``/``--max-gap``; says what
     resampling did on stderr and records it in ``reports`` (for ``--out``)."""
     trace = load_trace(spec, root, order, interval=args.interval, max_gap=args.max_gap)
+    if args.hours is not None:
+        trace = first_hours(trace, args.hours)
     if trace.resampling is not None:
         print(f"{spec}: {trace.resampling.summary()}", file=sys.stderr)
         reports[spec] = asdict(trace.resampling)

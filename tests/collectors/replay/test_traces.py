@@ -15,6 +15,7 @@ from collectors.replay.traces import (
     PACKAGED_DAY,
     Trace,
     TraceError,
+    first_hours,
     load_trace,
     read_csv,
     read_planetlab,
@@ -241,3 +242,11 @@ def test_any_csv_loads_or_names_itself(text: str) -> None:
         else:
             assert np.isfinite(tr.cpu_pct).all() and tr.step_s > 0
             assert ((tr.cpu_pct >= 0) & (tr.cpu_pct <= 100)).all()
+
+
+def test_first_hours() -> None:
+    tr = Trace("t", ("a",), np.arange(24.0)[None, :], present=np.ones((1, 24), bool))
+    cut = first_hours(tr, 1)
+    assert cut.cpu_pct.tolist() == [list(range(12))]
+    assert cut.present is not None and cut.present.shape == (1, 12)
+    assert first_hours(tr, 0.01).n_steps == 2 and first_hours(tr, 100).n_steps == 24

@@ -73,3 +73,16 @@ def test_cli_interval_sets_the_decision_step(
     series = json.loads(out.read_text())["series"][0]
     assert np.diff(series["t"]).tolist() == pytest.approx([60.0] * 8)
     assert json.loads(out.read_text())["resampling"][str(p)]["merged"] == 20  # 3 per slot
+
+
+def test_cli_hours_cuts_a_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("".join(f"{t},a,{20 + t % 11}\n" for t in range(0, 3 * 3600, 300)))
+    ends = []
+    for extra in ([], ["--hours", "1"]):
+        out = tmp_path / "m.json"
+        code = main(["simulate", "--quiet", "--trace", str(p), "--policy", "npa",
+                     "--hosts", "2", "--out", str(out), *extra])  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+        ends.append(max(json.loads(out.read_text())["series"][0]["t"]))
+    assert ends == [pytest.approx(3 * 3600 - 299.9), pytest.approx(3600 - 299.9)]

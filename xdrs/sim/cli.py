@@ -131,11 +131,14 @@ def _load(
     """The trace of ``spec``, resampled per ``--interval``/``--max-gap``; says what
     resampling did on stderr and records it in ``reports`` (for ``--out``)."""
     trace = load_trace(spec, root, order, interval=args.interval, max_gap=args.max_gap)
-    if args.hours is not None:
-        trace = first_hours(trace, args.hours)
     if trace.resampling is not None:
         print(f"{spec}: {trace.resampling.summary()}", file=sys.stderr)
         reports[spec] = asdict(trace.resampling)
+    if args.hours is not None and args.hours * 3600.0 < trace.n_steps * trace.step_s:
+        cut = first_hours(trace, args.hours)
+        print(f"{spec}: --hours {args.hours:g}: the first {cut.n_steps} of {trace.n_steps} "
+              f"samples of {trace.step_s:g} s", file=sys.stderr)  # fmt: skip
+        return cut
     return trace
 
 

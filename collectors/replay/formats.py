@@ -174,7 +174,7 @@ def read_table(path: str | Path) -> Samples:
     for no, row in _rows(p):
         if not row:
             continue
-        if no == 1 and row[0].strip().lower() in ("timestamp", "time", "ts"):
+        if no == 1 and any(c.strip().lower() in COLUMNS for c in row):
             cols = _header(p, row)
             continue
         _at(p, no, _table_row, cols, row, b)

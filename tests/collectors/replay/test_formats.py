@@ -48,6 +48,13 @@ def test_csv_with_named_columns_and_sizes(tmp_path: Path) -> None:
     assert (tr.resampling.merged, tr.resampling.filled, tr.resampling.clipped) == (1, 1, 1)
 
 
+def test_csv_header_in_any_order(tmp_path: Path) -> None:
+    p = tmp_path / "t.csv"
+    p.write_text("VM_ID,CPU_PCT,Timestamp\nx,10,2024-01-01T00:00:00\nx,30,2024-01-01T00:10:00\n")
+    tr = read_csv(p)
+    assert tr.vm_names == ("x",) and tr.cpu_pct.tolist() == [[10.0, 10.0, 30.0]]
+
+
 def test_csv_interval_and_gap_from_load_trace(tmp_path: Path) -> None:
     p = tmp_path / "t.csv"
     p.write_text("0,a,10\n60,a,20\n600,a,30\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from xdrs.cli.options import add_seed, integer, number
-from xdrs.sim.limits import MAX_HOSTS
+from xdrs.limits import MAX_HOSTS
 
 __all__ = ["register"]
 

@@ -28,7 +28,7 @@ import numpy as np
 from msgspec import Meta
 
 from xdrs.errors import SnapshotError
-from xdrs.sim.limits import MAX_HOSTS
+from xdrs.limits import MAX_HOSTS
 from xdrs.sim.setup import PAPER_HOSTS, PAPER_VMS, Datacenter, HostType, VmType
 from xdrs.snapshot import read_snapshot
 

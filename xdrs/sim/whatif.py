@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collectors.replay.traces import Trace
-from xdrs.sim.limits import MAX_HOSTS
+from xdrs.limits import MAX_HOSTS
 from xdrs.sim.setup import Datacenter
 
 __all__ = ["WhatIf", "WhatIfError", "apply_whatif", "host_count", "parse_maintenance"]
@@ -72,7 +72,7 @@ def parse_maintenance(text: str, names: Sequence[str] = ()) -> tuple[tuple[int, 
 
 
 def host_count(w: WhatIf, n_hosts: int) -> int:
-    """Hosts after the edits, checked against :data:`~xdrs.sim.limits.MAX_HOSTS`."""
+    """Hosts after the edits, checked against :data:`~xdrs.limits.MAX_HOSTS`."""
     n = n_hosts - w.remove_hosts + w.add_hosts
     if n <= 0:
         raise WhatIfError(f"what-if leaves {n} hosts")

@@ -9,7 +9,14 @@ A trace is the CPU utilisation of ``V`` VMs sampled every ``step_s`` seconds. So
   lines. When the folder does not exist and the day is the one shipped with the package
   (20110303), the packaged copy is used.
 - a PlanetLab day folder given by its path;
-- ``csv:<file>`` or a ``.csv`` file: ``timestamp,vm_id,cpu_pct[,mem_mb]`` rows.
+- ``csv:<file>`` or a ``.csv`` file: a generic CSV (:func:`formats.read_table`);
+- ``bitbrains:<folder>``: a Bitbrains GWA-T-12 folder (one ``;``-separated file per VM);
+- ``azure:<file>``: the Azure public dataset's ``vm_cpu_readings`` layout.
+
+PlanetLab days are evenly sampled by construction and keep CloudSim's rules (``paper``).
+Every other source has real timestamps and is resampled onto the decision interval
+(:mod:`collectors.replay.resample`): mean within a slot, gaps carried forward up to
+``max_gap`` seconds, then the VM is absent; ``Trace.resampling`` says what that did.
 
 Every error is a :class:`TraceError` whose message names the file and, where there is
 one, the line.
@@ -17,22 +24,27 @@ one, the line.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from collectors.replay.formats import FormatError, read_azure, read_bitbrains, read_table
+from collectors.replay.resample import ResampleError, Resampling, Samples, resample
+
 __all__ = [
+    "MAX_GAP_S",
     "PACKAGED_DAY",
     "STEP_S",
+    "Resampling",
     "Trace",
     "TraceError",
+    "first_hours",
     "load_trace",
     "read_csv",
     "read_planetlab",
@@ -42,6 +54,8 @@ __all__ = [
 FloatA = NDArray[np.float64]
 STEP_S = 300.0  # PlanetLab's sampling interval
 PACKAGED_DAY = "20110303"
+MAX_GAP_S = 3600.0  # a VM without samples for longer than this is absent
+BoolA = NDArray[np.bool_]
 
 
 class TraceError(ValueError):
@@ -57,6 +71,10 @@ class Trace:
     cpu_pct : (V, T) float64, percent of each VM's own vCPUs, 0..100
     step_s : seconds between samples
     mem_mb : (V,) float64 or None, each VM's memory when the trace gives it (0: unknown)
+    paper : CloudSim's rules apply (a PlanetLab day: a VM is destroyed at its first 0 %)
+    present : (V, T) bool or None (all present): False where the VM has no value
+    vcpus, vm_mhz : (V,) float64 or None, each VM's vCPUs and CPU capacity (0: unknown)
+    resampling : what resampling did, for sources with real timestamps
     """
 
     name: str
@@ -64,10 +82,21 @@ class Trace:
     cpu_pct: FloatA
     step_s: float = STEP_S
     mem_mb: FloatA | None = None
+    paper: bool = False
+    present: BoolA | None = None
+    vcpus: FloatA | None = None
+    vm_mhz: FloatA | None = None
+    resampling: Resampling | None = None
 
     def __post_init__(self) -> None:
         shape = np.shape(self.cpu_pct)
-        if len(shape) != 2 or shape[0] != len(self.vm_names) or not self.step_s > 0:
+        ok_present = self.present is None or np.shape(self.present) == shape
+        if (
+            len(shape) != 2
+            or shape[0] != len(self.vm_names)
+            or not self.step_s > 0
+            or not ok_present
+        ):
             raise TraceError(
                 f"trace {self.name!r}: cpu_pct of shape {shape} for {len(self.vm_names)} VM "
                 f"names, step {self.step_s} s (expected (V, T) and a step > 0)"
@@ -81,6 +110,13 @@ class Trace:
     def util(self) -> FloatA:
         """(V, T) float64: utilisation as a fraction of each VM's CPU (``cpu_pct / 100``)."""
         return self.cpu_pct / 100.0
+
+
+def first_hours(trace: Trace, hours: float) -> Trace:
+    """The first ``hours`` of ``trace`` (at least two samples: one simulated interval)."""
+    steps = max(2, min(trace.n_steps, math.ceil(hours * 3600.0 / trace.step_s)))
+    present = None if trace.present is None else trace.present[:, :steps]
+    return replace(trace, cpu_pct=trace.cpu_pct[:, :steps], present=present)
 
 
 def traces_root(flag: str | os.PathLike[str] | None = None) -> Path:
@@ -137,7 +173,7 @@ def read_planetlab(day_dir: str | os.PathLike[str], order: list[str] | None = No
             raise TraceError(f"{d / n}: no samples")
         if len(r) != len(rows[0]):
             raise TraceError(f"{d / n}: {len(r)} samples, expected {len(rows[0])} like {names[0]}")
-    return Trace(str(d), tuple(names), np.array(rows, dtype=np.float64))
+    return Trace(str(d), tuple(names), np.array(rows, dtype=np.float64), paper=True)
 
 
 def _check_order(d: Path | str, present: list[str], order: list[str]) -> list[str]:
@@ -161,89 +197,36 @@ def _packaged(order: list[str] | None) -> Trace:
         index = {n: i for i, n in enumerate(names)}
         names = _check_order(f"packaged day {PACKAGED_DAY}", names, order)
         cpu = cpu[[index[n] for n in names]]
-    return Trace(f"packaged:{PACKAGED_DAY}", tuple(names), cpu)
+    return Trace(f"packaged:{PACKAGED_DAY}", tuple(names), cpu, paper=True)
 
 
-# -- CSV -----------------------------------------------------------------------------------
-
-_Row = tuple[float, str, float, float | None]
+# -- sampled traces (CSV, Bitbrains, Azure) -------------------------------------------------
 
 
-def _timestamp(text: str) -> float:
+def _resampled(name: str, read: Callable[[], Samples], interval: float, max_gap: float) -> Trace:
     try:
-        ts = float(text)
-    except ValueError:
-        ts = datetime.fromisoformat(text).timestamp()
-    if not math.isfinite(ts):
-        raise ValueError(text)
-    return ts
+        s = read()
+        r = resample(s, interval, max_gap)
+    except FormatError as e:
+        raise TraceError(str(e)) from None
+    except ResampleError as e:
+        raise TraceError(f"{name}: {e}") from None
+    return Trace(
+        name, s.vm_names, r.cpu_pct, interval, _known(s.mem_mb), present=r.present,
+        vcpus=_known(s.vcpus), vm_mhz=_known(s.vm_mhz), resampling=r.report,
+    )  # fmt: skip
 
 
-def _csv_rows(path: Path) -> list[_Row]:
-    out: list[_Row] = []
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            for no, row in enumerate(csv.reader(f), start=1):
-                if not row or (no == 1 and row[0].strip().lower() == "timestamp"):
-                    continue
-                out.append(_csv_row(path, no, row))
-    except (OSError, UnicodeDecodeError) as e:
-        raise TraceError(f"{path}: cannot read: {e}") from None
-    if not out:
-        raise TraceError(f"{path}: no samples")
-    return out
+def _known(sizes: FloatA | None) -> FloatA | None:
+    return sizes if sizes is not None and bool((sizes > 0).any()) else None
 
 
-def _csv_row(path: Path, no: int, row: list[str]) -> _Row:
-    if len(row) not in (3, 4):
-        raise TraceError(f"{path}:{no}: expected timestamp,vm_id,cpu_pct[,mem_mb], got {row}")
-    try:
-        ts = _timestamp(row[0].strip())
-    except (ValueError, OverflowError, OSError):
-        raise TraceError(f"{path}:{no}: bad timestamp {row[0]!r}") from None
-    try:
-        cpu = float(row[2])
-        mem = float(row[3]) if len(row) == 4 and row[3].strip() else None
-    except ValueError:
-        raise TraceError(f"{path}:{no}: cpu_pct/mem_mb must be numbers, got {row[2:]}") from None
-    if not 0 <= cpu <= 100:
-        raise TraceError(f"{path}:{no}: cpu_pct must be in 0..100, got {cpu}")
-    if mem is not None and not 0 <= mem < 1e9:
-        raise TraceError(f"{path}:{no}: mem_mb must be in 0..1e9, got {mem}")
-    if not row[1].strip():
-        raise TraceError(f"{path}:{no}: empty vm_id")
-    return ts, row[1].strip(), cpu, mem
-
-
-def read_csv(path: str | os.PathLike[str]) -> Trace:
-    """Read ``timestamp,vm_id,cpu_pct[,mem_mb]`` rows (optional header line).
-
-    Timestamps are seconds or ISO 8601. The sample grid is the sorted set of timestamps and
-    the step their smallest spacing; a VM without a sample at a grid time keeps its
-    previous value (0 before its first sample). Memory is the VM's largest ``mem_mb``.
-    """
-    p = Path(path)
-    rows = _csv_rows(p)
-    times = np.unique(np.array([r[0] for r in rows]))
-    names = sorted({r[1] for r in rows})
-    col = {t: i for i, t in enumerate(times.tolist())}
-    vix = {n: i for i, n in enumerate(names)}
-    cpu = np.full((len(names), times.size), np.nan)
-    mem = np.zeros(len(names))
-    for ts, vm, pct, m in rows:
-        cpu[vix[vm], col[ts]] = pct
-        if m is not None:
-            mem[vix[vm]] = max(mem[vix[vm]], m)
-    step = float(np.diff(times).min()) if times.size > 1 else STEP_S
-    has_mem = any(r[3] is not None for r in rows)
-    return Trace(str(p), tuple(names), _carry_forward(cpu), step, mem if has_mem else None)
-
-
-def _carry_forward(values: FloatA) -> FloatA:
-    idx = np.where(np.isnan(values), 0, np.arange(values.shape[1])[None, :])
-    np.maximum.accumulate(idx, axis=1, out=idx)
-    filled = values[np.arange(values.shape[0])[:, None], idx]
-    return np.nan_to_num(filled, nan=0.0)
+def read_csv(
+    path: str | os.PathLike[str], interval: float = STEP_S, max_gap: float = MAX_GAP_S
+) -> Trace:
+    """Read a generic CSV (:func:`collectors.replay.formats.read_table`) resampled onto
+    ``interval`` seconds (:func:`collectors.replay.resample.resample`)."""
+    return _resampled(str(path), lambda: read_table(Path(path)), interval, max_gap)
 
 
 # -- the one entrance ----------------------------------------------------------------------
@@ -265,30 +248,49 @@ def load_trace(
     spec: str,
     trace_dir: str | os.PathLike[str] | None = None,
     order_dir: str | os.PathLike[str] | None = None,
+    *,
+    interval: float = STEP_S,
+    max_gap: float = MAX_GAP_S,
 ) -> Trace:
-    """Load ``planetlab:<day>``, ``csv:<file>``, a PlanetLab folder or a ``.csv`` file.
+    """Load ``planetlab:<day>``, ``csv:<file>``, ``bitbrains:<folder>``, ``azure:<file>``,
+    a PlanetLab folder or a ``.csv`` file.
 
     For ``planetlab:<day>`` the folder is ``trace_dir/planetlab/<day>``; the packaged day
     (20110303) is used when that folder does not exist (or no ``trace_dir`` is given).
     When ``order_dir`` has ``<day>.txt``, VMs are numbered in that order (CloudSim's), else
-    by sorted file name.
+    by sorted file name. Other sources are resampled onto ``interval`` seconds with gaps
+    carried forward up to ``max_gap`` seconds.
     """
     kind, _, rest = spec.partition(":")
     if kind == "planetlab" and rest:
-        order = _order(order_dir, rest)
-        folder = Path(trace_dir) / "planetlab" / rest if trace_dir is not None else None
-        if (folder is None or not folder.is_dir()) and rest == PACKAGED_DAY:
-            return _packaged(order)  # a fresh clone without the trace set
-        if folder is None:
-            raise TraceError(f"trace {spec!r}: no trace directory given")
-        return read_planetlab(folder, order)
-    if kind == "csv" and rest:
-        return read_csv(rest)
+        return _planetlab_day(spec, rest, trace_dir, order_dir)
+    readers: dict[str, Callable[[Path], Samples]] = {
+        "csv": read_table, "bitbrains": read_bitbrains, "azure": read_azure,
+    }  # fmt: skip
+    if kind in readers and rest:
+        read = readers[kind]
+        return _resampled(rest, lambda: read(Path(rest)), interval, max_gap)
     p = Path(spec)
     if p.is_dir():
         return read_planetlab(p)
     if p.suffix == ".csv":
-        return read_csv(p)
+        return read_csv(p, interval, max_gap)
     raise TraceError(
-        f"trace {spec!r}: expected planetlab:<day>, csv:<file>, a folder or a .csv file"
+        f"trace {spec!r}: expected planetlab:<day>, csv:<file>, bitbrains:<folder>, "
+        "azure:<file>, a folder or a .csv file"
     )
+
+
+def _planetlab_day(
+    spec: str,
+    day: str,
+    trace_dir: str | os.PathLike[str] | None,
+    order_dir: str | os.PathLike[str] | None,
+) -> Trace:
+    order = _order(order_dir, day)
+    folder = Path(trace_dir) / "planetlab" / day if trace_dir is not None else None
+    if (folder is None or not folder.is_dir()) and day == PACKAGED_DAY:
+        return _packaged(order)  # a fresh clone without the trace set
+    if folder is None:
+        raise TraceError(f"trace {spec!r}: no trace directory given")
+    return read_planetlab(folder, order)

@@ -30,7 +30,7 @@ def test_demo_balances_the_replayed_clusters(capsys):
     (["demo", "--bootstrap-servers", "127.0.0.1:99999"], "port 1..65535"),
     (["demo", "--trace", "planetlab:19990101", "--trace-dir", "/nonexistent"],
      "is not a directory"),
-    (["demo", "--trace", "azure:1"], "expected planetlab:<day>"),
+    (["demo", "--trace", "gwa:1"], "expected planetlab:<day>"),
     (["demo", "--scenario", "/nonexistent.json"], "/nonexistent.json"),
     (["demo", "--duration", "0"], "--duration"),
     (["demo", "--speed", "-1"], "--speed"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from xdrs.cli.options import add_seed, integer, number
+from xdrs.limits import MAX_HOSTS
 
 __all__ = ["register"]
 
@@ -47,7 +48,24 @@ def register(sub: Any) -> None:
         "xdrs-consolidate, xdrs-balance",
     )
     p.add_argument(
-        "--hosts", type=integer(1, 10_000_000), default=800, metavar="N", help="hosts (default 800)"
+        "--hosts",
+        type=integer(1, MAX_HOSTS),
+        metavar="N",
+        help=f"hosts of the paper's setup (default 800, at most {MAX_HOSTS:,})",
+    )
+    p.add_argument(
+        "--datacenter",
+        type=Path,
+        metavar="FILE",
+        help="host types and counts, VM sizes: xdrs-datacenter/1 JSON or a "
+        "drs-peer-cluster/1 snapshot's hosts (default: the paper's 800 HP ML110 G4/G5)",
+    )
+    p.add_argument(
+        "--core-mhz",
+        type=number(1.0, 1e6),
+        default=2600.0,
+        metavar="MHZ",
+        help="with --datacenter SNAPSHOT: MHz of one host core (snapshots count cores)",
     )
     p.add_argument(
         "--snapshot",
@@ -59,9 +77,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--hours",
         type=number(0.0, 24.0 * 366, above=True),
-        default=24.0,
         metavar="H",
-        help="with --snapshot and no trace: hours to simulate (default 24)",
+        help="hours to simulate: the first H hours of a trace (default: all of it), or "
+        "with --snapshot and no trace, H hours at the measured demand (default 24)",
     )
     p.add_argument(
         "--traces-dir", metavar="DIR", help="trace sets (default $XDRS_TRACES or ../shared/traces)"
@@ -77,6 +95,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="check memory at every placement (CloudSim: at creation)",
     )
+    _resampling_args(p)
     add_seed(p)
     p.add_argument("--out", type=Path, metavar="FILE", help="metrics as JSON, or CSV for *.csv")
     p.add_argument("--report", type=Path, metavar="DIR", help="write PNG plots here")
@@ -85,10 +104,29 @@ def register(sub: Any) -> None:
     p.set_defaults(func=_run)
 
 
+def _resampling_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("traces with real timestamps (CSV, Bitbrains, Azure)")
+    g.add_argument(
+        "--interval",
+        type=number(1.0, 86_400.0),
+        default=300.0,
+        metavar="S",
+        help="decision interval in seconds; samples are averaged per interval (default 300)",
+    )
+    g.add_argument(
+        "--max-gap",
+        type=number(0.0, 30 * 86_400.0),
+        default=3600.0,
+        metavar="S",
+        help="carry a VM's last value forward this long without samples, then the VM "
+        "is gone (default 3600)",
+    )
+
+
 def _whatif_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what-if edits")
     g.add_argument("--remove-hosts", type=integer(0), default=0, metavar="N")
-    g.add_argument("--add-hosts", type=integer(0, 10_000_000), default=0, metavar="N")
+    g.add_argument("--add-hosts", type=integer(0, MAX_HOSTS), default=0, metavar="N")
     g.add_argument(
         "--scale-demand",
         type=number(above=True),

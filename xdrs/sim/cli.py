@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from collectors.replay.traces import Trace, TraceError, load_trace, traces_root
+from collectors.replay.traces import Trace, TraceError, first_hours, load_trace, traces_root
 from xdrs.errors import UsageError
+from xdrs.sim.datacenter import DatacenterError, read_datacenter
 from xdrs.sim.output import moves_lines, table, write_metrics
 from xdrs.sim.policies import PolicyError, parse_policy
 from xdrs.sim.present import world_from_snapshot
 from xdrs.sim.report import ReportError, check_plotting, write_report
 from xdrs.sim.run import Result, simulate, simulate_world
 from xdrs.sim.setup import Datacenter
-from xdrs.sim.whatif import WhatIf, WhatIfError, apply_whatif
+from xdrs.sim.whatif import WhatIf, WhatIfError, apply_whatif, host_count
 from xdrs.snapshot import read_snapshot
 
 __all__ = ["simulate_command"]
@@ -74,25 +75,30 @@ def simulate_command(args: argparse.Namespace) -> int:
         if not args.trace:
             raise WhatIfError("expected --trace (or --snapshot)")
         return _run(args)
-    except (TraceError, PolicyError, WhatIfError, ReportError) as e:
+    except (TraceError, PolicyError, WhatIfError, ReportError, DatacenterError) as e:
         raise UsageError(str(e)) from None
 
 
 def _run_snapshot(args: argparse.Namespace) -> int:
     if len(args.trace) > 1:
         raise WhatIfError("--snapshot takes at most one --trace (the VMs' CPU history)")
-    if args.remove_hosts or args.add_hosts:
-        raise WhatIfError("--remove-hosts/--add-hosts: use --maintenance with --snapshot")
+    if args.remove_hosts or args.add_hosts or args.datacenter or args.hosts:
+        raise WhatIfError(
+            "--hosts/--datacenter/--remove-hosts/--add-hosts: --snapshot gives the hosts "
+            "(use --maintenance)"
+        )
     for name in args.policy:
         parse_policy(name)
     if args.report is not None:
         check_plotting()
     state = read_snapshot(args.snapshot)
     whatif = WhatIf.from_args(args, state.host_ids)
-    trace = load_trace(args.trace[0], traces_root(args.traces_dir)) if args.trace else None
+    reports: dict[str, object] = {}
+    root = traces_root(args.traces_dir)
+    trace = _load(args, reports, args.trace[0], root) if args.trace else None
     if trace is not None and whatif.scale != 1.0:
         _, trace = apply_whatif(WhatIf(scale=whatif.scale), Datacenter(n_hosts=1), trace)
-    world, placement = world_from_snapshot(state, trace, args.hours)
+    world, placement = world_from_snapshot(state, trace, args.hours or 24.0)
     if whatif.maintenance and max(whatif.maintenance) >= world.n_hosts:
         raise WhatIfError(f"--maintenance: host {max(whatif.maintenance)} does not exist")
     if trace is None and whatif.scale != 1.0:
@@ -106,21 +112,45 @@ def _run_snapshot(args: argparse.Namespace) -> int:
     print(table(results))
     for r in results:
         print("\n".join(moves_lines(r)))
-    _write(args, results)
+    _write(args, results, reports)
     return 0
 
 
-def _write(args: argparse.Namespace, results: list[Result]) -> None:
+def _datacenter(args: argparse.Namespace) -> Datacenter:
+    if args.datacenter is None:
+        return Datacenter(n_hosts=args.hosts or 800, memory_aware=args.memory_aware)
+    if args.hosts is not None:
+        raise WhatIfError("--hosts: --datacenter gives the host counts (use --add-hosts)")
+    return read_datacenter(args.datacenter, core_mhz=args.core_mhz)
+
+
+def _load(
+    args: argparse.Namespace, reports: dict[str, object], spec: str, root: Path,
+    order: Path | None = None,
+) -> Trace:  # fmt: skip
+    """The trace of ``spec``, resampled per ``--interval``/``--max-gap``; says what
+    resampling did on stderr and records it in ``reports`` (for ``--out``)."""
+    trace = load_trace(spec, root, order, interval=args.interval, max_gap=args.max_gap)
+    if trace.resampling is not None:
+        print(f"{spec}: {trace.resampling.summary()}", file=sys.stderr)
+        reports[spec] = asdict(trace.resampling)
+    if args.hours is not None and args.hours * 3600.0 < trace.n_steps * trace.step_s:
+        cut = first_hours(trace, args.hours)
+        print(f"{spec}: --hours {args.hours:g}: the first {cut.n_steps} of {trace.n_steps} "
+              f"samples of {trace.step_s:g} s", file=sys.stderr)  # fmt: skip
+        return cut
+    return trace
+
+
+def _write(args: argparse.Namespace, results: list[Result], reports: dict[str, object]) -> None:
     if args.out is not None:
-        write_metrics(args.out, results)
+        write_metrics(args.out, results, reports)
     if args.report is not None:
         for f in write_report(args.report, results):
             print(f"wrote {f}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.hosts <= 0:
-        raise WhatIfError(f"--hosts: expected a number > 0, got {args.hosts}")
     for name in args.policy:
         parse_policy(name)  # fail before any work
     whatif = WhatIf.from_args(args)
@@ -129,11 +159,13 @@ def _run(args: argparse.Namespace) -> int:
     root = traces_root(args.traces_dir)
     order = _order_dir(args, root)
     specs = _specs(args.trace, root)
-    dc = Datacenter(n_hosts=args.hosts, memory_aware=args.memory_aware)
+    dc = _datacenter(args)
+    host_count(whatif, dc.n_hosts)  # before reading traces
     results: list[Result] = []
+    reports: dict[str, object] = {}
     total, i = len(specs) * len(args.policy), 0
     for spec in specs:
-        trace: Trace = load_trace(spec, root, order)
+        trace = _load(args, reports, spec, root, order)
         for name in args.policy:
             i += 1
             progress = _Progress(args.quiet, f"[{i}/{total}] {name} {spec}")
@@ -141,5 +173,5 @@ def _run(args: argparse.Namespace) -> int:
             results.append(simulate(edited, name, world_dc, label=spec, seed=args.seed,
                                     progress=progress, whatif=whatif))  # fmt: skip
     print(table(results))
-    _write(args, results)
+    _write(args, results, reports)
     return 0

@@ -131,11 +131,16 @@ class Engine:
             incoming=np.concatenate([np.zeros(base.size, bool), np.ones(n, bool)]),
         )
 
-    def drop_finished(self, req: FloatA) -> bool:
-        """CloudSim removes, at every update, each VM not migrating whose request is 0."""
-        if not self.w.drop_idle:
+    def drop_finished(self, req: FloatA, t: float) -> bool:
+        """CloudSim removes, at every update, each VM not migrating whose request is 0
+        (paper mode); otherwise VMs leave when the trace marks them absent."""
+        if self.w.drop_idle:
+            gone = self.alive & ~self.in_mig & (req == 0)
+        elif self.w.present is not None:
+            k = min(int(t // self.w.interval), self.w.present.shape[1] - 1)
+            gone = self.alive & ~self.in_mig & ~self.w.present[:, k]
+        else:
             return False
-        gone = self.alive & ~self.in_mig & (req == 0)
         if not gone.any():
             return False
         self.alive &= ~gone
@@ -202,7 +207,7 @@ class Engine:
         self.record(t, e, st)
         self.push_history(req)
         self.sample(t, st)
-        if self.drop_finished(req):
+        if self.drop_finished(req, t):
             e, st = self.evaluate(req)
         if self.decide is None:
             return []
@@ -251,7 +256,7 @@ class Engine:
         req = self.requests(tau)
         _, st = self.evaluate(req)
         self.account(tau, st.util_mips)
-        self.drop_finished(req)
+        self.drop_finished(req, tau)
         for _, v, dst in group:
             for j, (a, b) in enumerate(zip(self.f_vm, self.f_host, strict=True)):
                 if a == v and b == dst:
@@ -265,7 +270,7 @@ class Engine:
         e, st = self.evaluate(req)
         self.account(tau, st.util_mips)
         self.record(tau, e, st)
-        self.drop_finished(req)
+        self.drop_finished(req, tau)
 
     def drain(self, pending: list[tuple[float, int, int]], until: float) -> None:
         pending.sort(key=lambda x: x[0])  # stable: same time keeps start order

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import orjson
@@ -47,8 +47,11 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def write_metrics(path: Path, results: Sequence[Result]) -> None:
-    """JSON (``{"format": ..., "runs": [...]}``) or, for a ``.csv`` path, one row per run."""
+def write_metrics(
+    path: Path, results: Sequence[Result], resampling: Mapping[str, object] | None = None
+) -> None:
+    """JSON (``{"format": ..., "runs": [...]}``, and ``resampling``: what resampling did to
+    each trace, by trace) or, for a ``.csv`` path, one row per run."""
     rows = [r.row() for r in results]
     if path.suffix.lower() == ".csv":
         buf = io.StringIO()
@@ -57,7 +60,10 @@ def write_metrics(path: Path, results: Sequence[Result]) -> None:
         w.writerows(rows)
         atomic_write(path, buf.getvalue().encode())
         return
-    doc = {"format": FORMAT, "runs": rows, "series": [_series(r) for r in results]}
+    doc: dict[str, object] = {"format": FORMAT, "runs": rows}
+    doc["series"] = [_series(r) for r in results]
+    if resampling:
+        doc["resampling"] = dict(resampling)
     atomic_write(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
 
 

@@ -6,6 +6,7 @@ Names: ``npa``, ``dvfs``, ``<detector>-<selection>-<parameter>`` (e.g. ``lr-mmt-
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,12 +80,17 @@ def parse_policy(name: str) -> Policy:
             p = float(parts[2])
         except ValueError:
             p = -1.0
-        if p > 0:
+        if parts[0] == "thr" and not 0 < p <= 1:
+            raise PolicyError(
+                f"policy {name!r}: the THR parameter is a utilisation threshold in (0, 1], "
+                f"got {parts[2]!r}"
+            )
+        if 0 < p < math.inf:
             return Policy(n, "migration", parts[0], parts[1], p)
     raise PolicyError(
         f"policy {name!r}: expected npa, dvfs, xdrs-consolidate, xdrs-balance or "
         f"<detector>-<selection>-<parameter> with detector in {DETECTORS}, "
-        f"selection in {SELECTIONS} (e.g. lr-mmt-1.2)"
+        f"selection in {SELECTIONS} and a finite parameter > 0 (e.g. lr-mmt-1.2)"
     )
 
 
@@ -104,7 +110,11 @@ def initial_placement(w: World, threshold: float | None) -> IntA:
             ok &= ~((alloc != 0) & (m / w.host_mips > threshold))
             d = choose(power_increase(m, alloc, w.host_mips, idle, w.host_power), ok)
         if d < 0:
-            raise PolicyError(f"VM {w.names[v] if w.names else v}: no host can take it")
+            raise PolicyError(
+                f"VM {w.names[v] if w.names else v} ({m:,.0f} MHz, {w.vm_ram[v]:,.0f} MB): "
+                f"no host can take it (largest host {w.host_mips.max():,.0f} MHz, "
+                f"{w.host_ram.max():,.0f} MB); describe the hosts with --datacenter"
+            )
         host[v] = d
         alloc[d] += m
         ram_free[d] -= w.vm_ram[v]

@@ -12,11 +12,36 @@ from __future__ import annotations
 
 import numpy as np
 
+from collectors.replay.resample import MAX_CELLS
 from collectors.replay.traces import Trace, TraceError
 from placement import ClusterState
+from xdrs.errors import SnapshotError
 from xdrs.sim.setup import PAPER_HOSTS, World
 
 __all__ = ["world_from_snapshot"]
+
+
+def _check(st: ClusterState, steps: int) -> None:
+    for col, what in ((0, "vCPUs"), (1, "memory")):
+        bad = np.flatnonzero(st.phys[:, col] <= 0)
+        if bad.size:
+            raise SnapshotError(
+                f"snapshot: host {st.host_ids[bad[0]]!r} has no {what} ({bad.size} such "
+                "hosts); the simulator needs every host to have CPU cores and memory "
+                "(remove those hosts from the snapshot)"
+            )
+    bad = np.flatnonzero(st.alloc[:, 0] <= 0)
+    if bad.size:
+        raise SnapshotError(
+            f"snapshot: VM {st.vm_ids[bad[0]]!r} has no vCPUs ({bad.size} such VMs); the "
+            "simulator counts CPU demand as a share of each VM's vCPUs"
+        )
+    if st.n_vms * steps > MAX_CELLS:
+        raise SnapshotError(
+            f"snapshot: {st.n_vms:,} VMs x {steps:,} steps is more than {MAX_CELLS:,} "
+            "samples; simulate fewer --hours"
+        )
+
 
 LINK = 10_000_000.0  # in CloudSim's units (1,000,000 = 1 Gbit/s): MiB / 625 s
 
@@ -44,6 +69,7 @@ def world_from_snapshot(
     if trace is not None:
         interval = trace.step_s
     steps = max(int(hours * 3600 / interval), 2)
+    _check(st, trace.n_steps if trace is not None else steps)
     util = _utilisation(st, trace, steps)
     power = st.power if st.power is not None else np.tile(PAPER_HOSTS[1].power, (st.n_hosts, 1))
     cores = st.phys[:, 0].astype(np.float64)

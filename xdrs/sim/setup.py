@@ -7,13 +7,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from collectors.replay.traces import Trace
 
-__all__ = ["PAPER_HOSTS", "PAPER_VMS", "Datacenter", "HostType", "VmType", "World", "build_world"]
+__all__ = [
+    "PAPER_HOSTS",
+    "PAPER_VMS",
+    "Datacenter",
+    "HostType",
+    "VmType",
+    "World",
+    "build_world",
+    "host_layout",
+]
 
 FloatA = NDArray[np.float64]
 
@@ -67,6 +77,9 @@ class Datacenter:
 
     n_hosts: int = 800
     host_types: tuple[HostType, ...] = PAPER_HOSTS
+    # hosts of each type in one block per type (a described data centre); empty: the types
+    # alternate host by host (the paper). Fewer or more hosts cut or repeat the pattern.
+    host_counts: tuple[int, ...] = ()
     vm_types: tuple[VmType, ...] = PAPER_VMS
     interval: float = 300.0
     history: int = 30
@@ -75,6 +88,9 @@ class Datacenter:
     # VM's requested RAM/BW come from a null utilisation model (0), so migrations ignore
     # them. True checks each VM's full memory and bandwidth at every placement.
     memory_aware: bool = False
+    # cap each VM's request at one core's MIPS (CloudSim's single-vCPU VMs); off for data
+    # centres whose VMs have several vCPUs
+    per_core_cap: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,8 +111,11 @@ class World:
     interval: float
     names: tuple[str, ...] = field(default=())
     memory_aware: bool = False
-    drop_idle: bool = True  # CloudSim destroys a VM whose demand is exactly 0
+    drop_idle: bool = True  # CloudSim destroys a VM whose demand is exactly 0 (paper mode)
     host_names: tuple[str, ...] = field(default=())
+    # (V, S + 1) bool or None: False once a VM's samples stop (after the trace's gap limit);
+    # the VM leaves then, for the rest of the run
+    present: NDArray[np.bool_] | None = None
 
     @property
     def n_hosts(self) -> int:
@@ -107,32 +126,61 @@ class World:
         return int(self.vm_mips.shape[0])
 
 
+def host_layout(dc: Datacenter) -> NDArray[np.int64]:
+    """(H,) host type of every host."""
+    n_types = len(dc.host_types)
+    pattern = (
+        np.repeat(np.arange(n_types), dc.host_counts) if dc.host_counts else np.arange(n_types)
+    )
+    return pattern[np.arange(dc.n_hosts) % pattern.size].astype(np.int64)
+
+
 def build_world(dc: Datacenter, trace: Trace) -> World:
     """Arrays for ``dc`` running ``trace``."""
-    h = np.arange(dc.n_hosts) % len(dc.host_types)
+    h = host_layout(dc)
     ht = dc.host_types
     v = len(trace.vm_names)
     block = math.ceil(v / len(dc.vm_types))
     vt = np.minimum(np.arange(v) // block, len(dc.vm_types) - 1)
     vms = dc.vm_types
-    ram = np.array([vms[t].ram_mb for t in vt])
-    if trace.mem_mb is not None:
-        ram = np.where(trace.mem_mb > 0, trace.mem_mb, ram)
+    ram = _given(trace.mem_mb, np.array([vms[t].ram_mb for t in vt]))
+    mips = _given(trace.vm_mhz, np.array([vms[t].mips for t in vt]))
+    host_mips = np.array([ht[t].cores * ht[t].core_mips for t in h])
+    # the kernel caps a VM's request at one core (the paper's VMs have one vCPU); VMs with
+    # their own sizes may have several vCPUs, so their host's whole capacity is the cap
+    per_core = dc.per_core_cap and trace.vm_mhz is None
     util = trace.util
-    samples = np.concatenate([util, util[:, -1:]], axis=1)
     return World(
-        host_mips=np.array([ht[t].cores * ht[t].core_mips for t in h]),
-        host_pe=np.array([ht[t].core_mips for t in h]),
+        host_mips=host_mips,
+        host_pe=np.array([ht[t].core_mips for t in h]) if per_core else host_mips.copy(),
         host_ram=np.array([ht[t].ram_mb for t in h]),
         host_bw=np.array([ht[t].bw for t in h]),
         host_power=np.array([ht[t].power for t in h], dtype=np.float64),
         host_type=h.astype(np.int64),
-        vm_mips=np.array([vms[t].mips for t in vt]),
+        vm_mips=mips,
         vm_ram=ram,
         vm_bw=np.array([vms[t].bw for t in vt]),
         vm_type=vt.astype(np.int64),
-        samples=samples,
+        samples=_repeat_last(util),
         interval=trace.step_s,
         names=trace.vm_names,
         memory_aware=dc.memory_aware,
+        drop_idle=trace.paper,
+        present=None if trace.present is None else _repeat_last(_until_gone(trace.present)),
     )
+
+
+def _until_gone(present: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """(V, T) True until a VM's samples stop: a VM is there (idle) before its first
+    sample, since the simulator places every VM at the start."""
+    return np.asarray(present | ~np.logical_or.accumulate(present, axis=1))
+
+
+def _given(sizes: FloatA | None, default: FloatA) -> FloatA:
+    """Per-VM sizes from the trace where known (> 0), ``default`` elsewhere."""
+    return default if sizes is None else np.where(sizes > 0, sizes, default)
+
+
+def _repeat_last(a: NDArray[Any]) -> NDArray[Any]:
+    """(V, T + 1): the last sample repeated, as CloudSim's PlanetLab model reads past the end."""
+    return np.concatenate([a, a[:, -1:]], axis=1)

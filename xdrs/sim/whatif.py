@@ -10,9 +10,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collectors.replay.traces import Trace
+from xdrs.limits import MAX_HOSTS
 from xdrs.sim.setup import Datacenter
 
-__all__ = ["WhatIf", "WhatIfError", "apply_whatif", "parse_maintenance"]
+__all__ = ["WhatIf", "WhatIfError", "apply_whatif", "host_count", "parse_maintenance"]
 
 
 class WhatIfError(ValueError):
@@ -70,11 +71,19 @@ def parse_maintenance(text: str, names: Sequence[str] = ()) -> tuple[tuple[int, 
     return tuple(sorted(set(hosts))), hour * 3600.0
 
 
-def apply_whatif(w: WhatIf, dc: Datacenter, trace: Trace) -> tuple[Datacenter, Trace]:
-    """The data centre and trace with the host-count and demand edits applied."""
-    n = dc.n_hosts - w.remove_hosts + w.add_hosts
+def host_count(w: WhatIf, n_hosts: int) -> int:
+    """Hosts after the edits, checked against :data:`~xdrs.limits.MAX_HOSTS`."""
+    n = n_hosts - w.remove_hosts + w.add_hosts
     if n <= 0:
         raise WhatIfError(f"what-if leaves {n} hosts")
+    if n > MAX_HOSTS:
+        raise WhatIfError(f"what-if makes {n:,} hosts; the simulator takes at most {MAX_HOSTS:,}")
+    return n
+
+
+def apply_whatif(w: WhatIf, dc: Datacenter, trace: Trace) -> tuple[Datacenter, Trace]:
+    """The data centre and trace with the host-count and demand edits applied."""
+    n = host_count(w, dc.n_hosts)
     if w.maintenance and max(w.maintenance) >= n:
         raise WhatIfError(f"--maintenance: host {max(w.maintenance)} does not exist ({n} hosts)")
     if w.scale != 1.0:

@@ -15,6 +15,7 @@ from collectors.replay.traces import (
     PACKAGED_DAY,
     Trace,
     TraceError,
+    first_hours,
     load_trace,
     read_csv,
     read_planetlab,
@@ -120,13 +121,38 @@ def test_csv_iso_timestamps(tmp_path: Path) -> None:
         ("0,a\n", r"t.csv:1: expected timestamp,vm_id,cpu_pct"),
         ("0,a,1\nyesterday,a,2\n", r"t.csv:2: bad timestamp"),
         ("inf,a,1\n", r"t.csv:1: bad timestamp"),
-        ("0,a,lots\n", r"t.csv:1: cpu_pct/mem_mb must be numbers"),
-        ("0,a,150\n", r"t.csv:1: cpu_pct must be in 0..100"),
-        ("0,a,5,1e300\n", r"t.csv:1: mem_mb must be in 0..1e9"),
+        ("nan,a,1\n", r"t.csv:1: bad timestamp 'nan'"),
+        ("0,a,lots\n", r"t.csv:1: cpu_pct must be a number, got 'lots'"),
+        ("0,a,-1\n", r"t.csv:1: cpu_pct must be a finite number in 0..inf, got -1"),
+        ("0,a,nan\n", r"t.csv:1: cpu_pct must be a finite number in 0..inf, got nan"),
+        ("0,a,5,1e300\n", r"t.csv:1: mem_mb must be a finite number in 0..1e\+09"),
+        ("0,a,1\n1e300,a,1\n", r"t.csv:2: bad timestamp '1e300'"),
+        ("0,a,1\n1e10,a,1\n", r"t.csv: samples from 0 s to 10,000,000,000 s span 115,740.7 days"),
+        ("timestamp,vm,cpu_mhz\n", r"t.csv:1: cpu_mhz needs a vm_mhz column"),
+        ("timestamp,vm,cpu\n", r"t.csv:1: unknown column 'cpu'"),
+        ("timestamp,cpu_pct\n", r"t.csv:1: header .* needs timestamp, vm_id and cpu_pct"),
+        ("timestamp,vm,cpu_mhz,vm_mhz\n0,a,5,0\n", r"t.csv:2: cpu_mhz needs a vm_mhz > 0"),
         ("0,,5\n", r"t.csv:1: empty vm_id"),
         ("timestamp,vm_id,cpu_pct\n", r"t.csv: no samples"),
     ],
-    ids=["columns", "timestamp", "inf-time", "number", "range", "memory", "vm-id", "empty"],
+    ids=[
+        "columns",
+        "timestamp",
+        "inf-time",
+        "nan-time",
+        "number",
+        "negative",
+        "nan-cpu",
+        "memory",
+        "huge-time",
+        "span",
+        "mhz-no-size",
+        "unknown-column",
+        "no-vm-column",
+        "zero-size",
+        "vm-id",
+        "empty",
+    ],
 )
 def test_csv_errors(tmp_path: Path, text: str, match: str) -> None:
     p = tmp_path / "t.csv"
@@ -156,7 +182,7 @@ def test_load_trace_specs(tmp_path: Path) -> None:
     assert load_trace(f"csv:{tmp_path / 't.csv'}").vm_names == ("a",)
     assert load_trace(str(tmp_path / "t.csv")).cpu_pct.tolist() == [[1.0]]
     with pytest.raises(TraceError, match="expected planetlab:<day>, csv:<file>"):
-        load_trace("azure:x", tmp_path)
+        load_trace("gwa:x", tmp_path)
     with pytest.raises(TraceError, match="d2 is not a directory"):
         load_trace("planetlab:d2", tmp_path)
     with pytest.raises(TraceError, match="'planetlab:d2': no trace directory given"):
@@ -216,3 +242,11 @@ def test_any_csv_loads_or_names_itself(text: str) -> None:
         else:
             assert np.isfinite(tr.cpu_pct).all() and tr.step_s > 0
             assert ((tr.cpu_pct >= 0) & (tr.cpu_pct <= 100)).all()
+
+
+def test_first_hours() -> None:
+    tr = Trace("t", ("a",), np.arange(24.0)[None, :], present=np.ones((1, 24), bool))
+    cut = first_hours(tr, 1)
+    assert cut.cpu_pct.tolist() == [list(range(12))]
+    assert cut.present is not None and cut.present.shape == (1, 12)
+    assert first_hours(tr, 0.01).n_steps == 2 and first_hours(tr, 100).n_steps == 24

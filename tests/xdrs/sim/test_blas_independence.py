@@ -61,7 +61,7 @@ def show(name, d):
 
 rng = np.random.default_rng(1)
 util = np.clip(rng.gamma(1.5, 0.15, (60, 30)), 0, 1).round(2)
-trace = Trace("synthetic", tuple(f"v{i}" for i in range(60)), util * 100, 300.0)
+trace = Trace("synthetic", tuple(f"v{i}" for i in range(60)), util * 100, 300.0, paper=True)
 for policy in ("lr-mmt-1.2", "iqr-mmt-1.5"):
     world = build_world(Datacenter(n_hosts=60, memory_aware=True), trace)
     simulate_world(world, parse_policy(policy).initial(world), policy, label="t")

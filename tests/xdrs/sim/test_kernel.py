@@ -43,7 +43,7 @@ def _synthetic(seed: int) -> Trace:
     rng = np.random.default_rng(seed)
     util = np.clip(rng.gamma(1.5, 0.15, (200, 60)), 0, 1).round(2)
     util[rng.random(util.shape) < 0.03] = 0.0  # zero samples: dropped VMs, short histories
-    return Trace("synthetic", tuple(f"v{i}" for i in range(200)), util * 100, 300.0)
+    return Trace("synthetic", tuple(f"v{i}" for i in range(200)), util * 100, 300.0, paper=True)
 
 
 @pytest.mark.parametrize("policy", POLICIES)

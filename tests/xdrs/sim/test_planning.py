@@ -16,7 +16,7 @@ from xdrs.sim.setup import Datacenter, build_world
 def _world() -> tuple[Trace, Datacenter]:
     rng = np.random.default_rng(5)
     util = np.clip(rng.gamma(1.5, 0.12, (150, 40)), 0, 0.99).round(2)
-    trace = Trace("synthetic", tuple(f"v{i}" for i in range(150)), util * 100, 300.0)
+    trace = Trace("synthetic", tuple(f"v{i}" for i in range(150)), util * 100, 300.0, paper=True)
     return trace, Datacenter(n_hosts=100)
 
 

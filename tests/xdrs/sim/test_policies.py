@@ -27,3 +27,15 @@ def test_parse(name: str, kind: str, detector: str, selection: str, param: float
 def test_bad_names(name: str) -> None:
     with pytest.raises(PolicyError, match="expected npa, dvfs"):
         parse_policy(name)
+
+
+@pytest.mark.parametrize("name", ["lr-mmt-inf", "mad-mc-nan", "iqr-rs-1e999", "lr-mmt--1"])
+def test_parameter_must_be_finite_and_positive(name: str) -> None:
+    with pytest.raises(PolicyError, match="a finite parameter > 0"):
+        parse_policy(name)
+
+
+@pytest.mark.parametrize("name", ["thr-mmt-inf", "thr-mmt-nan", "thr-mmt-1.5", "thr-mmt-0"])
+def test_thr_is_a_threshold(name: str) -> None:
+    with pytest.raises(PolicyError, match=r"utilisation threshold in \(0, 1\]"):
+        parse_policy(name)

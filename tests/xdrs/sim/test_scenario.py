@@ -20,7 +20,7 @@ def power(u: float) -> float:
 
 def test_one_consolidating_migration_by_hand() -> None:
     # two 1000-MIPS VMs at a constant 20 % and 30 %, each first on its own G5 host
-    trace = Trace("t", ("x", "y"), np.array([[20.0] * 4, [30.0] * 4]))
+    trace = Trace("t", ("x", "y"), np.array([[20.0] * 4, [30.0] * 4]), paper=True)
     dc = Datacenter(n_hosts=2, host_types=(G5,), vm_types=(VmType("v", 1000.0, 613.0),))
     r = simulate(trace, "thr-mmt-0.8", dc)
     # decisions at 300.1, 600.1, 900.1; at 300.1 host 0 (x, less loaded) is emptied
@@ -45,7 +45,7 @@ def test_one_consolidating_migration_by_hand() -> None:
 def test_dvfs_energy_and_capped_host_by_hand() -> None:
     # a 2500-MIPS VM at 90 % cannot get 2250 MIPS from one 1860-MIPS core: SLA violation
     g4 = PAPER_HOSTS[0]
-    trace = Trace("t", ("a",), np.array([[90.0] * 3]))
+    trace = Trace("t", ("a",), np.array([[90.0] * 3]), paper=True)
     dc = Datacenter(n_hosts=1, host_types=(g4,), vm_types=(VmType("big", 1800.0, 870.0),))
     r = simulate(trace, "dvfs", dc)
     # decisions at 300.1 and 600.1: one counted interval at 1620 / 3720
@@ -60,7 +60,7 @@ def test_vm_with_zero_demand_leaves_like_cloudsim() -> None:
     # CloudSim destroys a VM whose request is 0 at an update (it "completed"): b is gone at
     # 600.1 (samples 2 and 3 are 0) and its later 80 % never loads the host again
     b = [50.0, 50.0, 0.0, 0.0, 80.0, 80.0]
-    trace = Trace("t", ("a", "b"), np.array([[50.0] * 6, b]))
+    trace = Trace("t", ("a", "b"), np.array([[50.0] * 6, b]), paper=True)
     dc = Datacenter(n_hosts=2, host_types=(G5,), vm_types=(VmType("v", 1000.0, 613.0),))
     r = simulate(trace, "dvfs", dc)
     assert r.series.t == pytest.approx([300.1, 600.1, 900.1, 1200.1, 1500.1])

@@ -227,11 +227,19 @@ class ReplayCollector:
         return cluster in self.clusters
 
     def move(self, rec: Recommendation, m: Move) -> ActionResult:
-        """:class:`collectors.platform.Mover`: apply one move; the caller reports the result."""
+        """:class:`collectors.platform.Mover`: apply one move at once; the caller reports the
+        result. A key applied before returns its first result and changes nothing."""
         with self._lock:
-            result = self._move(rec, m)
+            result = self.applied.get(m.key)
+            if result is None:
+                result = self.applied[m.key] = self._move(rec, m)
         self.sink.flush()
         return result
+
+    def refusal(self, cluster: str, vm: str, src: str, dst: str) -> str:
+        """Why the platform would refuse this move now (``""``: it would not)."""
+        with self._lock:
+            return self._refuse(cluster, vm, src, dst)
 
     def apply(self, rec: Recommendation) -> list[ActionResult]:
         """Apply a recommendation's moves in order; each result is published and returned."""

@@ -1,8 +1,8 @@
 """Execution: the moves to run, started in parallel under the limits, each on a worker thread.
 
-A move starts when every earlier move of its recommendation that touches its source or
-destination has finished (the plan's order, relaxed to what the hosts require: room on a
-host is freed only by moves off that host), the limits let it (it waits otherwise), and the
+A move starts when the earlier moves of its recommendation that it depends on have
+finished (the plan's order, relaxed to what it requires: the same VM's earlier moves, and
+the moves off its destination, which make its room), the limits let it (it waits otherwise), and the
 checks pass (it is skipped otherwise, with the reason: expired, held back, an earlier move
 on its hosts failed, stale, no longer fits, old metrics). Its ``started`` record is written,
 and confirmed, before the platform is called. A result ends it; no result within
@@ -46,24 +46,30 @@ class Stamp:
 
 @dataclass
 class _Run:
-    """The moves of one recommendation still to start, by host in plan order."""
+    """The moves of one recommendation still to start or finish, in plan order.
+
+    A move waits for the earlier moves of the same VM and for the earlier moves off its
+    destination (they make its room); moves off one host, or onto one host, do not wait
+    for each other (the checks count the room of migrations in flight).
+    """
 
     rec: Recommendation
     todo: dict[int, Move] = field(default_factory=dict)
-    order: dict[str, list[int]] = field(default_factory=dict)  # host -> unfinished indexes
+    order: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)  # host -> key of a failed move
 
     def add(self, i: int, m: Move) -> None:
         self.todo[i] = m
-        for h in (m.src, m.dst):
-            bisect.insort(self.order.setdefault(h, []), i)
+        for k in (("off", m.src), ("vm", m.vm)):
+            bisect.insort(self.order.setdefault(k, []), i)
 
     def ready(self, i: int, m: Move) -> bool:
-        return all(self.order[h][0] == i for h in (m.src, m.dst))
+        off = self.order.get(("off", m.dst))
+        return self.order[("vm", m.vm)][0] == i and (not off or off[0] > i)
 
     def done(self, i: int, m: Move) -> None:
-        for h in (m.src, m.dst):
-            self.order[h].remove(i)
+        for k in (("off", m.src), ("vm", m.vm)):
+            self.order[k].remove(i)
 
 
 @dataclass

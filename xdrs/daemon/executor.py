@@ -125,11 +125,12 @@ class Executor:
     def _try(self, run: _Run, i: int, m: Move, now: float) -> None:
         rec = run.rec
         busy = self.gate.busy(rec.cluster, (m.src, m.dst), now)
+        why = "" if busy else self._skip_reason(run, m, now)
+        busy = busy or (not why and self.picture.unseen(rec.cluster, m))
         if busy:
             self.waiting[m.key] = busy
             return
         self.waiting.pop(m.key, None)
-        why = self._skip_reason(run, m, now)
         if why:
             run.todo.pop(i)
             run.done(i, m)

@@ -5,7 +5,8 @@ per cluster (the engine's own tables), and the daemon's clock time of each host'
 metrics is kept. :meth:`Picture.refuse` says why a move must not start now: the VM is not
 where the plan thinks (stale), the destination no longer fits it with current data
 (allocation and measured demand, counting the migrations already heading there), or a host's
-metrics are missing or older than the allowed age.
+metrics are older than the allowed age; :meth:`Picture.unseen` names a host without metrics
+since the start (the move waits for them).
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ class Picture:
         elif isinstance(e, ActionResult) and e.status == "ok" and e.cluster in self.tables:
             self.tables[e.cluster].move_vm(e.vm, e.src, e.dst)
 
+    def unseen(self, cluster: str, m: Move) -> str:
+        """Which host of ``m`` has had no metrics since the daemon started (``""``: none);
+        such a move waits for them (a restarted daemon reads metrics from their end)."""
+        for h in (m.src, m.dst):
+            if (cluster, h) not in self.seen_at:
+                return f"no metrics for host {h} yet"
+        return ""
+
     def host_of(self, cluster: str, vm: str) -> str | None:
         t = self.tables.get(cluster)
         row = None if t is None else t.vm_row.get(vm)
@@ -83,9 +92,7 @@ class Picture:
             return f"stale: destination {m.dst} is not in the inventory of {cluster}"
         for h in (m.src, m.dst):
             seen = self.seen_at.get((cluster, h))
-            if seen is None:
-                return f"no metrics for host {h} yet"
-            if now - seen > max_age_s:
+            if seen is not None and now - seen > max_age_s:
                 return f"metrics of host {h} are {now - seen:.0f} s old (limit {max_age_s:g} s)"
         return self._room(t, m, incoming)
 

@@ -108,7 +108,7 @@ class Bench:
     def plan(self, cluster: str, trigger: str = "imbalance") -> Recommendation | None:
         return self.engine.recommend(cluster, trigger, time.monotonic())
 
-    def run_until_idle(self, timeout_s: float = 60.0) -> None:
+    def run_until_idle(self, timeout_s: float = 20.0) -> None:
         deadline = time.monotonic() + timeout_s
         self.daemon.tick()
         while not self.daemon.executor.idle():

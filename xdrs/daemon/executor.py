@@ -126,7 +126,8 @@ class Executor:
         rec = run.rec
         busy = self.gate.busy(rec.cluster, (m.src, m.dst), now)
         why = "" if busy else self._skip_reason(run, m, now)
-        busy = busy or (not why and self.picture.unseen(rec.cluster, m))
+        if not busy and not why:
+            busy = self.picture.unseen(rec.cluster, m)
         if busy:
             self.waiting[m.key] = busy
             return

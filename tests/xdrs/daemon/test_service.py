@@ -51,6 +51,11 @@ def _log(path: Path) -> list[tuple[str, str]]:
     return [tuple(line.split(" ", 1)) for line in path.read_text().splitlines()]  # type: ignore[misc]
 
 
+def in_flight_of(log: Path) -> set[str]:
+    lines = _log(log)
+    return {k for e, k in lines if e == "start"} - {k for e, k in lines if e == "end"}
+
+
 def _finals(config) -> dict[str, list[ActionResult]]:
     out: dict[str, list[ActionResult]] = {}
     for r in read_all(config, config.topics.actions, settle_s=0.3):
@@ -74,18 +79,12 @@ def test_sigkill_mid_wave_then_restart_issues_no_move_twice_and_records_all(
     log = tmp_path / "platform.log"
     first = _daemon(config, log)
     try:
-        in_flight = lambda: (
-            {k for e, k in _log(log) if e == "start"}
-            - {  # noqa: E731
-                k for e, k in _log(log) if e == "end"
-            }
-        )
-        assert wait_for(lambda: len(_log(log)) >= 5 and in_flight(), 60)
+        assert wait_for(lambda: len(_log(log)) >= 5 and in_flight_of(log), 60)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
         first.kill()
-    cut = in_flight()
+    cut = in_flight_of(log)
     before = len([e for e, _ in _log(log) if e == "start"])
     second = _daemon(config, log)
     try:
@@ -107,7 +106,7 @@ def test_sigkill_mid_wave_then_restart_issues_no_move_twice_and_records_all(
         ends = [r for r in finals[k] if r.status in ("ok", "failed", "skipped")]
         assert len(ends) == 1, (k, finals[k])
     for k in starts:  # every issued migration is on the record: started, then its result
-        assert [r.status for r in finals[k]][0] == "started"
+        assert finals[k][0].status == "started"
     for k in cut:  # interrupted by the kill: resolved from the inventory on restart
         (end,) = [r for r in finals[k] if r.status != "started"]
         assert end.status == "failed" and end.error.startswith("Interrupted"), end

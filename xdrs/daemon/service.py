@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,11 +60,13 @@ class _RealClock:
 
 @dataclass(frozen=True)
 class DaemonOptions:
-    """limits : :class:`Limits`; policy : the automation policy (file or fixed)."""
+    """limits : :class:`Limits`; policy : the automation policy (file or fixed);
+    on_record : called with every record the daemon writes (progress displays)."""
 
     limits: Limits = field(default_factory=Limits)
     policy: PolicyFile = field(default_factory=PolicyFile)
     poll_ms: int = 50
+    on_record: Callable[[ActionResult], None] | None = None
 
 
 class RebalanceDaemon:
@@ -88,7 +91,11 @@ class RebalanceDaemon:
     def _journal(self, r: ActionResult, confirm: bool) -> bool:
         assert self._sink is not None
         self._sink.publish("actions", inventory_key(r.cluster, "action", r.key), r)
-        return not confirm or self._sink.try_flush(CONFIRM_S, f"{r.key} not started")
+        if confirm and not self._sink.try_flush(CONFIRM_S, f"{r.key} not started"):
+            return False
+        if self.opts.on_record is not None:
+            self.opts.on_record(r)
+        return True
 
     def run(self, stop: threading.Event) -> None:
         sink = self._sink = KafkaSink(self.config)

@@ -89,7 +89,9 @@ def test_frozen_broker_loses_no_sample_and_duplicates_no_recommendation(own_brok
     on_topic = [r.event.id for r in read_all(config, config.topics.recommendations)]
     assert sorted(on_topic) == sorted(r.id for r in daemon.published)
     assert len(set(on_topic)) == len(on_topic)
-    keys = [r.event.key for r in read_all(config, config.topics.actions)]
+    keys = [
+        r.event.key for r in read_all(config, config.topics.actions) if r.event.status != "started"
+    ]  # the daemon's journal: one start, one result
     assert len(set(keys)) == len(keys)  # no move applied twice
 
 
@@ -162,7 +164,7 @@ def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
     recs_end = written_ends(config, t.recommendations)
     assert wait_for(lambda: committed_up_to(config, ACTUATOR_GROUP, t.recommendations,
                                             recs_end), 30)  # fmt: skip
-    keys = [r.event.key for r in read_all(config, t.actions)]
+    keys = [r.event.key for r in read_all(config, t.actions) if r.event.status != "started"]
     assert len(keys) == len(set(keys)) >= len(applied)
     assert all(collector.applied[k] == r for k, r in applied.items())
 
@@ -198,6 +200,6 @@ def test_kafka_restarted_on_its_log_dir_loses_and_duplicates_nothing(apache_kafk
     recs_end = written_ends(config, t.recommendations)
     assert wait_for(lambda: committed_up_to(config, ACTUATOR_GROUP, t.recommendations,
                                             recs_end), 60)  # fmt: skip
-    keys = [r.event.key for r in read_all(config, t.actions)]
+    keys = [r.event.key for r in read_all(config, t.actions) if r.event.status != "started"]
     assert keys and len(keys) == len(set(keys)), "an action is on the topic twice"
     assert sorted(keys) == sorted(collector.applied)

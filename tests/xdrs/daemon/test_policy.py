@@ -106,7 +106,8 @@ def test_make_room_is_mandatory_only_beside_a_mandatory_move():
     ("[1, 2]", ".json", ": expected an object, got list"),
     ("{", ".json", "not valid"),
     ("default: [", ".yaml", "not valid"),
-], ids=["level", "cluster", "vm", "vms-type", "unknown", "format", "list", "json", "yaml"])  # fmt: skip
+], ids=["level", "cluster", "vm", "vms-type", "unknown", "format", "list", "json",
+        "yaml"])  # fmt: skip
 def test_a_bad_policy_file_is_one_error_naming_file_and_field(tmp_path, text, suffix, message):
     path = tmp_path / f"automation{suffix}"
     path.write_text(text)

@@ -124,3 +124,19 @@ class Bench:
     def statuses(self) -> dict[str, str]:
         """The last record of each key."""
         return {r.key: r.status for r in self.journal}
+
+
+def spread_moves(c: ReplayCollector, cluster: str, n: int, rid: str) -> list[Move]:
+    """``n`` moves off the fullest host of ``cluster`` to hosts with allocation room."""
+    hosts = [i for i, h in enumerate(c.hosts) if h.cluster == cluster]
+    used = np.array([c.alloc[c.place == h].sum(axis=0) for h in hosts])
+    src = hosts[int(np.argmax(used[:, 0]))]
+    moves = []
+    for j in np.flatnonzero(c.place == src)[:n].tolist():
+        room = [k for k, h in enumerate(hosts) if h != src
+                and (used[k] + c.alloc[j] <= c.cap[h] + 1e-9).all()]  # fmt: skip
+        k = min(room, key=lambda k: used[k, 0])
+        used[k] += c.alloc[j]
+        moves.append(Move(f"{rid}/{len(moves)}", c.vm_ids[j], c.hosts[src].uuid,
+                          c.hosts[hosts[k]].uuid, "imbalance", wave=len(moves) // 2))  # fmt: skip
+    return moves

@@ -8,35 +8,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from collectors.events import ActionResult, Move, Recommendation, inventory_key
+from collectors.events import ActionResult, Recommendation, inventory_key
 from collectors.replay import ReplayCollector
 from tests.support import wait_for
 from xdrs.bus.kafka import KafkaSink
 
 from ..bus.conftest import read_all
-from .sim import scenario, steady_trace
+from .sim import scenario, spread_moves, steady_trace
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def spread_moves(c: ReplayCollector, cluster: str, n: int, rid: str) -> list[Move]:
-    """``n`` moves off the fullest host of ``cluster`` to hosts with allocation room."""
-    hosts = [i for i, h in enumerate(c.hosts) if h.cluster == cluster]
-    used = np.array([c.alloc[c.place == h].sum(axis=0) for h in hosts])
-    src = hosts[int(np.argmax(used[:, 0]))]
-    moves = []
-    for j in np.flatnonzero(c.place == src)[:n].tolist():
-        room = [k for k, h in enumerate(hosts) if h != src
-                and (used[k] + c.alloc[j] <= c.cap[h] + 1e-9).all()]  # fmt: skip
-        k = min(room, key=lambda k: used[k, 0])
-        used[k] += c.alloc[j]
-        moves.append(Move(f"{rid}/{len(moves)}", c.vm_ids[j], c.hosts[src].uuid,
-                          c.hosts[hosts[k]].uuid, "imbalance", wave=len(moves) // 2))  # fmt: skip
-    return moves
 
 
 def _daemon(config, log: Path) -> subprocess.Popen:

@@ -26,7 +26,9 @@ from collectors.replay.mover import LinkModel, ScaledClock, TimedMover
 from collectors.replay.traces import Trace
 from xdrs.bus import BusConfig
 from xdrs.bus.kafka import KafkaSink, create_topics
+from xdrs.daemon.exporter import DaemonMetrics
 from xdrs.daemon.limits import Limits
+from xdrs.daemon.policy import PolicyFile
 from xdrs.daemon.service import Clock, DaemonOptions, RebalanceDaemon
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
@@ -68,6 +70,8 @@ class DemoOptions:
     metrics_port : Prometheus ``/metrics`` on 127.0.0.1 (0: a free port).
     quiet : summary only.
     embedded : the broker is the embedded one (said in the first line).
+    link : the replay mover's migration model (link, dirty rate, failure rate).
+    automation : the daemon's automation policy (``full`` everywhere without one).
     """
 
     duration_s: float = 60.0
@@ -79,6 +83,7 @@ class DemoOptions:
     quiet: bool = False
     embedded: bool = True
     link: LinkModel = field(default_factory=LinkModel)
+    automation: PolicyFile | None = None
 
 
 def run_demo(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig) -> int:
@@ -101,7 +106,8 @@ def _run(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig)
     # platform time runs at the replay's speed: one trace step (300 s) per 1 / speed s
     clock = ScaledClock(opts.speed * trace.step_s if opts.speed > 0 else 1e6)
     mover = TimedMover(collector, opts.link, clock, seed=scenario.seed)
-    rebalancer = _rebalancer(config, mover, progress, clock)
+    rebalancer = _rebalancer(config, mover, progress, clock, opts.automation)
+    DaemonMetrics(registry, lambda: rebalancer.core)
     threads = [
         threading.Thread(target=daemon.run, args=(stop,), name="engine"),
         threading.Thread(target=collector.run, args=(stop_feed,), name="collector"),
@@ -140,11 +146,13 @@ def _drain_engine(daemon: EngineDaemon, collector: ReplayCollector, timeout: flo
 
 
 def _rebalancer(config: BusConfig, mover: Mover, progress: DemoProgress,
-                clock: Clock | None = None) -> RebalanceDaemon:  # fmt: skip
-    """The rebalancing daemon at ``full`` automation, its limits in platform seconds (the
-    replay publishes metrics every 300 s of its time)."""
+                clock: Clock | None = None,
+                automation: PolicyFile | None = None) -> RebalanceDaemon:  # fmt: skip
+    """The rebalancing daemon (``full`` automation unless a policy is given), its limits in
+    platform seconds (the replay publishes metrics every 300 s of its time)."""
     limits = Limits(vm_cooldown_s=600.0, host_hold_s=120.0, metric_age_s=900.0)
-    opts = DaemonOptions(limits=limits, on_record=progress.record)
+    opts = DaemonOptions(limits=limits, policy=automation or PolicyFile(),
+                         on_record=progress.record)  # fmt: skip
     return RebalanceDaemon(config, mover, opts, clock=clock)
 
 

@@ -14,11 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from collectors.replay import Scenario, Trace, TraceError, load_scenario, load_trace
+from collectors.replay.mover import LinkModel
 from collectors.replay.scenario import DEFAULT, ScenarioError
-from xdrs.cli.options import add_bus_args, bus_config, integer, number
+from xdrs.cli.options import add_bus_args, bus_config, checked, integer, number
+from xdrs.daemon.policy import PolicyError, PolicyFile
 from xdrs.errors import UsageError
 
-__all__ = ["HELP", "add_replay_args", "collect", "default_trace_dir", "load_replay", "run_replay"]
+__all__ = [
+    "HELP",
+    "add_mover_args",
+    "add_replay_args",
+    "check_mover_args",
+    "collect",
+    "default_trace_dir",
+    "load_replay",
+    "run_replay",
+]
 
 HELP = "run the trace-replay collector"
 
@@ -50,6 +61,38 @@ def add_replay_args(p: argparse.ArgumentParser) -> None:
         metavar="STEPS/S",
         help="simulated 5-minute steps per second (default 4; 0: no pause)",
     )
+
+
+def add_mover_args(p: argparse.ArgumentParser) -> None:
+    """The replay mover's migration model and the daemon's automation file."""
+    p.add_argument("--fail-rate", type=number(0.0), default=0.0, metavar="P",
+                   help="probability that a migration fails (0..1, default 0)")  # fmt: skip
+    p.add_argument("--link-gbps", type=number(above=True), default=10.0, metavar="GBIT/S",
+                   help="migration bandwidth per migration (default 10)")  # fmt: skip
+    p.add_argument(
+        "--dirty-rate",
+        type=number(0.0),
+        default=0.0,
+        metavar="MIB/S",
+        help="memory a guest dirties per second while migrating (default 0)",
+    )
+    p.add_argument("--automation", type=Path, metavar="FILE",
+                   help="automation levels (JSON or YAML; default: full everywhere)")  # fmt: skip
+
+
+def check_mover_args(args: argparse.Namespace) -> None:
+    """Build ``args.link_model`` and ``args.automation_policy``; errors name the option."""
+    args.link_model = checked(
+        LinkModel, {"fail_rate": "--fail-rate", "link_gbps": "--link-gbps",
+                    "dirty_mib_s": "--dirty-rate"},
+        fail_rate=args.fail_rate, link_gbps=args.link_gbps, dirty_mib_s=args.dirty_rate,
+    )  # fmt: skip
+    try:
+        args.automation_policy = PolicyFile(args.automation) if args.automation else None
+    except PolicyError as e:
+        raise UsageError(f"--automation: {e}") from None
+    except OSError as e:
+        raise UsageError(f"--automation: {e.filename}: {e.strerror}") from None
 
 
 def load_replay(args: argparse.Namespace) -> tuple[Scenario, Trace]:

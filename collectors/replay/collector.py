@@ -227,12 +227,9 @@ class ReplayCollector:
         return cluster in self.clusters
 
     def move(self, rec: Recommendation, m: Move) -> ActionResult:
-        """:class:`collectors.platform.Mover`: apply one move at once; the caller reports the
-        result. A key applied before returns its first result and changes nothing."""
+        """:class:`collectors.platform.Mover`: apply one move; the caller reports the result."""
         with self._lock:
-            result = self.applied.get(m.key)
-            if result is None:
-                result = self.applied[m.key] = self._move(rec, m)
+            result = self._move(rec, m)
         self.sink.flush()
         return result
 

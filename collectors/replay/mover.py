@@ -140,7 +140,7 @@ class TimedMover:
                        f"{1 + int(frac * rounds)} of {rounds}")  # fmt: skip
                 return self._record(m.key, move_result(rec, m, why))
             self.clock.sleep(seconds)
-            return self.collector.move(rec, m)
+            return self._record(m.key, self.collector.move(rec, m))
         finally:
             with self._lock:
                 self._busy.discard(m.key)

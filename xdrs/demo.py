@@ -150,7 +150,7 @@ def _rebalancer(config: BusConfig, mover: Mover, progress: DemoProgress,
                 automation: PolicyFile | None = None) -> RebalanceDaemon:  # fmt: skip
     """The rebalancing daemon (``full`` automation unless a policy is given), its limits in
     platform seconds (the replay publishes metrics every 300 s of its time)."""
-    limits = Limits(vm_cooldown_s=600.0, host_hold_s=120.0, metric_age_s=900.0)
+    limits = Limits(vm_cooldown_s=600.0, host_hold_s=120.0, metric_age_s=3600.0)
     opts = DaemonOptions(limits=limits, policy=automation or PolicyFile(),
                          on_record=progress.record)  # fmt: skip
     return RebalanceDaemon(config, mover, opts, clock=clock)

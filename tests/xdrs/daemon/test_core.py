@@ -29,7 +29,7 @@ def _max_in_flight(timeline, key_of) -> int:
 
 def test_converges_with_ten_percent_failures_and_never_exceeds_a_limit():
     limits = Limits(per_host=2, per_cluster=3, total=5, vm_cooldown_s=0, host_hold_s=0,
-                    backoff_s=60)  # fmt: skip
+                    backoff_s=60, metric_age_s=1e9)  # fmt: skip
     b = Bench(limits=limits, model=LinkModel(fail_rate=0.1, dirty_mib_s=200), seed=3)
     first = {c: b.imbalance(c) for c in ("c0", "c1")}
     target = b.engine.view("c0").target
@@ -131,13 +131,14 @@ def test_reject_and_never_and_supersede_are_recorded_skipped_with_why():
     ("expired", "expired"),
 ], ids=["stale", "old-metrics", "no-room", "expired"])  # fmt: skip
 def test_a_move_whose_premises_changed_is_skipped_not_run(change, why):
-    b = Bench(limits=Limits(metric_age_s=100.0))
+    b = Bench(limits=Limits(metric_age_s=100.0), scale=1.0)  # real time: metrics stay fresh
     rec = _movable(b, 1)
     m = rec.moves[0]
     if change == "stale":
         rec = _rec([msgspec.structs.replace(m, src=m.dst + "-not")], rid="r1")
     elif change == "metrics":
-        b.clock.sleep(200.0)  # the platform's metrics are now 200 s (platform time) old
+        for k in b.picture.seen_at:  # the platform's metrics are now 200 s old
+            b.picture.seen_at[k] -= 200.0
     elif change == "full":
         t = b.picture.tables["c0"]
         t.alloc[: t.n_vms, 1] = 1e9  # every VM now needs more memory than any host has
@@ -151,7 +152,7 @@ def test_a_move_whose_premises_changed_is_skipped_not_run(change, why):
 
 
 def test_cooldown_and_host_hold_hold_back_another_recommendation():
-    b = Bench(limits=Limits(vm_cooldown_s=1e6, host_hold_s=1e6))
+    b = Bench(limits=Limits(vm_cooldown_s=1e6, host_hold_s=1e6, metric_age_s=1e9))
     rec = _movable(b, 1, rid="r1")
     b.daemon.receive(rec)
     b.run_until_idle()
@@ -171,7 +172,7 @@ def test_restore_never_reissues_and_resolves_interrupted_moves():
     m0, m1, m2 = rec.moves
     b.collector.move(rec, m0)  # m0 ran; the daemon died before recording its result
     records = [msgspec.structs.replace(move_result(rec, m), status="started") for m in (m0, m1)]
-    b.daemon = Rebalancer(b.mover, PolicyFile(), Limits(), b.picture, b.clock.monotonic,
+    b.daemon = Rebalancer(b.mover, PolicyFile(), b.limits, b.picture, b.clock.monotonic,
                           b.record)  # a restarted daemon  # fmt: skip
     b.daemon.restore(records, [rec])
     final = {r.key: r for r in b.journal}

@@ -26,6 +26,10 @@ def _cli(config, *argv):
                  "--topic-prefix", config.topics.prefix])  # fmt: skip
 
 
+def _host(dc: ReplayCollector, vm: str) -> str:
+    return dc.hosts[int(dc.place[dc.vm_index[vm]])].uuid
+
+
 def test_approve_reject_and_a_changed_placement_refused(config, running, capsys):
     sink = KafkaSink(config)
     dc = ReplayCollector(scenario(), steady_trace(), sink, speed=0, inventory_every=0)
@@ -51,18 +55,18 @@ def test_approve_reject_and_a_changed_placement_refused(config, running, capsys)
     assert _cli(config, "show", "r1") == 0
     out = capsys.readouterr().out
     assert "r1/2" in out and "held: awaiting approval: cluster automation is manual" in out
-    assert dc.applied == {}  # manual: nothing ran
+    assert all(_host(dc, m.vm) == m.src for m in moves)  # manual: nothing ran
 
     assert _cli(config, "approve", "r1", "--move", "r1/0", "--by", "ann") == 0
     assert "r1/0: " in capsys.readouterr().out
-    assert wait_for(lambda: dc.applied.get("r1/0") is not None, 30)
+    assert wait_for(lambda: _host(dc, moves[0].vm) == moves[0].dst, 30)
     m1 = moves[1]
     other = next(h.uuid for h in dc.hosts if h.cluster == "c0" and h.uuid not in (m1.src, m1.dst))
     dc.move(rec, Move("x/0", m1.vm, m1.src, other, "imbalance"))  # someone else moved it
     assert _cli(config, "approve", "r1") == 1
     err = capsys.readouterr().err
     assert f"placement changed: VM {m1.vm} is on {other}, not on {m1.src}" in err
-    assert "r1/1" not in dc.applied and "r1/2" not in dc.applied
+    assert _host(dc, moves[2].vm) == moves[2].src
 
     assert _cli(config, "reject", "r1", "--by", "bob") == 0
     out = capsys.readouterr().out

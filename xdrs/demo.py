@@ -27,7 +27,7 @@ from collectors.replay.traces import Trace
 from xdrs.bus import BusConfig
 from xdrs.bus.kafka import KafkaSink, create_topics
 from xdrs.daemon.exporter import DaemonMetrics
-from xdrs.daemon.limits import Limits
+from xdrs.daemon.limits import PLATFORM_LIMITS, Limits
 from xdrs.daemon.policy import PolicyFile
 from xdrs.daemon.service import Clock, DaemonOptions, RebalanceDaemon
 from xdrs.engine.daemon import EngineDaemon
@@ -37,7 +37,8 @@ from xdrs.errors import UsageError
 __all__ = ["DemoOptions", "DemoProgress", "apply_recommendations", "run_demo"]
 
 log = logging.getLogger(__name__)
-DRAIN_S = 10.0  # at the end, how long the engine may take to absorb what is in flight
+DRAIN_S = 10.0
+# at the end, how long the engine may take to absorb what is in flight
 
 
 @dataclass
@@ -72,6 +73,7 @@ class DemoOptions:
     embedded : the broker is the embedded one (said in the first line).
     link : the replay mover's migration model (link, dirty rate, failure rate).
     automation : the daemon's automation policy (``full`` everywhere without one).
+    limits : the daemon's limits, times in platform seconds.
     """
 
     duration_s: float = 60.0
@@ -84,6 +86,7 @@ class DemoOptions:
     embedded: bool = True
     link: LinkModel = field(default_factory=LinkModel)
     automation: PolicyFile | None = None
+    limits: Limits = field(default_factory=lambda: PLATFORM_LIMITS["replay"])
 
 
 def run_demo(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig) -> int:
@@ -103,10 +106,9 @@ def _run(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig)
     sink = KafkaSink(config)
     collector = ReplayCollector(scenario, trace, sink, speed=opts.speed)
     stop, stop_feed, progress = threading.Event(), threading.Event(), DemoProgress()
-    # platform time runs at the replay's speed: one trace step (300 s) per 1 / speed s
-    clock = ScaledClock(opts.speed * trace.step_s if opts.speed > 0 else 1e6)
+    clock = _replay_clock(collector)
     mover = TimedMover(collector, opts.link, clock, seed=scenario.seed)
-    rebalancer = _rebalancer(config, mover, progress, clock, opts.automation)
+    rebalancer = _rebalancer(config, mover, progress, clock, opts.automation, opts.limits)
     DaemonMetrics(registry, lambda: rebalancer.core)
     threads = [
         threading.Thread(target=daemon.run, args=(stop,), name="engine"),
@@ -146,13 +148,11 @@ def _drain_engine(daemon: EngineDaemon, collector: ReplayCollector, timeout: flo
 
 
 def _rebalancer(config: BusConfig, mover: Mover, progress: DemoProgress,
-                clock: Clock | None = None,
-                automation: PolicyFile | None = None) -> RebalanceDaemon:  # fmt: skip
-    """The rebalancing daemon (``full`` automation unless a policy is given), its limits in
-    platform seconds (the replay publishes metrics every 300 s of its time)."""
-    limits = Limits(vm_cooldown_s=600.0, host_hold_s=120.0, metric_age_s=3600.0)
-    opts = DaemonOptions(limits=limits, policy=automation or PolicyFile(),
-                         on_record=progress.record)  # fmt: skip
+                clock: Clock | None = None, automation: PolicyFile | None = None,
+                limits: Limits | None = None) -> RebalanceDaemon:  # fmt: skip
+    """The rebalancing daemon (``full`` automation unless a policy is given)."""
+    opts = DaemonOptions(limits=limits or PLATFORM_LIMITS["replay"],
+                         policy=automation or PolicyFile(), on_record=progress.record)  # fmt: skip
     return RebalanceDaemon(config, mover, opts, clock=clock)
 
 
@@ -160,8 +160,16 @@ def apply_recommendations(
     config: BusConfig, collector: ReplayCollector, progress: DemoProgress, stop: threading.Event
 ) -> None:
     """The rebalancing daemon at ``full`` over the replayed cluster, its moves instant (the
-    collector's own mover), until ``stop``: ``xdrs replay --apply`` and tests."""
-    _rebalancer(config, collector, progress).run(stop)
+    collector's own mover), until ``stop``: ``xdrs replay --apply`` and tests. Its clock is
+    the replay's (cooldowns and holds are in the replay's seconds)."""
+    _rebalancer(config, collector, progress, _replay_clock(collector)).run(stop)
+
+
+def _replay_clock(collector: ReplayCollector) -> ScaledClock:
+    """Platform time: one trace step per ``1 / speed`` wall seconds (speed 0, no pause
+    between steps: real time)."""
+    speed = collector.speed
+    return ScaledClock(speed * collector.trace.step_s if speed > 0 else 1.0)
 
 
 def _watch(

@@ -65,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
         embedded=not args.bootstrap_servers,
         link=args.link_model,
         automation=args.automation_policy,
+        limits=args.limits,
     )
     with broker_for(args.bootstrap_servers) as bootstrap:
         return run_demo(opts, scenario, trace, bus_config(args, "xdrs-demo", bootstrap))

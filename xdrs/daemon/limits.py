@@ -64,7 +64,8 @@ PLATFORM_LIMITS = {
     "vsphere-10g": Limits(per_host=8),
     "vsphere-1g": Limits(per_host=4),
     "nova": Limits(per_host=1),
-    "replay": Limits(per_host=8),
+    # the replay's seconds: it publishes metrics every 300 s of its time
+    "replay": Limits(per_host=8, vm_cooldown_s=600.0, host_hold_s=120.0, metric_age_s=3600.0),
 }
 
 

@@ -6,6 +6,8 @@ import time
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collectors.events import Approval, Move, Recommendation, move_result
 from collectors.replay.mover import LinkModel
@@ -181,3 +183,33 @@ def test_restore_never_reissues_and_resolves_interrupted_moves():
     b.daemon.receive(rec)  # the recommendation is delivered again
     b.run_until_idle()
     assert b.mover.calls == [m2.key]
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 6), st.integers(1, 8), st.sampled_from([0.0, 0.1, 0.5]),
+       st.integers(0, 2**16))  # fmt: skip
+def test_no_limit_is_ever_exceeded(per_host, per_cluster, total, fail_rate, seed):
+    limits = Limits(per_host=per_host, per_cluster=per_cluster, total=total, vm_cooldown_s=0,
+                    host_hold_s=0, backoff_s=0, metric_age_s=1e9)  # fmt: skip
+    b = Bench(limits=limits, model=LinkModel(fail_rate=fail_rate), seed=seed)
+    for rec in [b.plan("c0"), b.plan("c1")]:
+        assert rec is not None
+        b.daemon.receive(rec)
+    b.run_until_idle()
+    tl = b.daemon.executor.timeline
+    assert tl and len(tl) % 2 == 0  # every start has its end
+    assert _max_in_flight(tl, lambda s: (s.src, s.dst)) <= per_host
+    assert _max_in_flight(tl, lambda s: (s.cluster,)) <= per_cluster
+    assert _max_in_flight(tl, lambda s: ("all",)) <= total
+    final = [r for r in b.journal if r.status in ("ok", "failed", "skipped")]
+    assert len({r.key for r in final}) == len(final)  # one result per move
+
+
+def test_the_engine_waits_through_started_and_held_records():
+    b = Bench(policy=Policy(default="manual"))
+    rec = b.plan("c0")
+    assert b.engine.clocks["c0"].pending == {m.key for m in rec.moves}
+    b.daemon.receive(rec)  # every move held: the engine still waits for results
+    assert b.engine.clocks["c0"].pending == {m.key for m in rec.moves}
+    b.daemon.decide(Approval(rec.id, "c0", "reject"))
+    assert b.engine.clocks["c0"].pending == set()  # skipped is a result: re-plan

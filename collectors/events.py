@@ -36,6 +36,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "VERSION",
     "ActionResult",
+    "Approval",
     "DeadLetter",
     "Deleted",
     "Event",
@@ -232,7 +233,14 @@ class Recommendation(_Event, frozen=True, tag="recommendation"):
 
 
 class ActionResult(_Event, frozen=True, tag="action"):
-    """What an actuator did with one move; ``key`` is the idempotency key."""
+    """What an actuator did with one move; ``key`` is the idempotency key.
+
+    ``status``: ``ok`` / ``failed`` (the platform's result), ``skipped`` (not run, ``error``
+    says why: stale, no longer fits, old metrics, held back, rejected), and two records of
+    the rebalancing daemon that are not results: ``started`` (written before the platform
+    is called, so a restart never issues the move again) and ``held`` (waiting for an
+    operator's approval).
+    """
 
     key: Name
     recommendation: Name
@@ -240,8 +248,21 @@ class ActionResult(_Event, frozen=True, tag="action"):
     vm: Name
     src: Name
     dst: Name
-    status: Literal["ok", "failed"]
+    status: Literal["ok", "failed", "skipped", "started", "held"]
     error: Text = ""
+    ts: Amount = 0.0
+    v: Version = VERSION
+
+
+class Approval(_Event, frozen=True, tag="approval"):
+    """An operator's decision on a recommendation's held moves (on the recommendations
+    topic, keyed ``cluster\x1fapproval\x1frecommendation``); ``keys`` empty: all of them."""
+
+    recommendation: Name
+    cluster: Name
+    decision: Literal["approve", "reject"]
+    keys: list[Name] = msgspec.field(default_factory=list)
+    by: Text = ""
     ts: Amount = 0.0
     v: Version = VERSION
 
@@ -270,8 +291,8 @@ class DeadLetter(_Event, frozen=True, tag="dead_letter"):
 
 
 Event = (
-    HostEvent | VmEvent | RulesEvent | MetricBatch | Recommendation | ActionResult | Deleted
-    | DeadLetter
+    HostEvent | VmEvent | RulesEvent | MetricBatch | Recommendation | ActionResult | Approval
+    | Deleted | DeadLetter
 )  # fmt: skip
 TYPES = frozenset(str(t.__struct_config__.tag) for t in get_args(Event))
 T = TypeVar("T")

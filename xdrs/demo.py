@@ -1,10 +1,12 @@
-"""The demo pipeline on one machine: replay collector, engine, exporter, demo actuator.
+"""The demo pipeline on one machine: replay collector, engine, exporter, rebalancing daemon.
 
 ``run_demo`` runs, on a broker it is given, the trace-replay collector on a PlanetLab day,
-the engine daemon and the Prometheus exporter; in the demo the replay platform applies the
-engine's recommendations (:func:`apply_recommendations`), so the effect shows. Progress is
-printed once a second and a summary at the end; ``DemoOptions.duration_s`` bounds the run.
-The command line is ``xdrs.cli.demo``.
+the engine daemon, the Prometheus exporter and the rebalancing daemon
+(:class:`xdrs.daemon.service.RebalanceDaemon`) at ``full`` automation over the replay
+platform's timed mover (migrations take memory / link time on a clock running at the
+replay's speed, and fail at ``fail_rate``), so the effect shows. Progress is printed once a
+second (in-flight and failed moves included) and a summary at the end;
+``DemoOptions.duration_s`` bounds the run. The command line is ``xdrs.cli.demo``.
 """
 
 from __future__ import annotations
@@ -13,16 +15,21 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
-from collectors.events import Recommendation
+from collectors.events import ActionResult
+from collectors.platform import Mover
 from collectors.replay import ReplayCollector, Scenario
+from collectors.replay.mover import LinkModel, ScaledClock, TimedMover
 from collectors.replay.traces import Trace
 from xdrs.bus import BusConfig
-from xdrs.bus.kafka import KafkaSink, create_topics, make_consumer, records
+from xdrs.bus.kafka import KafkaSink, create_topics
+from xdrs.daemon.exporter import DaemonMetrics
+from xdrs.daemon.limits import PLATFORM_LIMITS, Limits
+from xdrs.daemon.policy import PolicyFile
+from xdrs.daemon.service import Clock, DaemonOptions, RebalanceDaemon
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 from xdrs.errors import UsageError
@@ -30,15 +37,28 @@ from xdrs.errors import UsageError
 __all__ = ["DemoOptions", "DemoProgress", "apply_recommendations", "run_demo"]
 
 log = logging.getLogger(__name__)
-DRAIN_S = 10.0  # at the end, how long the engine may take to absorb what is in flight
+DRAIN_S = 10.0
+# at the end, how long the engine may take to absorb what is in flight
 
 
 @dataclass
 class DemoProgress:
+    """What the rebalancing daemon recorded (updated as it records)."""
+
     applied: int = 0
     failed: int = 0
+    skipped: int = 0
     recommendations: int = 0
     first_sd: dict[str, float] = field(default_factory=dict)
+    _recs: set[str] = field(default_factory=set)
+
+    def record(self, r: ActionResult) -> None:
+        self.applied += r.status == "ok"
+        self.failed += r.status == "failed"
+        self.skipped += r.status == "skipped"
+        if r.recommendation not in self._recs:
+            self._recs.add(r.recommendation)
+            self.recommendations += 1
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,9 @@ class DemoOptions:
     metrics_port : Prometheus ``/metrics`` on 127.0.0.1 (0: a free port).
     quiet : summary only.
     embedded : the broker is the embedded one (said in the first line).
+    link : the replay mover's migration model (link, dirty rate, failure rate).
+    automation : the daemon's automation policy (``full`` everywhere without one).
+    limits : the daemon's limits, times in platform seconds.
     """
 
     duration_s: float = 60.0
@@ -61,6 +84,9 @@ class DemoOptions:
     metrics_port: int = 0
     quiet: bool = False
     embedded: bool = True
+    link: LinkModel = field(default_factory=LinkModel)
+    automation: PolicyFile | None = None
+    limits: Limits = field(default_factory=lambda: PLATFORM_LIMITS["replay"])
 
 
 def run_demo(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig) -> int:
@@ -80,12 +106,14 @@ def _run(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig)
     sink = KafkaSink(config)
     collector = ReplayCollector(scenario, trace, sink, speed=opts.speed)
     stop, stop_feed, progress = threading.Event(), threading.Event(), DemoProgress()
+    clock = _replay_clock(collector)
+    mover = TimedMover(collector, opts.link, clock, seed=scenario.seed)
+    rebalancer = _rebalancer(config, mover, progress, clock, opts.automation, opts.limits)
+    DaemonMetrics(registry, lambda: rebalancer.core)
     threads = [
         threading.Thread(target=daemon.run, args=(stop,), name="engine"),
         threading.Thread(target=collector.run, args=(stop_feed,), name="collector"),
-        threading.Thread(
-            target=apply_recommendations, args=(config, collector, progress, stop), name="actuator"
-        ),
+        threading.Thread(target=rebalancer.run, args=(stop,), name="rebalancer"),
     ]
     embedded = " (embedded)" if opts.embedded else ""
     _say(
@@ -99,7 +127,7 @@ def _run(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig)
         t.start()
     t0 = time.monotonic()
     try:
-        _watch(opts, daemon, collector, progress, t0, threads[1])
+        _watch(opts, daemon, collector, progress, t0, threads[1], rebalancer)
     finally:
         stop_feed.set()  # the collector stops first; the engine takes in what is in flight
         threads[1].join(15)
@@ -119,30 +147,29 @@ def _drain_engine(daemon: EngineDaemon, collector: ReplayCollector, timeout: flo
         time.sleep(0.05)
 
 
+def _rebalancer(config: BusConfig, mover: Mover, progress: DemoProgress,
+                clock: Clock | None = None, automation: PolicyFile | None = None,
+                limits: Limits | None = None) -> RebalanceDaemon:  # fmt: skip
+    """The rebalancing daemon (``full`` automation unless a policy is given)."""
+    opts = DaemonOptions(limits=limits or PLATFORM_LIMITS["replay"],
+                         policy=automation or PolicyFile(), on_record=progress.record)  # fmt: skip
+    return RebalanceDaemon(config, mover, opts, clock=clock)
+
+
 def apply_recommendations(
     config: BusConfig, collector: ReplayCollector, progress: DemoProgress, stop: threading.Event
 ) -> None:
-    """Demo only: the replay platform applies every recommendation it receives."""
-    consumer = make_consumer(config, "xdrs-demo-actuator", [config.topics.recommendations])
-    try:
-        while not stop.is_set():
-            try:
-                _apply_polled(consumer, collector, progress)
-            except KafkaError as e:  # a redelivered recommendation is harmless: keys dedupe
-                log.warning("actuator: %s; retrying", e)
-                stop.wait(0.5)
-    finally:
-        consumer.close()
+    """The rebalancing daemon at ``full`` over the replayed cluster, its moves instant (the
+    collector's own mover), until ``stop``: ``xdrs replay --apply`` and tests. Its clock is
+    the replay's (cooldowns and holds are in the replay's seconds)."""
+    _rebalancer(config, collector, progress, _replay_clock(collector)).run(stop)
 
 
-def _apply_polled(consumer: Any, collector: ReplayCollector, progress: DemoProgress) -> None:
-    for rec in records(consumer, timeout_ms=200):
-        if isinstance(rec.event, Recommendation):
-            progress.recommendations += 1
-            for r in collector.apply(rec.event):
-                progress.applied += r.status == "ok"
-                progress.failed += r.status != "ok"
-    consumer.commit()
+def _replay_clock(collector: ReplayCollector) -> ScaledClock:
+    """Platform time: one trace step per ``1 / speed`` wall seconds (speed 0, no pause
+    between steps: real time)."""
+    speed = collector.speed
+    return ScaledClock(speed * collector.trace.step_s if speed > 0 else 1.0)
 
 
 def _watch(
@@ -152,6 +179,7 @@ def _watch(
     progress: DemoProgress,
     t0: float,
     feeder: threading.Thread,
+    rebalancer: RebalanceDaemon,
 ) -> None:
     last_consumed, last_t = 0, t0
     while time.monotonic() - t0 < opts.duration_s:
@@ -171,11 +199,17 @@ def _watch(
         _say(
             opts,
             f"[{now - t0:5.1f}s] sim {_hhmm(collector.step_no)}  sd {sds}  "
-            f"recs {progress.recommendations} moves {progress.applied}  "
+            f"recs {progress.recommendations} moves {progress.applied} "
+            f"in flight {_in_flight(rebalancer)} failed {progress.failed}  "
             f"events/s {rate:,.0f}  dead {daemon.dead}",
         )
         if not feeder.is_alive() and rate == 0:
             break
+
+
+def _in_flight(rebalancer: RebalanceDaemon) -> int:
+    core = rebalancer.core
+    return 0 if core is None else len(core.executor.flights)
 
 
 def _hhmm(step: int) -> str:
@@ -191,7 +225,8 @@ def _summary(
         f"simulated), {collector.samples_sent:,} samples sent, "
         f"{daemon.engine.samples:,} absorbed, {daemon.dead} dead-lettered",
         f"recommendations {daemon.n_published} published / {progress.recommendations} "
-        f"received, moves applied {progress.applied}, refused {progress.failed}",
+        f"acted on, moves applied {progress.applied}, refused {progress.failed}, "
+        f"skipped {progress.skipped}",
     ]
     lines.append("cluster      sd first  sd now  target  VMs")
     for c, v in sorted(daemon.views.items()):

@@ -233,6 +233,11 @@ class ReplayCollector:
         self.sink.flush()
         return result
 
+    def refusal(self, cluster: str, vm: str, src: str, dst: str) -> str:
+        """Why the platform would refuse this move now (``""``: it would not)."""
+        with self._lock:
+            return self._refuse(cluster, vm, src, dst)
+
     def apply(self, rec: Recommendation) -> list[ActionResult]:
         """Apply a recommendation's moves in order; each result is published and returned."""
         out = []

@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from xdrs.cli import demo, plan, platforms, services, simulate, vsphere
+from xdrs.cli import demo, plan, platforms, recommendations, services, simulate, vsphere
 from xdrs.cli.options import Parser, bus_config
 from xdrs.errors import EXIT_FAILED, EXIT_USAGE, CommandError, SnapshotError, UsageError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     vsphere.register(sub)
     simulate.register(sub)
     platforms.register(sub)
+    recommendations.register(sub)
     return parser
 
 

@@ -2,7 +2,9 @@
 
 It starts the embedded broker (unless ``--bootstrap-servers`` is given), then the demo
 (:mod:`xdrs.demo`): the trace-replay collector on a PlanetLab day, the engine daemon, the
-Prometheus exporter and the demo actuator. ``--duration`` bounds the run.
+Prometheus exporter and the rebalancing daemon over the replay platform's timed mover
+(``--fail-rate``, ``--link-gbps``, ``--dirty-rate``, ``--automation FILE``). ``--duration``
+bounds the run.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 from typing import Any
 
 from xdrs.cli.options import add_bus_args, add_threshold, bus_config, checked, number, port
-from xdrs.cli.platforms.replay import add_replay_args, load_replay
+from xdrs.cli.platforms.replay import add_mover_args, add_replay_args, check_mover_args, load_replay
 
 __all__ = ["register"]
 
@@ -30,6 +32,7 @@ def register(sub: Any) -> None:
         help="Prometheus /metrics on 127.0.0.1:PORT (default: a free port)",
     )
     p.add_argument("--quiet", action="store_true", help="summary only")
+    add_mover_args(p)
     p.set_defaults(func=_run, check=_check)
 
 
@@ -44,6 +47,7 @@ def _check(args: argparse.Namespace) -> None:
         cooldown_s=1.0,
         pending_s=30.0,
     )
+    check_mover_args(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -59,6 +63,9 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         quiet=args.quiet,
         embedded=not args.bootstrap_servers,
+        link=args.link_model,
+        automation=args.automation_policy,
+        limits=args.limits,
     )
     with broker_for(args.bootstrap_servers) as bootstrap:
         return run_demo(opts, scenario, trace, bus_config(args, "xdrs-demo", bootstrap))

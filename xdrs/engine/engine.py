@@ -175,8 +175,8 @@ class Engine:
 
     def _result(self, r: ActionResult) -> None:
         clock = self.clocks.get(r.cluster)
-        if clock is None:
-            return
+        if clock is None or r.status in ("started", "held"):
+            return  # the daemon's journal, not a result: the move is still pending
         clock.pending.discard(r.key)
         clock.dirty = True
         if r.status == "ok":

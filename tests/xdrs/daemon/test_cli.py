@@ -1,0 +1,54 @@
+"""``xdrs demo`` with the daemon's options: failures, a policy file, and bad values."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from xdrs.cli import main
+
+
+@pytest.mark.broker  # the embedded broker
+def test_demo_converges_with_ten_percent_failures(capsys):
+    argv = ["demo", "--duration", "12", "--speed", "8", "--quiet", "--fail-rate", "0.1",
+            "--dirty-rate", "100"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    applied, refused = map(int, re.search(r"moves applied (\d+), refused (\d+)", out).groups())
+    assert applied > 0 and refused > 0  # failures happen, and are counted
+    rows = re.findall(r"^(replay-\w)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out, re.M)
+    assert len(rows) == 2
+    for _, first, now, target in rows:
+        assert float(first) > 0.2 and float(now) <= float(target)
+
+
+@pytest.mark.broker
+def test_demo_at_manual_moves_nothing(tmp_path, capsys):
+    policy = tmp_path / "automation.json"
+    policy.write_text('{"format": "xdrs-automation/1", "default": "manual"}')
+    argv = ["demo", "--duration", "6", "--speed", "8", "--quiet", "--automation", str(policy)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"moves applied 0, refused 0", out)
+    assert int(re.search(r"recommendations (\d+) published", out).group(1)) > 0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--fail-rate", "2"], "--fail-rate: expected a number in [0, 1]"),
+    (["--link-gbps", "0"], "--link-gbps"),
+    (["--dirty-rate", "-1"], "--dirty-rate"),
+    (["--automation", "/nonexistent.json"], "--automation: /nonexistent.json"),
+], ids=["fail-rate", "link", "dirty", "automation-missing"])  # fmt: skip
+def test_bad_daemon_options_are_one_clear_error(argv, message, capsys):
+    assert main(["demo", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xdrs: error: ") and message in err and "Traceback" not in err
+
+
+def test_a_bad_automation_file_names_file_and_field(tmp_path, capsys):
+    policy = tmp_path / "a.yaml"
+    policy.write_text("default: full\nvms: {vm-1: sometimes}\n")
+    assert main(["demo", "--automation", str(policy)]) == 2
+    err = capsys.readouterr().err
+    assert f"--automation: {policy}.vms['vm-1']: expected one of never, ask" in err

@@ -1,0 +1,181 @@
+"""The daemon's decisions, without Kafka: recommendations and approvals in, records out.
+
+:meth:`Rebalancer.receive` sorts the moves of a recommendation by the automation policy:
+``run`` goes to the :class:`~xdrs.daemon.executor.Executor`, ``ask`` is recorded ``held``
+(pending approval), ``never`` is recorded ``skipped``. A newer recommendation of a cluster
+supersedes the held moves of older ones (they are recorded ``skipped``). :meth:`decide`
+takes an operator's approval or rejection; an approval of a move whose VM is no longer on
+the move's source is refused with the reason. A key with any record but ``held`` is never
+issued again: :meth:`restore` rebuilds that set (and the held moves) from the topics after a
+restart, and resolves the moves that were started but have no result from the picture (the
+VM on the destination: ``ok``; otherwise ``failed``, ``Interrupted``).
+
+Skipped moves are re-planned by the engine: a ``skipped`` record is a result, it ends the
+engine's wait for the recommendation, and the engine's next trigger plans on current data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from collectors.events import ActionResult, Approval, Recommendation, move_result
+from collectors.platform import Mover
+from xdrs.daemon.executor import Executor, Journal, _status
+from xdrs.daemon.limits import Gate, Limits
+from xdrs.daemon.picture import Picture
+from xdrs.daemon.policy import Policy, PolicyFile, verdict
+
+__all__ = ["Counts", "Rebalancer"]
+
+FINAL = ("ok", "failed", "skipped")
+
+
+@dataclass
+class Counts:
+    """What the daemon recorded, by status (``skipped`` also by the first word of why)."""
+
+    by_status: dict[str, int] = field(default_factory=dict)
+    skipped_by: dict[str, int] = field(default_factory=dict)
+
+    def add(self, r: ActionResult) -> None:
+        self.by_status[r.status] = self.by_status.get(r.status, 0) + 1
+        if r.status == "skipped":
+            why = r.error.split(":", 1)[0].split(" ", 1)[0] or "other"
+            self.skipped_by[why] = self.skipped_by.get(why, 0) + 1
+
+
+class Rebalancer:
+    """Policy, approvals and execution of the recommendations ``mover`` owns."""
+
+    def __init__(self, mover: Mover, policy: PolicyFile, limits: Limits, picture: Picture,
+                 clock_now: Callable[[], float], journal: Journal,
+                 wall: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.mover, self.policy, self.picture = mover, policy, picture
+        self.now, self.wall = clock_now, wall
+        self.counts = Counts()
+        self.records: list[ActionResult] = []
+        self._journal = journal
+        self.executor = Executor(mover, Gate(limits), picture, clock_now, self.journal, wall)
+        self.known: set[str] = set()  # keys never to issue again
+        self.held: dict[str, tuple[Recommendation, set[str]]] = {}  # rec id -> held keys
+
+    def journal(self, r: ActionResult, confirm: bool) -> bool:
+        if not self._journal(r, confirm):
+            return False
+        if r.status != "held":
+            self.known.add(r.key)
+        self.counts.add(r)
+        self.records.append(r)
+        return True
+
+    def receive(self, rec: Recommendation) -> None:
+        if not self.mover.owns(rec.cluster):
+            return
+        fresh = [m for m in rec.moves if m.key not in self.known]
+        if not fresh or rec.id in self.held:
+            return
+        self._supersede(rec)
+        policy = self.policy.current()
+        run, ask = set(), set()
+        for m in fresh:
+            v = verdict(policy, rec, m)
+            if v == "never":
+                self.journal(_status(move_result(rec, m, "never: this VM is never moved"),
+                                     "skipped"), False)  # fmt: skip
+            elif v == "ask":
+                why = "awaiting approval: " + _level_why(policy.level(rec.cluster), m.vm, policy)
+                self.journal(_status(move_result(rec, m, why), "held"), False)
+                ask.add(m.key)
+            else:
+                run.add(m.key)
+        if ask:
+            self.held[rec.id] = (rec, ask)
+        if run:
+            self.executor.submit(rec, run)
+
+    def _supersede(self, rec: Recommendation) -> None:
+        for rid, (old, _keys) in list(self.held.items()):
+            if old.cluster == rec.cluster and old.ts <= rec.ts:
+                self._drop_held(rid, f"superseded: by recommendation {rec.id}")
+
+    def _drop_held(self, rec_id: str, why: str, keys: Iterable[str] | None = None) -> None:
+        rec, held = self.held[rec_id]
+        chosen = held if keys is None else held & set(keys)
+        for m in rec.moves:
+            if m.key in chosen:
+                self.journal(_status(move_result(rec, m, why), "skipped"), False)
+        held -= chosen
+        if not held:
+            del self.held[rec_id]
+
+    def decide(self, a: Approval) -> str:
+        """Apply an operator's decision; returns why it was refused (``""``: taken)."""
+        entry = self.held.get(a.recommendation)
+        if entry is None:
+            return f"recommendation {a.recommendation} has no move waiting for approval"
+        rec, held = entry
+        unknown = sorted(set(a.keys) - held)
+        if unknown:
+            return f"move {unknown[0]} of {rec.id} is not waiting for approval"
+        keys = set(a.keys) or set(held)
+        if a.decision == "reject":
+            self._drop_held(rec.id, f"rejected: by {a.by or 'an operator'}", keys)
+            return ""
+        changed = [m for m in rec.moves if m.key in keys
+                   and self.picture.host_of(rec.cluster, m.vm) != m.src]  # fmt: skip
+        if changed:
+            m = changed[0]
+            where = self.picture.host_of(rec.cluster, m.vm) or "an unknown host"
+            why = f"approval refused: placement changed: VM {m.vm} is on {where}, not on {m.src}"
+            self._drop_held(rec.id, why, keys)
+            return why
+        held -= keys
+        if not held:
+            del self.held[rec.id]
+        self.executor.submit(rec, keys)
+        return ""
+
+    def tick(self) -> None:
+        self.executor.tick()
+
+    def restore(self, actions: Iterable[ActionResult], recs: Iterable[Recommendation]) -> None:
+        """Rebuild from the topics after a restart (the picture must be read first)."""
+        status: dict[str, ActionResult] = {}
+        for r in actions:
+            if r.status in FINAL or r.key not in status or status[r.key].status == "held":
+                status[r.key] = r
+        self.known |= {k for k, r in status.items() if r.status != "held"}
+        for r in status.values():
+            if r.status == "started":
+                self._resolve(r)
+        by_id = {rec.id: rec for rec in recs}
+        for rec in by_id.values():
+            keys = {m.key for m in rec.moves if m.key in status and status[m.key].status == "held"}
+            if keys and self.mover.owns(rec.cluster):
+                self.held[rec.id] = (rec, keys)
+
+    def _resolve(self, r: ActionResult) -> None:
+        there = self.picture.host_of(r.cluster, r.vm)
+        if there == r.dst:
+            self.journal(_status(r, "ok"), False)
+        else:
+            why = (f"Interrupted: the daemon stopped during the migration; VM on "
+                   f"{there or 'an unknown host'}")  # fmt: skip
+            self.journal(_with_error(r, why), False)
+
+    def close(self) -> None:
+        self.executor.close()
+
+
+def _with_error(r: ActionResult, why: str) -> ActionResult:
+    return msgspec.structs.replace(r, status="failed", error=why)
+
+
+def _level_why(level: str, vm: str, policy: Policy) -> str:
+    if policy.vms.get(vm) == "ask":
+        return f"VM {vm} is set to always ask"
+    return f"cluster automation is {level}"

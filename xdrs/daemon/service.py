@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -36,6 +36,7 @@ from xdrs.daemon.policy import PolicyFile
 __all__ = ["Clock", "DaemonOptions", "RebalanceDaemon"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 CONFIRM_S = 5.0
 FLUSH_EVERY_S = 0.2
 
@@ -126,15 +127,18 @@ class RebalanceDaemon:
         consumer.seek_to_end(*parts[t.metrics])
         history = parts[t.inventory] + parts[t.actions] + parts[t.recommendations]
         consumer.seek_to_beginning(*history)
-        ends = consumer.end_offsets(history)
+        ends = _retrying(lambda: consumer.end_offsets(history), stop)
         actions: list[ActionResult] = []
         recs: list[Recommendation | Approval] = []
-        while not stop.is_set():
-            got = list(records(consumer, timeout_ms=200))
-            for rec in got:
+
+        def caught_up() -> bool:
+            for rec in records(consumer, timeout_ms=200):
                 self._take_history(rec, actions, recs)
-            if not got and all(consumer.position(p) >= ends[p] for p in history):
-                break
+            # the ends read at the start: a busy stream must not keep the rebuild going
+            return all(consumer.position(p) >= ends[p] for p in history)
+
+        while not stop.is_set() and not _retrying(caught_up, stop):
+            pass
         assert self.core is not None
         self.core.restore(actions, [r for r in recs if isinstance(r, Recommendation)])
         fresh = time.time() - self.opts.limits.max_age_s
@@ -199,3 +203,15 @@ class RebalanceDaemon:
 
 def _parts(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
+def _retrying(fn: Callable[[], T], stop: threading.Event) -> T:
+    """``fn()``, called again every half second while the broker is away (or until stopped)."""
+    while True:
+        try:
+            return fn()
+        except KafkaError as e:
+            if stop.is_set():
+                raise
+            log.warning("broker unavailable while rebuilding, retrying: %s", e)
+            stop.wait(0.5)

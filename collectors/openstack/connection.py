@@ -84,7 +84,7 @@ def connect(spec: CloudSpec) -> Any:
 
 def error(label: str, e: BaseException) -> OpenStackError:
     """``e`` as one line naming the cloud (no credentials: SDK messages carry none)."""
-    if isinstance(e, ksa.Unauthorized) or getattr(e, "status_code", None) == 401:
+    if _unauthorized(e):
         return AuthError(f"cloud {label}: authentication failed (check user, password, project)")
     if isinstance(e, sdk.ConfigException | ksa.MissingRequiredOptions | ksa.NoMatchingPlugin):
         return OpenStackError(f"cloud {label}: configuration: {e}")
@@ -95,6 +95,16 @@ def error(label: str, e: BaseException) -> OpenStackError:
     if isinstance(e, sdk.HttpException):
         return OpenStackError(f"cloud {label}: HTTP {e.status_code}: {_first_line(e)}")
     return OpenStackError(f"cloud {label}: {type(e).__name__}: {_first_line(e)}")
+
+
+def _unauthorized(e: BaseException | None) -> bool:
+    """A 401 anywhere in ``e``'s chain (the SDK wraps keystoneauth's exceptions)."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, ksa.Unauthorized) or getattr(e, "status_code", None) == 401:
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 def _first_line(e: BaseException) -> str:

@@ -37,13 +37,20 @@ class Handler(BaseHTTPRequestHandler):
             error = {"type": "NotFound", "message": f"{self.path} not found", "detail": ""}
             self._send(404, {"NeutronError": error})
 
-    def do_DELETE(self) -> None:
+    def _absent(self) -> None:
         self._send(404, {"NeutronError": {"type": "NotFound", "message": "", "detail": ""}})
 
-    do_PUT = do_POST = do_DELETE
+    def do_DELETE(self) -> None:
+        self._absent()
+
+    def do_POST(self) -> None:
+        self._absent()
+
+    def do_PUT(self) -> None:
+        self._absent()
 
     def log_message(self, format: str, *args: object) -> None:
-        sys.stderr.write("%s %s\n" % (self.command, self.path))
+        sys.stderr.write(f"{self.command} {self.path}\n")
 
 
 if __name__ == "__main__":

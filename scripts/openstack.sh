@@ -6,6 +6,7 @@
 #   scripts/openstack.sh start   # install once (apt), bring the cloud up, print the state dir
 #   scripts/openstack.sh stop    # stop every process by the PID kept in the state dir
 #   scripts/openstack.sh status  # exit 0 when every process runs
+#   scripts/openstack.sh install # only the apt install (a no-op once installed)
 #
 # The state dir ($XDRS_OPENSTACK_STATE, default /tmp/xdrs-openstack-$UID) holds the
 # generated admin password (password, mode 600), clouds.yaml, cloud.env (ports), the
@@ -62,17 +63,21 @@ status() {
     for s in "${SERVICES[@]}"; do alive "$s" || return 1; done
 }
 
-stop() {
-    local s pid i
-    for s in $(printf '%s\n' "${SERVICES[@]}" | tac); do
+stop() {  # every process group at once, then a grace of 15 s, then SIGKILL
+    local s pids=() pid
+    for s in "${SERVICES[@]}"; do
         [ -f "$state/pids/$s" ] || continue
         pid="$(cat "$state/pids/$s")"
+        pids+=("$pid")
         # each service runs in a session of its own: its PID is its process group
         kill -TERM -- "-$pid" 2>/dev/null || true
-        for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL -- "-$pid" 2>/dev/null || true
-        rm -f "$state/pids/$s"
     done
+    local until=$((SECONDS + 15))
+    for pid in "${pids[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $until ]; do sleep 0.2; done
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+    rm -f "$state"/pids/*
     [ -d "$state" ] && epmd -kill >/dev/null 2>&1 || true
     rm -f "$state/ready"
 }
@@ -115,7 +120,7 @@ configure() {
     mkdir -p "$state"/{pids,logs,etc,mysql,rabbit,glance/images,nova/locks}
     mkdir -p "$state"/keystone/{fernet-keys,credential-keys}
     chmod 700 "$state"
-    (umask 077 && "$PY" -c "import secrets; print(secrets.token_urlsafe(24))" >"$state/password")
+    (umask 077 && "$PY" -c "import secrets; print(secrets.token_hex(16))" >"$state/password")
     STATE="$state" PASSWORD="$(cat "$state/password")"
     local f
     for f in "$here"/openstack/*.conf "$here"/openstack/clouds.yaml; do
@@ -160,7 +165,7 @@ start_db_and_bus() {
     done
     sql+="CREATE USER IF NOT EXISTS 'xdrs'@'127.0.0.1' IDENTIFIED BY '$PASSWORD'; "
     sql+="GRANT ALL PRIVILEGES ON *.* TO 'xdrs'@'127.0.0.1';"
-    mariadb --no-defaults --socket="$state/mysqld.sock" -e "$sql"
+    mariadb --no-defaults --socket="$state/mysqld.sock" <<<"$sql"  # stdin: not in ps
 }
 
 db_sync() {  # the schema of every service, in parallel (each waits on MariaDB only)
@@ -171,8 +176,9 @@ db_sync() {  # the schema of every service, in parallel (each waits on MariaDB o
             --keystone-user "$(id -un)" --keystone-group "$(id -gn)"
         keystone-manage --config-file "$etc/keystone/keystone.conf" credential_setup \
             --keystone-user "$(id -un)" --keystone-group "$(id -gn)"
-        keystone-manage --config-file "$etc/keystone/keystone.conf" bootstrap \
-            --bootstrap-password "$PASSWORD" --bootstrap-region-id RegionOne \
+        # the password through the environment, not the command line (ps shows that)
+        OS_BOOTSTRAP_PASSWORD="$PASSWORD" keystone-manage \
+            --config-file "$etc/keystone/keystone.conf" bootstrap --bootstrap-region-id RegionOne \
             --bootstrap-admin-url "http://127.0.0.1:$KEYSTONE_PORT/v3/" \
             --bootstrap-internal-url "http://127.0.0.1:$KEYSTONE_PORT/v3/" \
             --bootstrap-public-url "http://127.0.0.1:$KEYSTONE_PORT/v3/"
@@ -248,9 +254,14 @@ start() {
     echo "$state"
 }
 
-case "${1:-start}" in
-start) start ;;
-stop) stop ;;
-status) status ;;
-*) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
-esac
+main() {
+    case "${1:-start}" in
+    start) start ;;
+    install) install ;;
+    stop) stop ;;
+    status) status ;;
+    *) echo "usage: $0 start|stop|status|install" >&2; exit 2 ;;
+    esac
+}
+
+main "$@"; exit  # one line: an edit of this file while it runs cannot change what runs

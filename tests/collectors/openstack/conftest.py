@@ -48,7 +48,9 @@ def cloud() -> Iterator[Cloud]:
     out = subprocess.run(
         [str(SCRIPT), "start"], capture_output=True, text=True, timeout=900, check=False
     )
-    assert out.returncode == 0, f"openstack.sh start failed:\n{out.stderr[-4000:]}"
+    if out.returncode != 0:
+        subprocess.run([str(SCRIPT), "stop"], check=False, timeout=120)
+        pytest.fail(f"openstack.sh start failed:\n{out.stderr[-4000:]}")
     c = Cloud(Path(out.stdout.strip().splitlines()[-1]))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OS_CLIENT_CONFIG_FILE", str(c.clouds_yaml))

@@ -79,6 +79,16 @@ def test_servers_have_novas_host_and_flavor(conn: Any, servers: dict[str, Any]) 
     assert zones["aff0"] == zones["aff1"] == "az2"
 
 
+def test_servers_are_listed_across_pages(conn: Any, servers: dict[str, Any]) -> None:
+    # the test cloud's Nova answers at most 5 servers a page ([api] max_limit)
+    page = conn.compute.get("/servers?all_tenants=1").json()
+    assert len(page["servers"]) == 5 and page.get("servers_links")
+    _, vms, _ = _events(conn)
+    mine = {f"{CLOUD}/{s.id}" for s in servers["servers"].values()}
+    assert len(mine) > 5
+    assert mine <= set(vms)
+
+
 def test_server_groups_become_rules(conn: Any, servers: dict[str, Any]) -> None:
     _, _, rules = _events(conn)
     by_group = {r.name.rsplit("(", 1)[1].rstrip(")"): r for r in rules.rules}
@@ -102,6 +112,17 @@ def test_disabled_compute_service_is_maintenance(conn: Any, servers: dict[str, A
         conn.compute.enable_service(svc, svc.host, svc.binary)
     assert hosts["fake-3"].maintenance
     assert not hosts["fake-1"].maintenance and not hosts["fake-2"].maintenance
+    assert not _events(conn)[0]["fake-3"].maintenance
+
+
+def test_forced_down_compute_service_is_maintenance(conn: Any, servers: dict[str, Any]) -> None:
+    svc = next(s for s in conn.compute.services(binary="nova-compute") if s.host == "fake-3")
+    conn.compute.update_service_forced_down(svc, svc.host, svc.binary, True)
+    try:
+        hosts, _, _ = _events(conn)
+    finally:
+        conn.compute.update_service_forced_down(svc, svc.host, svc.binary, False)
+    assert hosts["fake-3"].maintenance and not hosts["fake-3"].disabled
     assert not _events(conn)[0]["fake-3"].maintenance
 
 

@@ -10,4 +10,5 @@ cd "$root"
 "$root/scripts/vcsim.sh" >/dev/null  # the vSphere tests' simulator (cached build)
 "$root/scripts/prometheus.sh" >/dev/null  # the dashboard tests' Prometheus server (apt, once)
 "$root/scripts/kafka.sh" >/dev/null  # Apache Kafka's jars for the bus tests (Maven, cached)
+"$root/scripts/openstack.sh" install  # Debian's Nova & co. for the openstack tests (apt, once)
 .venv/bin/python -m pytest "$@"

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from xdrs.cli import demo, plan, platforms, recommendations, services, simulate, vsphere
 from xdrs.cli.options import Parser, bus_config
+from xdrs.cli.platforms import openstack
 from xdrs.errors import EXIT_FAILED, EXIT_USAGE, CommandError, SnapshotError, UsageError
 
 __all__ = ["UsageError", "build_parser", "main", "parse"]
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     services.register(sub)
     vsphere.register(sub)
+    openstack.register(sub)
     simulate.register(sub)
     platforms.register(sub)
     recommendations.register(sub)

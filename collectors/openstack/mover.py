@@ -1,0 +1,160 @@
+"""One recommended move -> Nova live migration -> one :class:`ActionResult` (no Kafka here).
+
+The move's ids are scoped (``SCOPE/<server uuid>``, ``SCOPE/<host>``); a move naming
+another cloud's object is refused. The server's host is read first: a server no longer on
+the move's source is not moved (``StalePlan``). The migration is started with
+``block_migration="auto"`` (Nova picks shared-storage or block migration), then the server
+is polled until its task ends, and the server's migration record tells how it ended. A 409
+(server busy, e.g. another task running) or a transient API failure is retried a bounded
+number of times with doubling back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from keystoneauth1 import exceptions as ksa
+from openstack import exceptions as sdk
+
+from collectors.events import ActionResult, Move, Recommendation, move_result
+from collectors.openstack.mapping import cluster_id
+
+__all__ = ["NovaMover"]
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.RetriableConnectionFailure)
+
+
+class MoveError(Exception):
+    """A move that failed for a reason worth reporting; ``fault`` names the kind."""
+
+    def __init__(self, fault: str, message: str) -> None:
+        super().__init__(f"{fault}: {message}")
+        self.fault = fault
+
+
+class NovaMover:
+    """Applies the moves of one cloud's cluster (``scope``, as in the mapping).
+
+    Parameters
+    ----------
+    conn : openstack.connection.Connection
+    scope : str
+    timeout_s : float
+        How long one live migration may take.
+    attempts : int
+        Tries to start one migration when Nova answers 409 or the API fails transiently.
+    backoff_s, poll_s : float
+        First wait between tries (doubled each time); wait between polls of the server.
+    """
+
+    def __init__(
+        self,
+        conn: Any,
+        scope: str,
+        *,
+        timeout_s: float = 600.0,
+        attempts: int = 4,
+        backoff_s: float = 1.0,
+        poll_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.timeout_s = timeout_s
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.poll_s = poll_s
+        self._sleep = sleep
+        self._clock = clock
+
+    def owns(self, cluster: str) -> bool:
+        return cluster == cluster_id(self.scope)
+
+    def _local(self, uid: str) -> str | None:
+        prefix = self.scope + "/"
+        return uid[len(prefix) :] if uid.startswith(prefix) and len(uid) > len(prefix) else None
+
+    def move(self, rec: Recommendation, m: Move) -> ActionResult:
+        """Apply one move of ``rec``; never raises for a Nova or transport failure."""
+        ids = [self._local(x) for x in (m.vm, m.src, m.dst)]
+        if None in ids or not self.owns(rec.cluster):
+            return move_result(rec, m, f"ForeignObject: not an object of cloud {self.scope!r}")
+        server, src, dst = (str(x) for x in ids)
+        try:
+            self._migrate(server, src, dst)
+        except MoveError as e:
+            return move_result(rec, m, str(e))
+        return move_result(rec, m)
+
+    def _migrate(self, server: str, src: str, dst: str) -> None:
+        s = self._call(lambda: self.conn.compute.get_server(server))
+        if s.compute_host != src:
+            raise MoveError("StalePlan", f"server {server} is on {s.compute_host}, not on {src}")
+        before = {m.id for m in self._migrations(server)}
+        self._call(
+            lambda: self.conn.compute.live_migrate_server(server, host=dst, block_migration="auto"),
+            retry_conflict=True,
+        )
+        s = self._wait(server)
+        if s.compute_host == dst and s.status == "ACTIVE":
+            return
+        raise MoveError("MigrationFailed", self._why(server, s, before))
+
+    def _wait(self, server: str) -> Any:
+        deadline = self._clock() + self.timeout_s
+        while True:
+            s = self._call(lambda: self.conn.compute.get_server(server))
+            if s.task_state is None and s.status != "MIGRATING":
+                return s
+            if self._clock() > deadline:
+                raise MoveError(
+                    "Timeout",
+                    f"server {server} still {s.status}/{s.task_state} after {self.timeout_s:.0f} s",
+                )
+            self._sleep(self.poll_s)
+
+    def _migrations(self, server: str) -> list[Any]:
+        return list(self._call(lambda: self.conn.compute.migrations(instance_uuid=server)))
+
+    def _why(self, server: str, s: Any, before: set[Any]) -> str:
+        """Nova's account of a failed migration: the migration record, the server's fault."""
+        new = [m for m in self._migrations(server) if m.id not in before]
+        parts = [f"server {server} is {s.status} on {s.compute_host}"]
+        if new:
+            parts.append(f"migration {new[-1].status}")
+        fault = getattr(s, "fault", None) or {}
+        if fault.get("message"):
+            parts.append(f"Nova: {fault['message']}")
+        return "; ".join(parts)
+
+    def _call(self, fn: Callable[[], Any], *, retry_conflict: bool = False) -> Any:
+        delay = self.backoff_s
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return fn()
+            except sdk.ConflictException as e:
+                if not retry_conflict or attempt == self.attempts:
+                    raise MoveError("Conflict", _nova_message(e)) from None
+                why = "409"
+            except sdk.HttpException as e:
+                if (e.status_code or 0) < 500 or attempt == self.attempts:
+                    raise MoveError(f"HTTP{e.status_code}", _nova_message(e)) from None
+                why = f"HTTP {e.status_code}"
+            except TRANSIENT as e:
+                if attempt == self.attempts:
+                    raise MoveError("ConnectionLost", str(e).splitlines()[0]) from None
+                why = type(e).__name__
+            log.warning("nova: %s (attempt %d of %d)", why, attempt, self.attempts)
+            self._sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _nova_message(e: Any) -> str:
+    return str(e.details or e.message or e).splitlines()[0][:500]

@@ -1,0 +1,145 @@
+"""Inventory against the real Nova: hosts, servers, server groups, zones, maintenance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from collectors.events import HostEvent, RulesEvent, VmEvent
+from collectors.openstack import cluster_id, collect_inventory, inventory_events
+from tests.collectors.openstack.conftest import CLOUD, ZONES, boot, unique
+
+pytestmark = pytest.mark.openstack
+
+
+@pytest.fixture(scope="module")
+def servers(conn: Any) -> Iterator[dict[str, Any]]:
+    """Two anti-affine servers in az1, two affine ones in az2, one plain m1.medium."""
+    anti = conn.compute.create_server_group(name=unique("anti"), policy="anti-affinity")
+    affine = conn.compute.create_server_group(name=unique("aff"), policy="affinity")
+    soft = conn.compute.create_server_group(name=unique("soft"), policy="soft-anti-affinity")
+    booted: dict[str, Any] = {}
+    try:
+        for i in range(2):
+            booted[f"anti{i}"] = boot(
+                conn, unique("anti"), availability_zone="az1", scheduler_hints={"group": anti.id}
+            )
+            booted[f"aff{i}"] = boot(
+                conn, unique("aff"), availability_zone="az2", scheduler_hints={"group": affine.id}
+            )
+            booted[f"soft{i}"] = boot(conn, unique("soft"), scheduler_hints={"group": soft.id})
+        booted["plain"] = boot(conn, unique("plain"), flavor="m1.medium")
+        yield {"servers": booted, "anti": anti, "affine": affine, "soft": soft}
+    finally:
+        for s in booted.values():
+            conn.compute.delete_server(s)
+        for s in booted.values():
+            conn.compute.wait_for_delete(s, wait=120)
+        for g in (anti, affine, soft):
+            conn.compute.delete_server_group(g)
+
+
+def _events(conn: Any) -> tuple[dict[str, HostEvent], dict[str, VmEvent], RulesEvent]:
+    events = inventory_events(collect_inventory(conn, "test"), CLOUD)
+    hosts = {e.hostname: e for e in events if isinstance(e, HostEvent)}
+    vms = {e.uuid: e for e in events if isinstance(e, VmEvent)}
+    rules = [e for e in events if isinstance(e, RulesEvent)]
+    assert len(rules) == 1
+    return hosts, vms, rules[0]
+
+
+def test_hosts_carry_placement_capacity_and_zone(conn: Any, servers: dict[str, Any]) -> None:
+    hosts, _, _ = _events(conn)
+    assert set(hosts) == set(ZONES)
+    for name, h in hosts.items():
+        assert h.uuid == f"{CLOUD}/{name}"
+        assert h.cluster == cluster_id(CLOUD)
+        assert h.domain == ZONES[name]
+        # fake.MediumFakeDriver: 10 vCPUs, 8 GiB; Nova's default ratios 16 and 1.5
+        assert (h.vcpus, h.memory_mb, h.vcpu_ratio, h.memory_ratio) == (10, 8192, 16.0, 1.5)
+        assert not h.maintenance and not h.disabled
+        assert h.platform == "openstack"
+
+
+def test_servers_have_novas_host_and_flavor(conn: Any, servers: dict[str, Any]) -> None:
+    _, vms, _ = _events(conn)
+    for key, booted in servers["servers"].items():
+        s = conn.compute.get_server(booted.id)
+        vm = vms[f"{CLOUD}/{s.id}"]
+        assert vm.host == f"{CLOUD}/{s.compute_host}"
+        assert (vm.vcpus, vm.memory_mb) == ((2, 2048) if key == "plain" else (1, 1024))
+        assert vm.name == s.name
+        assert ZONES[s.compute_host] == s.availability_zone
+    zones = {
+        k: ZONES[conn.compute.get_server(v.id).compute_host] for k, v in servers["servers"].items()
+    }
+    assert zones["anti0"] == zones["anti1"] == "az1"
+    assert zones["aff0"] == zones["aff1"] == "az2"
+
+
+def test_servers_are_listed_across_pages(conn: Any, servers: dict[str, Any]) -> None:
+    # the test cloud's Nova answers at most 5 servers a page ([api] max_limit)
+    page = conn.compute.get("/servers?all_tenants=1").json()
+    assert len(page["servers"]) == 5 and page.get("servers_links")
+    _, vms, _ = _events(conn)
+    mine = {f"{CLOUD}/{s.id}" for s in servers["servers"].values()}
+    assert len(mine) > 5
+    assert mine <= set(vms)
+
+
+def test_server_groups_become_rules(conn: Any, servers: dict[str, Any]) -> None:
+    _, _, rules = _events(conn)
+    by_group = {r.name.rsplit("(", 1)[1].rstrip(")"): r for r in rules.rules}
+    anti, affine = by_group[servers["anti"].id], by_group[servers["affine"].id]
+    booted = servers["servers"]
+    assert anti.type == "anti_affinity"
+    assert sorted(anti.vms) == sorted(f"{CLOUD}/{booted[f'anti{i}'].id}" for i in range(2))
+    assert affine.type == "affinity"
+    assert sorted(affine.vms) == sorted(f"{CLOUD}/{booted[f'aff{i}'].id}" for i in range(2))
+    assert servers["soft"].id not in by_group  # Nova's weigher, no hard rule
+    hosts = {conn.compute.get_server(booted[f"anti{i}"].id).compute_host for i in range(2)}
+    assert len(hosts) == 2  # Nova honoured the group, and the rule says the same
+
+
+def test_disabled_compute_service_is_maintenance(conn: Any, servers: dict[str, Any]) -> None:
+    svc = next(s for s in conn.compute.services(binary="nova-compute") if s.host == "fake-3")
+    conn.compute.disable_service(svc, svc.host, svc.binary, disabled_reason="xdrs test")
+    try:
+        hosts, _, _ = _events(conn)
+    finally:
+        conn.compute.enable_service(svc, svc.host, svc.binary)
+    assert hosts["fake-3"].maintenance
+    assert not hosts["fake-1"].maintenance and not hosts["fake-2"].maintenance
+    assert not _events(conn)[0]["fake-3"].maintenance
+
+
+def test_forced_down_compute_service_is_maintenance(conn: Any, servers: dict[str, Any]) -> None:
+    svc = next(s for s in conn.compute.services(binary="nova-compute") if s.host == "fake-3")
+    conn.compute.update_service_forced_down(svc, svc.host, svc.binary, True)
+    try:
+        hosts, _, _ = _events(conn)
+    finally:
+        conn.compute.update_service_forced_down(svc, svc.host, svc.binary, False)
+    assert hosts["fake-3"].maintenance and not hosts["fake-3"].disabled
+    assert not _events(conn)[0]["fake-3"].maintenance
+
+
+def test_placement_usage_not_explained_by_servers_is_reserved(
+    conn: Any, servers: dict[str, Any]
+) -> None:
+    # a stopped server keeps its allocation in Placement but is not movable: its size
+    # must be taken off its host's capacity
+    s = servers["servers"]["plain"]
+    conn.compute.stop_server(s)
+    conn.compute.wait_for_server(s, status="SHUTOFF", wait=60, interval=0.5)
+    try:
+        hosts, vms, _ = _events(conn)
+    finally:
+        conn.compute.start_server(s)
+        conn.compute.wait_for_server(s, status="ACTIVE", wait=60, interval=0.5)
+    host = conn.compute.get_server(s.id).compute_host
+    assert f"{CLOUD}/{s.id}" not in vms
+    assert hosts[host].vcpu_reserved == pytest.approx(2 / 16)
+    assert hosts[host].memory_mb_reserved == pytest.approx(512 + 2048 / 1.5)

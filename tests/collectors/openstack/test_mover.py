@@ -1,0 +1,116 @@
+"""The mover against the real Nova: a live migration Nova and Placement agree on, stale
+plans and refused moves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from collectors.events import Move, Recommendation
+from collectors.openstack import NovaMover, cluster_id
+from collectors.platform import Mover
+from tests.collectors.openstack.conftest import CLOUD, boot, unique, wait_host
+
+pytestmark = pytest.mark.openstack
+
+
+@pytest.fixture
+def server(conn: Any) -> Iterator[Any]:
+    s = boot(conn, unique("move"), availability_zone="az1:fake-1")
+    try:
+        yield s
+    finally:
+        conn.compute.delete_server(s)
+        conn.compute.wait_for_delete(s, wait=120)
+
+
+def _rec(server_id: str, src: str, dst: str, cluster: str = cluster_id(CLOUD)) -> Recommendation:
+    m = Move(
+        key=f"k-{server_id}",
+        vm=f"{CLOUD}/{server_id}",
+        src=f"{CLOUD}/{src}",
+        dst=f"{CLOUD}/{dst}",
+        reason="imbalance",
+    )
+    return Recommendation(
+        id="r1",
+        cluster=cluster,
+        trigger="test",
+        strategy="balance",
+        ts=0.0,
+        objective_before=1.0,
+        objective_after=0.5,
+        moves=[m],
+    )
+
+
+def _usage(conn: Any, host: str) -> dict[str, int]:
+    rp = next(r for r in conn.placement.resource_providers() if r.name == host)
+    usages: dict[str, int] = conn.placement.get(f"/resource_providers/{rp.id}/usages").json()[
+        "usages"
+    ]
+    return usages
+
+
+def test_live_migration_lands_where_nova_and_placement_say(conn: Any, server: Any) -> None:
+    assert conn.compute.get_server(server.id).compute_host == "fake-1"
+    before = _usage(conn, "fake-2")["VCPU"]
+    mover = NovaMover(conn, CLOUD, timeout_s=120, poll_s=0.5)
+    assert isinstance(mover, Mover)
+    assert mover.owns(cluster_id(CLOUD)) and not mover.owns("other/nova")
+    rec = _rec(server.id, "fake-1", "fake-2")
+    result = mover.move(rec, rec.moves[0])
+    assert result.status == "ok", result.error
+    assert result.vm == f"{CLOUD}/{server.id}"
+    s = wait_host(conn, server.id, "fake-2")
+    assert s.status == "ACTIVE"
+    assert _usage(conn, "fake-2")["VCPU"] == before + 1
+    allocs = conn.placement.get(f"/allocations/{server.id}").json()["allocations"]
+    rp2 = next(r.id for r in conn.placement.resource_providers() if r.name == "fake-2")
+    assert list(allocs) == [rp2]  # the source's allocation is gone
+    migrations = list(conn.compute.migrations(instance_uuid=server.id))
+    assert [m.status for m in migrations] == ["completed"]
+
+
+def test_server_not_on_source_is_not_moved(conn: Any, server: Any) -> None:
+    mover = NovaMover(conn, CLOUD, timeout_s=120)
+    rec = _rec(server.id, "fake-2", "fake-1")  # the plan thinks it is on fake-2
+    result = mover.move(rec, rec.moves[0])
+    assert result.status == "failed"
+    assert result.error.startswith("StalePlan:")
+    assert "fake-1" in result.error
+    assert conn.compute.get_server(server.id).compute_host == "fake-1"
+    assert list(conn.compute.migrations(instance_uuid=server.id)) == []
+
+
+def test_move_nova_refuses_reports_novas_reason(conn: Any, server: Any) -> None:
+    mover = NovaMover(conn, CLOUD, timeout_s=120, attempts=2, backoff_s=0.01)
+    rec = _rec(server.id, "fake-1", "no-such-host")
+    result = mover.move(rec, rec.moves[0])
+    assert result.status == "failed"
+    assert "no-such-host" in result.error  # Nova's own message names the host
+    assert conn.compute.get_server(server.id).compute_host == "fake-1"
+
+
+def test_foreign_ids_are_refused(conn: Any, server: Any) -> None:
+    mover = NovaMover(conn, CLOUD)
+    rec = _rec(server.id, "fake-1", "fake-2", cluster="elsewhere/nova")
+    result = mover.move(rec, rec.moves[0])
+    assert result.status == "failed" and result.error.startswith("ForeignObject:")
+    assert conn.compute.get_server(server.id).compute_host == "fake-1"
+
+
+def test_conflict_is_retried_then_reported_with_novas_reason(conn: Any, server: Any) -> None:
+    conn.compute.stop_server(server)
+    conn.compute.wait_for_server(server, status="SHUTOFF", wait=60, interval=0.5)
+    waits: list[float] = []
+    mover = NovaMover(conn, CLOUD, attempts=3, backoff_s=0.01, sleep=waits.append)
+    rec = _rec(server.id, "fake-1", "fake-2")
+    result = mover.move(rec, rec.moves[0])
+    assert result.status == "failed"
+    assert result.error.startswith("Conflict:")
+    assert "stopped" in result.error  # Nova: "... while it is in vm_state stopped"
+    assert waits == [0.01, 0.02]  # two retries with doubling back-off, then give up
+    assert conn.compute.get_server(server.id).compute_host == "fake-1"

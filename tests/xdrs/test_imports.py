@@ -21,7 +21,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("placement", "collectors", "xdrs")
-HEAVY = ("kafka", "prometheus_client", "pyVmomi", "matplotlib", "numba")
+HEAVY = (
+    "kafka",
+    "prometheus_client",
+    "pyVmomi",
+    "matplotlib",
+    "numba",
+    "openstack",
+    "keystoneauth1",
+)
 
 
 def _modules() -> dict[str, Path]:

@@ -43,8 +43,12 @@ class OrderArgs:
     def validate(self) -> None:
         if self.per_host < 1 or self.per_cluster < 1:
             raise ValueError("per_host and per_cluster: expected >= 1")
-        if self.link_gbps <= 0:
-            raise ValueError(f"link_gbps: expected > 0, got {self.link_gbps}")
+        # 1 Mbit/s .. 10 Tbit/s: beyond either end no migration link exists, and a duration
+        # computed from it overflows to inf
+        if not 1e-3 <= self.link_gbps <= 1e4:
+            raise ValueError(f"link_gbps: expected 0.001..10000, got {self.link_gbps}")
+        if not (0 <= self.dirty_factor <= 100 and 0 <= self.setup_s <= 86400):
+            raise ValueError("dirty_factor: expected 0..100, setup_s: expected 0..86400")
 
 
 @dataclass(frozen=True)

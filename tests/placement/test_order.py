@@ -54,3 +54,14 @@ def test_final_placement_takes_each_vms_last_move() -> None:
     plan = Plan("t", i([0, 1, 0, 0]), i([0, 0, 1, 2]), i([1, 2, 2, 3]), i([4] * 4), np.zeros(4),
                 np.zeros(4), 0.0, 0.0)  # fmt: skip
     np.testing.assert_array_equal(plan.final_placement(i([0, 0, 5])), [3, 2, 5])
+
+
+def test_link_speeds_outside_any_real_link_are_refused() -> None:
+    # 1e-300 Gbit/s passed "> 0" and made the estimated duration overflow to inf
+    import pytest
+
+    for bad in (1e-300, 0.0, 1e5):
+        with pytest.raises(ValueError, match="link_gbps"):
+            OrderArgs(link_gbps=bad).validate()
+    OrderArgs(link_gbps=1e-3).validate()
+    OrderArgs(link_gbps=1e4).validate()

@@ -116,6 +116,7 @@ ERRORS: list[tuple[str, Any, list[str], str]] = [
     ("link-zero", doc(), ["--link-gbps", "0"], "--link-gbps: expected a finite number > 0"),
     ("link-nan", doc(), ["--link-gbps", "nan"], "--link-gbps: expected a finite number > 0"),
     ("link-inf", doc(), ["--link-gbps", "inf"], "--link-gbps: expected a finite number > 0"),
+    ("link-tiny", doc(), ["--link-gbps", "1e-300"], "--link-gbps: expected 0.001..10000"),
     ("seed-negative", doc(), ["--seed", "-1"], "--seed: expected an integer >= 0, got '-1'"),
     ("per-host-zero", doc(), ["--per-host", "0"], "--per-host: expected an integer >= 1"),
     ("explain-unknown", doc(), ["--explain", "nope"], "--explain: unknown VM uuid 'nope'"),

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from collectors.events import ActionResult, Move, Recommendation
 
-__all__ = ["Mover", "Source"]
+__all__ = ["Clock", "Mover", "Source"]
 
 
 @runtime_checkable
@@ -43,3 +43,12 @@ class Mover(Protocol):
     def owns(self, cluster: str) -> bool: ...
 
     def move(self, rec: Recommendation, m: Move) -> ActionResult: ...
+
+
+class Clock(Protocol):
+    """Seconds of platform time: ``monotonic()`` reads it, ``sleep(s)`` waits ``s`` of it
+    (the replay runs it faster than the wall clock; tests run a simulated one)."""
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...

@@ -20,7 +20,7 @@ from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
 from collectors.events import ActionResult
-from collectors.platform import Mover
+from collectors.platform import Clock, Mover
 from collectors.replay import ReplayCollector, Scenario
 from collectors.replay.mover import LinkModel, ScaledClock, TimedMover
 from collectors.replay.traces import Trace
@@ -29,7 +29,7 @@ from xdrs.bus.kafka import KafkaSink, create_topics
 from xdrs.daemon.exporter import DaemonMetrics
 from xdrs.daemon.limits import PLATFORM_LIMITS, Limits
 from xdrs.daemon.policy import PolicyFile
-from xdrs.daemon.service import Clock, DaemonOptions, RebalanceDaemon
+from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 from xdrs.errors import UsageError

@@ -14,24 +14,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from collectors.events import ActionResult, Move, Recommendation, move_result
+from collectors.platform import Clock
 from collectors.replay.collector import ReplayCollector
 
 __all__ = ["Clock", "LinkModel", "ScaledClock", "TimedMover", "migration_seconds"]
 
 MIB_PER_GBIT = 1e9 / 8 / 2**20  # MiB/s carried by 1 Gbit/s
-
-
-class Clock(Protocol):
-    """Seconds of platform time: ``monotonic()`` reads it, ``sleep(s)`` waits ``s`` of it."""
-
-    def monotonic(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
 
 
 class ScaledClock:

@@ -176,3 +176,20 @@ def bus_config(args: argparse.Namespace, client_id: str, bootstrap: str) -> BusC
         )
     except ValueError as e:
         raise UsageError(f"--bootstrap-servers/--kafka-option: {e}") from None
+
+
+def add_tls_args(p: argparse.ArgumentParser) -> None:
+    """TLS verification (on unless ``--insecure``, a CA bundle optional) and a request timeout:
+    the options of every platform connection."""
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--ca-bundle", metavar="FILE", help="PEM file of trusted CAs")
+    tls.add_argument(
+        "--insecure", action="store_true", help="do not verify the server's TLS certificate"
+    )
+    p.add_argument(
+        "--timeout",
+        type=number(above=True),
+        default=60.0,
+        metavar="SECONDS",
+        help="per-request timeout",
+    )

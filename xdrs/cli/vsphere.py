@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from xdrs._io import atomic_write
-from xdrs.cli.options import add_ratio_args, checked, integer, number
+from xdrs.cli.options import add_ratio_args, add_tls_args, checked, integer, number
 from xdrs.errors import EXIT_FAILED, CommandError, SnapshotError, UsageError
 from xdrs.snapshot import snapshot_doc
 
@@ -43,18 +43,7 @@ def connection_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="first line is the password (default: $XDRS_VSPHERE_PASSWORD)",
     )
-    tls = p.add_mutually_exclusive_group()
-    tls.add_argument("--ca-bundle", metavar="FILE", help="PEM file of trusted CAs")
-    tls.add_argument(
-        "--insecure", action="store_true", help="do not verify the server's TLS certificate"
-    )
-    p.add_argument(
-        "--timeout",
-        type=number(above=True),
-        default=60.0,
-        metavar="SECONDS",
-        help="per-request timeout",
-    )
+    add_tls_args(p)
 
 
 def register(sub: Any) -> None:

@@ -19,13 +19,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from collectors.events import ActionResult, Approval, Recommendation, inventory_key
-from collectors.platform import Mover
+from collectors.platform import Clock, Mover
 from xdrs.bus.config import BusConfig
 from xdrs.bus.kafka import DeadLetters, KafkaSink, Record, make_consumer, records
 from xdrs.daemon.core import Rebalancer
@@ -39,14 +39,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONFIRM_S = 5.0
 FLUSH_EVERY_S = 0.2
-
-
-class Clock(Protocol):
-    """Seconds of the daemon's time (the platform's: the replay runs it faster)."""
-
-    def monotonic(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
 
 
 class _RealClock:

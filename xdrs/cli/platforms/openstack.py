@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from xdrs._io import atomic_write
-from xdrs.cli.options import number
+from xdrs.cli.options import add_tls_args
 from xdrs.errors import CommandError, UsageError
 from xdrs.snapshot import snapshot_doc
 
@@ -31,18 +31,7 @@ def connection_args(p: argparse.ArgumentParser) -> None:
         "--cloud", metavar="NAME", help="clouds.yaml entry (default: the OS_* environment)"
     )
     p.add_argument("--cloud-id", metavar="ID", help="prefix of this cloud's ids (default: --cloud)")
-    tls = p.add_mutually_exclusive_group()
-    tls.add_argument("--ca-bundle", metavar="FILE", help="PEM file of trusted CAs")
-    tls.add_argument(
-        "--insecure", action="store_true", help="do not verify the server's TLS certificate"
-    )
-    p.add_argument(
-        "--timeout",
-        type=number(above=True),
-        default=60.0,
-        metavar="SECONDS",
-        help="per-request timeout",
-    )
+    add_tls_args(p)
 
 
 def register(sub: Any) -> None:

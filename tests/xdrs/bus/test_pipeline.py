@@ -68,8 +68,14 @@ def test_samples_reach_the_engine_and_recommendations_the_topic(config, running)
         c.publish_step(step)
     assert wait_for(lambda: daemon.engine.samples == c.samples_sent, 30)
     assert wait_for(lambda: len(daemon.published) >= 2, 30)  # both clusters are unbalanced
-    recs = [r.event for r in read_all(config, config.topics.recommendations)]
-    assert {r.id for r in recs} == {r.id for r in daemon.published}
+
+    def recs_on_topic():
+        return [r.event for r in read_all(config, config.topics.recommendations)]
+
+    # published = handed to the producer; the last may still be on its way to the broker
+    assert wait_for(lambda: {r.id for r in recs_on_topic()} == {r.id for r in daemon.published},
+                    30, 0.5)  # fmt: skip
+    recs = recs_on_topic()
     for rec in recs:
         assert isinstance(rec, Recommendation) and rec.moves
         hosts = {h.uuid for h in c.hosts if h.cluster == rec.cluster}
@@ -134,7 +140,13 @@ def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(broker, config,
     assert wait_for(lambda: daemon.dead == len(bad), 30), daemon.dead
     ok = wait_for(lambda: daemon.engine.samples == c.samples_sent, 30)
     assert ok, (daemon.engine.samples, c.samples_sent)
-    dead = [orjson.loads(r.value) for r in read_all(config, config.topics.dead_letter)]
+
+    def dead_on_topic():
+        return [orjson.loads(r.value) for r in read_all(config, config.topics.dead_letter)]
+
+    # counted when handed to the producer: the last may still be on its way to the broker
+    assert wait_for(lambda: len(dead_on_topic()) >= len(bad), 30, 0.5)
+    dead = dead_on_topic()
     assert sorted(d["category"] for d in dead) == sorted(bad)
     by_cat = {d["category"]: d for d in dead}
     assert "unsupported schema version 99" in by_cat["version"]["reason"]

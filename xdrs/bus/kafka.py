@@ -19,13 +19,17 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from collectors.events import DeadLetter, Event, EventError, decode, encode
+from collectors.events import MAX_MESSAGE_BYTES, DeadLetter, Event, EventError, decode, encode
 from xdrs.bus.config import BusConfig, cluster_partition
 
 __all__ = ["DeadLetters", "KafkaSink", "Record", "create_topics", "make_consumer", "records"]
 
 log = logging.getLogger(__name__)
 DEAD_PAYLOAD_BYTES = 64 << 10
+# what the topics and the producer let through: every message xdrs accepts (up to
+# MAX_MESSAGE_BYTES) plus room for the record batch around it. Apache Kafka's default is
+# 1 MiB, so without this a valid 2 MiB event would be refused by the broker and resent forever.
+BUS_MESSAGE_BYTES = MAX_MESSAGE_BYTES + (64 << 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +64,18 @@ def check_reachable(config: BusConfig, timeout_s: float = 5.0) -> None:
 
 
 def create_topics(config: BusConfig, timeout_s: float = 10.0) -> None:
-    """Create the xdrs topics (inventory compacted); existing topics are left as they are."""
+    """Create the xdrs topics (inventory compacted, each taking messages up to
+    :data:`BUS_MESSAGE_BYTES`); existing topics are left as they are."""
     check_reachable(config)
     t = config.topics
-    compacted = {"cleanup.policy": "compact"}
+    size = {"max.message.bytes": str(BUS_MESSAGE_BYTES)}
+    compacted = {"cleanup.policy": "compact", **size}
     specs = [
         NewTopic(t.inventory, config.partitions, 1, topic_configs=compacted),
-        NewTopic(t.metrics, config.partitions, 1),
-        NewTopic(t.recommendations, config.partitions, 1),
-        NewTopic(t.actions, config.partitions, 1),
-        NewTopic(t.dead_letter, 1, 1),
+        NewTopic(t.metrics, config.partitions, 1, topic_configs=size),
+        NewTopic(t.recommendations, config.partitions, 1, topic_configs=size),
+        NewTopic(t.actions, config.partitions, 1, topic_configs=size),
+        NewTopic(t.dead_letter, 1, 1, topic_configs=size),
     ]
     admin = KafkaAdminClient(**{"request_timeout_ms": int(timeout_s * 1000), **config.common()})
     try:
@@ -89,6 +95,7 @@ def make_producer(config: BusConfig, **overrides: Any) -> KafkaProducer:
         "retries": 2**31 - 1,
         "delivery_timeout_ms": 300_000,
         "retry_backoff_ms": 200,
+        "max_request_size": BUS_MESSAGE_BYTES,
         **config.common(producer=True),
         **overrides,
     }
@@ -122,6 +129,11 @@ class KafkaSink:
         self.publish_raw(topic, key.encode(), None if event is None else encode(event))
 
     def publish_raw(self, topic: str, key: bytes, value: bytes | None) -> None:
+        """Send one message; one over :data:`MAX_MESSAGE_BYTES` is refused here with an
+        :class:`EventError` (every consumer would dead-letter it) rather than sent."""
+        if value is not None and len(value) > MAX_MESSAGE_BYTES:
+            raise EventError(f"message of {len(value)} bytes for {topic} exceeds "
+                             f"{MAX_MESSAGE_BYTES}", "oversized")  # fmt: skip
         parts = self._partitions.get(topic)
         if parts is None:
             parts = self._partitions[topic] = sorted(self._producer.partitions_for(topic))

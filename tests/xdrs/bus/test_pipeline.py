@@ -7,12 +7,12 @@ import urllib.request
 
 import orjson
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import ConfigResource
+from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry, start_http_server
 
 from collectors.events import (
     MAX_MESSAGE_BYTES,
+    EventError,
     MetricBatch,
     Recommendation,
     VmEvent,
@@ -21,7 +21,6 @@ from collectors.events import (
 )
 from collectors.replay import ReplayCollector
 from collectors.replay.scenario import parse_scenario
-from tests.support.kafka import ApacheKafka
 from xdrs.bus import BusConfig, Topics
 from xdrs.bus.config import cluster_partition
 from xdrs.bus.kafka import DeadLetters, KafkaSink, create_topics, make_consumer
@@ -97,17 +96,6 @@ def test_samples_reach_the_engine_and_recommendations_the_topic(config, running)
     assert 'xdrs_recommended_moves_total{cluster="c0",reason="make_room"} 0.0' in text
 
 
-def _allow_messages_of(config, topic, size):
-    """Raise ``topic``'s message size limit: Apache Kafka refuses messages over 1 MiB by
-    default, so an xdrs-oversized one (over 4 MiB) reaches a consumer only where a
-    deployment raised it (Tansu has no such limit, nor the setting)."""
-    admin = KafkaAdminClient(bootstrap_servers=config.bootstrap)
-    try:
-        admin.alter_configs([ConfigResource("TOPIC", topic, {"max.message.bytes": str(size)})])
-    finally:
-        admin.close()
-
-
 def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(broker, config, running):
     registry = CollectorRegistry()
     daemon = _daemon(config, registry)
@@ -129,8 +117,6 @@ def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(broker, config,
     }
     key = b"c0\x1fhost\x1fc0-h00000"
     part = cluster_partition(key, range(config.partitions))  # where the collector writes c0
-    if isinstance(broker, ApacheKafka):
-        _allow_messages_of(config, config.topics.metrics, 8 << 20)  # for "oversized"
     sent = [raw.send(config.topics.metrics, key=key, value=value, partition=part)
             for value in bad.values()]  # fmt: skip
     for future in sent:
@@ -162,6 +148,26 @@ def test_bad_messages_are_dead_lettered_and_nothing_else_is_lost(broker, config,
     }
     assert {k: v for k, v in counted.items() if v} == dict.fromkeys(bad, 1.0)
     assert counted["internal"] == 0.0  # the other categories exist from the start, at zero
+
+
+def test_large_events_pass_and_oversized_ones_are_refused_at_the_source(config):
+    """Apache Kafka refuses messages over 1 MiB by default: the topics and the producer are
+    set up for every message xdrs accepts (up to MAX_MESSAGE_BYTES), and one over that is
+    refused by the sink with a clear error instead of being resent forever."""
+    n = 60_000  # about 2 MiB of JSON: one host's batch of 60,000 VMs
+    big = MetricBatch("c0", "c0-h0", 1.0, 0, [f"vm{i}" for i in range(n)], [1.5] * n, [2.0] * n)
+    assert 1 << 20 < len(encode(big)) < MAX_MESSAGE_BYTES
+    sink = KafkaSink(config)
+    try:
+        sink.publish("metrics", "c0\x1fhost\x1fc0-h0", big)
+        sink.flush(30)
+        with pytest.raises(EventError, match=f"exceeds {MAX_MESSAGE_BYTES}") as e:
+            sink.publish_raw(config.topics.metrics, b"k", b" " * (MAX_MESSAGE_BYTES + 1))
+        assert e.value.category == "oversized"
+    finally:
+        sink.close()
+    got = [r.event for r in read_all(config, config.topics.metrics)]
+    assert len(got) == 1 and isinstance(got[0], MetricBatch) and len(got[0].vms) == n
 
 
 def test_producer_options_pass_through_and_gzip_round_trips(broker):

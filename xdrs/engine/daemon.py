@@ -6,7 +6,9 @@ then commits the consumed offsets. Engine processes in one consumer group share 
 by partition: when a process is given a partition it re-reads that partition of the
 compacted inventory topic from the start, so a new or restarted process rebuilds the state
 from the topics. A message that fails validation goes to the dead-letter topic with its
-reason; nothing in one message can stop the loop.
+reason; nothing in one message can stop the loop. A bad inventory message met again while
+rebuilding (below the group's committed offset) is not dead-lettered a second time: it is
+counted in ``replayed_bad``.
 """
 
 from __future__ import annotations
@@ -67,7 +69,10 @@ class EngineDaemon:
         self.n_published = 0
         self.consumed = 0
         self.dead = 0
+        self.replayed_bad = 0
         self.failures = 0
+        self._seen_below: dict[TopicPartition, int] = {}  # committed offsets at a rebuild
+        self._need_committed: list[TopicPartition] = []
         self._owned: set[int] = set()
         self._last_view = self._last_lag = 0.0
         self._pending_commit = False
@@ -101,6 +106,7 @@ class EngineDaemon:
             log.warning("poll failed, retrying: %s", e)
             time.sleep(0.5)
             return
+        self._load_committed(consumer)
         for rec in batch:
             self._handle(rec, dead)
         self._retry_parked(dead)
@@ -120,7 +126,7 @@ class EngineDaemon:
         if self.metrics is not None:
             self.metrics.events.labels(kind).inc()
         if rec.event is None:
-            dead.send(rec, rec.error, rec.category)
+            self._dead_letter(rec, rec.error, rec.category, dead)
             return
         try:
             category, reason = self._absorb(rec, rec.event)
@@ -128,7 +134,28 @@ class EngineDaemon:
             log.exception("event at %s[%d]@%d failed", rec.topic, rec.partition, rec.offset)
             category, reason = "internal", f"{type(e).__name__}: {str(e)[:300]}"
         if reason:
-            dead.send(rec, reason, category)
+            self._dead_letter(rec, reason, category, dead)
+
+    def _dead_letter(self, rec: Record, reason: str, category: str, dead: DeadLetters) -> None:
+        """Dead-letter ``rec``, unless a rebuild met it again below the committed offset: a
+        previous run (this group's) dead-lettered it already."""
+        if rec.offset < self._seen_below.get(TopicPartition(rec.topic, rec.partition), 0):
+            self.replayed_bad += 1
+            log.debug("%s[%d]@%d rejected again while rebuilding: %s", rec.topic,
+                      rec.partition, rec.offset, reason)  # fmt: skip
+            return
+        dead.send(rec, reason, category)
+
+    def _load_committed(self, consumer: KafkaConsumer) -> None:
+        """Where this group had committed the inventory partitions just re-read from the
+        start (asked here, not in the IO thread that assigned them). Unknown on a broker
+        error: then the rebuild dead-letters again rather than wait."""
+        need, self._need_committed = self._need_committed, []
+        for tp in need:
+            try:
+                self._seen_below[tp] = consumer.committed(tp) or 0
+            except KafkaError as e:
+                log.warning("committed offset of %s[%d] unknown: %s", tp.topic, tp.partition, e)
 
     def _absorb(self, rec: Record, event: Event) -> tuple[str, str]:
         before = self.engine.samples
@@ -223,6 +250,7 @@ class EngineDaemon:
         new = [p for p in inv if p.partition not in self._owned]
         if new:
             consumer.seek_to_beginning(*new)  # rebuild these clusters from the compacted topic
+            self._need_committed += new
             self._catch_up(consumer, new, parts)
         lost = self._owned - {p.partition for p in inv}
         self._owned = {p.partition for p in inv}

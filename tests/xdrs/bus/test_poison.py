@@ -112,6 +112,18 @@ def _engine_daemon(config: BusConfig) -> EngineDaemon:
     return EngineDaemon(config, engine, group="poison-engine")
 
 
+def _check_reasons(dead: list[dict], t) -> None:
+    reasons = {(d["category"], d["reason"]) for d in dead}
+    assert ("malformed", "malformed JSON: nested too deeply") in reasons
+    assert any(cat == "malformed" and "UTF-8" in r for cat, r in reasons)
+    assert ("schema", "vm.vcpus: number out of range") in reasons
+    assert any(cat == "schema" and r.startswith("vm.memory_mb: ") for cat, r in reasons)
+    assert any(cat == "tombstone" and "not UTF-8" in r for cat, r in reasons)
+    assert ("internal", "RuntimeError: absorbing this event failed") in reasons
+    assert any(cat == "version" and "version true" in r for cat, r in reasons)
+    assert all(d["topic"] in (t.inventory, t.metrics) for d in dead)
+
+
 def test_engine_dead_letters_poison_and_a_restart_is_not_stuck(config, producer):
     t = config.topics
     c = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=0.0)
@@ -149,26 +161,24 @@ def test_engine_dead_letters_poison_and_a_restart_is_not_stuck(config, producer)
     assert wait_for(lambda: committed_at_end(config, "poison-engine", [t.inventory, t.metrics]))
     dead = _dead(config)
     assert len(dead) == n_poison
-    reasons = {(d["category"], d["reason"]) for d in dead}
-    assert ("malformed", "malformed JSON: nested too deeply") in reasons
-    assert any(cat == "malformed" and "UTF-8" in r for cat, r in reasons)
-    assert ("schema", "vm.vcpus: number out of range") in reasons
-    assert any(cat == "schema" and r.startswith("vm.memory_mb: ") for cat, r in reasons)
-    assert any(cat == "tombstone" and "not UTF-8" in r for cat, r in reasons)
-    assert ("internal", "RuntimeError: absorbing this event failed") in reasons
-    assert any(cat == "version" and "version true" in r for cat, r in reasons)
-    assert all(d["topic"] in (t.inventory, t.metrics) for d in dead)
+    _check_reasons(dead, t)
     proc.stop()
 
-    # a new engine in the same group: it re-reads the compacted inventory (so its poison is
-    # dead-lettered again) but starts the metrics after the committed offsets
+    # a new engine in the same group: it re-reads the compacted inventory, meets its poison
+    # again but does not dead-letter it twice, and starts the metrics after the committed
+    # offsets; poison new to the group after the restart is dead-lettered as before
     second = _engine_daemon(config)
     proc = Process(second.run)
     c.publish_step(1)
     assert wait_for(lambda: second.engine.samples == len(c.vm_ids), 60), second.engine.samples
     assert "marker" in second.engine.tables["c0"].vm_row
-    assert second.dead == len(inventory_poison)  # not the metrics poison: committed past it
+    assert wait_for(lambda: second.replayed_bad == len(inventory_poison), 30)
+    producer.send(t.inventory, key, inventory_poison["huge"])
+    producer.raw.flush()
+    assert wait_for(lambda: second.dead == 1, 30), second.dead
     assert wait_for(lambda: committed_at_end(config, "poison-engine", [t.inventory, t.metrics]))
+    assert len(_dead(config)) == n_poison + 1  # each bad message on the topic once
+    assert second.replayed_bad == len(inventory_poison)
     assert proc.thread.is_alive()
     proc.stop()
 

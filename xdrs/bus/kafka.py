@@ -92,6 +92,8 @@ def make_producer(config: BusConfig, **overrides: Any) -> KafkaProducer:
         "linger_ms": 5,
         "batch_size": 256 << 10,
         "max_in_flight_requests_per_connection": 1,  # order per key survives retries
+        # idempotent (kafka-python >= 3 with these settings): a retried send is written once
+        "enable_idempotence": True,
         "retries": 2**31 - 1,
         "delivery_timeout_ms": 300_000,
         "retry_backoff_ms": 200,

@@ -170,6 +170,19 @@ def test_large_events_pass_and_oversized_ones_are_refused_at_the_source(config):
     assert len(got) == 1 and isinstance(got[0], MetricBatch) and len(got[0].vms) == n
 
 
+def test_the_producer_is_idempotent(config):
+    """A send the producer retries (the broker answered too late) is written once: the
+    broker gave the producer an id, so it de-duplicates by sequence number."""
+    sink = KafkaSink(config)
+    try:
+        sink.publish("metrics", "c0\x1fhost\x1fh", MetricBatch("c0", "h", 1.0, 0, [], [], []))
+        sink.flush(30)
+        pid = sink._producer._transaction_manager.producer_id_and_epoch
+        assert pid.producer_id >= 0
+    finally:
+        sink.close()
+
+
 def test_producer_options_pass_through_and_gzip_round_trips(broker):
     from xdrs.bus import BusConfig, Topics
 

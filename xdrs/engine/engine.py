@@ -79,6 +79,8 @@ class _Clock:
     pending_since: float = -np.inf
     dirty: bool = True
     first_sd: float | None = None  # imbalance when demand was first known for every VM
+    evacuating: frozenset[str] = frozenset()  # maintenance hosts the last evacuation addressed
+    evacuated_at: float = -np.inf
 
 
 @dataclass
@@ -201,10 +203,13 @@ class Engine:
         t = self.tables[name]
         if not t.hosts or not t.n_vms:
             return ""
-        rows, known = t.placement()
-        if t.host_arrays()["maintenance"][rows[known]].any():
-            return "maintenance"
         waiting = clock.pending and now - clock.pending_since < self.args.pending_s
+        draining = self._draining(t)
+        recent = now - clock.evacuated_at < self.args.pending_s
+        if draining and not (recent and draining <= clock.evacuating):
+            # a new host in maintenance preempts any pending plan; one already addressed is
+            # looked at again after pending_s (its moves failed, or a VM on it cannot move)
+            return "maintenance"
         if waiting or not t.seen[: t.n_vms].all():
             return ""  # moves being applied, or demand not known for every VM yet
         periodic = self.args.period_s > 0 and now - clock.last_run >= self.args.period_s
@@ -212,6 +217,14 @@ class Engine:
             return ""
         clock.dirty = False
         return self._load_trigger(t, clock) or ("periodic" if periodic else "")
+
+    @staticmethod
+    def _draining(t: ClusterTable) -> frozenset[str]:
+        """The hosts in maintenance that still hold VMs."""
+        rows, known = t.placement()
+        busy = np.unique(rows[known])
+        hosts = list(t.hosts)
+        return frozenset(hosts[r] for r in busy[t.host_arrays()["maintenance"][busy]])
 
     def _load_trigger(self, t: ClusterTable, clock: _Clock) -> Trigger:
         cpu, mem = t.loads()
@@ -243,6 +256,8 @@ class Engine:
         strategy = "evacuate" if trigger == "maintenance" else "balance"
         args = EvacuateArgs() if strategy == "evacuate" else self.args.balance()
         plan = run(strategy, state, args, seed=self.seed)
+        if trigger == "maintenance":
+            clock.evacuating, clock.evacuated_at = self._draining(self.tables[name]), now
         if plan.n_moves == 0:
             return None
         waves = order_plan(plan, state, self.args.order)

@@ -166,6 +166,19 @@ def test_maintenance_triggers_evacuation_even_while_pending_and_without_demand()
     assert {m.src for m in rec.moves} == {"h1"} and "h1" not in {m.dst for m in rec.moves}
 
 
+def test_an_evacuation_under_way_is_not_planned_again_until_pending_s():
+    e = _engine(on=lambda j: f"h{j % 4}", pending_s=60.0)
+    e.apply(HostEvent("c", "h1", 16, 65536, 1000, vcpu_ratio=4, maintenance=True))
+    rec = e.recommend("c", "maintenance", 0.0)
+    assert rec is not None
+    assert e.due(10.0) == []  # its moves are being applied: the same VMs are not re-planned
+    e.apply(HostEvent("c", "h2", 16, 65536, 1000, vcpu_ratio=4, maintenance=True))
+    assert e.due(11.0) == [("c", "maintenance")]  # a second host preempts
+    e.recommend("c", "maintenance", 11.0)
+    assert e.due(20.0) == []
+    assert e.due(80.0) == [("c", "maintenance")]  # nothing reported moved: looked at again
+
+
 def test_cooldown_spaces_optimiser_runs():
     e = Engine(EngineArgs(cooldown_s=10.0))
     for ev in hosts() + vms():

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CONFIRM_S = 5.0
 FLUSH_EVERY_S = 0.2
+QUIET_POLLS = 2  # polls without history, after the end offsets, that end a rebuild
+QUIET_MAX_S = 10.0  # ... or this long after the end offsets were reached
 
 
 class _RealClock:
@@ -122,12 +124,22 @@ class RebalanceDaemon:
         ends = _retrying(lambda: consumer.end_offsets(history), stop)
         actions: list[ActionResult] = []
         recs: list[Recommendation | Approval] = []
+        quiet, reached = 0, 0.0
 
         def caught_up() -> bool:
+            nonlocal quiet, reached
+            old = 0
             for rec in records(consumer, timeout_ms=200):
                 self._take_history(rec, actions, recs)
-            # the ends read at the start: a busy stream must not keep the rebuild going
-            return all(consumer.position(p) >= ends[p] for p in history)
+                old += rec.topic != t.metrics
+            # the ends read at the start (a busy stream must not keep the rebuild going), and
+            # then polls with no history: some brokers (Tansu) under-report end offsets, and
+            # a rebuild cut short would run a finished move again
+            if not all(consumer.position(p) >= ends[p] for p in history):
+                return False
+            reached = reached or time.monotonic()
+            quiet = 0 if old else quiet + 1
+            return quiet >= QUIET_POLLS or time.monotonic() - reached > QUIET_MAX_S
 
         while not stop.is_set() and not _retrying(caught_up, stop):
             pass

@@ -150,7 +150,7 @@ def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
     create_topics(config)
     collector = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=0.0)
     progress = DemoProgress()
-    running.start(apply_recommendations, config, collector, progress)
+    first_rebalancer = running.start(apply_recommendations, config, collector, progress)
     first = EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.2, pending_s=30.0)))
     stop_first = running.start(first.run)
     collector.publish_inventory()
@@ -160,8 +160,11 @@ def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
     applied = {r.event.key for r in read_all(config, config.topics.actions)
                if r.event.status == "ok"}  # fmt: skip
     # kill the first engine (stop its loop without any goodbye), start a second one
+    # (the rebalancing daemon too: two at once would both answer the moves in flight)
     running.stop.set()
     stop_first.join(20)
+    first_rebalancer.join(20)
+    assert not stop_first.is_alive() and not first_rebalancer.is_alive()
     running.stop.clear()
     second = EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.2, pending_s=30.0)))
     running.start(second.run)

@@ -75,7 +75,8 @@ def seasonal(y: FloatA, h: int, prev: FloatA) -> FloatA:
     out = y.copy()
     t = y.shape[1]
     ahead = np.full_like(y, np.nan)
-    ahead[:, : t - h] = prev[:, h:t]
+    if h < t:
+        ahead[:, : t - h] = prev[:, h:t]
     return np.where(np.isnan(ahead), out, ahead)
 
 
@@ -89,7 +90,8 @@ def step_quantile(y: FloatA, h: int, q: float, window: int = 36) -> FloatA:
     """The last value plus the ``q`` quantile of the VM's last ``window`` changes over
     ``h`` intervals (``y_t - y_{t-h}``); the last value alone until a change is seen."""
     d = np.full_like(y, np.nan)
-    d[:, h:] = y[:, h:] - y[:, :-h]
+    if 0 < h < y.shape[1]:
+        d[:, h:] = y[:, h:] - y[:, :-h]
     up = window_quantile(_windows(d, window), q)
     return np.asarray(y + np.nan_to_num(up, nan=0.0))
 

@@ -120,9 +120,9 @@ def day_table(runs: list[Result], pol: str) -> tuple[list[str], list[str]]:
     """Per-day rows of ``pol`` beside REF, and one line per missed target."""
     ref = {r.trace: r for r in runs if r.policy == REF}
     lines = [
-        f"| day | {REF} kWh | migr. | SLAV | {pol} kWh | migr. (first plan) | SLAV | energy x "
-        "| SLAV x | migr. x | targets |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| day | {REF} kWh | migr. | SLAV | hosts on | {pol} kWh | migr. (first plan) | SLAV "
+        "| hosts on | energy x | SLAV x | migr. x | targets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     missed = []
     for r in (r for r in runs if r.policy == pol):
@@ -133,8 +133,8 @@ def day_table(runs: list[Result], pol: str) -> tuple[list[str], list[str]]:
         missed += [f"- {r.trace}: {n} {v:.3f}x" for n, v in over]
         lines.append(
             f"| {r.trace} | {b.energy_kwh:,.2f} | {b.migrations:,} | {b.slav:.2e} "
-            f"| {r.energy_kwh:,.2f} | {r.migrations:,} ({_first(r):,}) | {r.slav:.2e} "
-            f"| {x[0]:.3f} | "
+            f"| {b.mean_active_hosts:.1f} | {r.energy_kwh:,.2f} | {r.migrations:,} "
+            f"({_first(r):,}) | {r.slav:.2e} | {r.mean_active_hosts:.1f} | {x[0]:.3f} | "
             f"{x[1]:.3f} | {x[2]:.3f} | {'met' if not miss else 'missed: ' + ', '.join(miss)} |"
         )
     return lines, missed

@@ -9,7 +9,8 @@ hosts are emptied onto the others, at most ``budget`` migrations per re-plan (th
 re-plan, which undoes the paper's initial placement at full VM size, may have its own
 ``first`` budget). Between re-plans only real overloads get an answer: on each host whose
 measured demand exceeds ``react`` x its MIPS the core's ``shed_overload`` moves the fewest
-VMs (largest first) to hosts with room in both forecast and measured demand.
+VMs (largest first) to hosts with room in both forecast and measured demand; a host put into
+maintenance (``simulate --maintenance``) is emptied at once by the core's ``remediate``.
 
 The simulated data centre follows CloudSim 3.0.3, where memory is checked only when a VM is
 created, so placement is CPU-only: the state's memory column carries the CPU figures too
@@ -32,7 +33,7 @@ from numpy.typing import NDArray
 from placement import Capacity, ConsolidateArgs, make_state, run
 from placement.plan import Plan, Reason
 from placement.state import ClusterState
-from placement.strategies.remediate import shed_overload
+from placement.strategies.remediate import remediate, shed_overload
 from placement.workspace import Workspace
 from xdrs.sim.engine import Context, Moves
 from xdrs.sim.forecast import window_quantile
@@ -156,17 +157,20 @@ class DemandPolicy:
     def replan(self, st: ClusterState, step: int) -> Plan:
         """Consolidate by forecast within the budget (mandatory moves first)."""
         a = self.args
-        budget = a.first if self.plans == 0 and a.first >= 0 else a.budget
-        if self.plans == 0 and a.first < 0:
-            budget = st.n_vms
+        budget = a.budget
+        if self.plans == 0:  # the first plan undoes the initial placement at full size
+            budget = st.n_vms if a.first < 0 else a.first
         self.plans += 1
         cap = Capacity(a.react, a.react)
         plan = run("consolidate", st, ConsolidateArgs(cap, budget), seed=self.seed + step)
         return within_budget(plan, st, budget)
 
     def react(self, st: ClusterState) -> Plan:
-        """Move the fewest VMs off hosts whose measured demand is above ``react``."""
+        """Move the fewest VMs off hosts whose measured demand is above ``react`` (and every
+        VM off a host gone into maintenance, which cannot wait for the next re-plan)."""
         ws = Workspace(st, Capacity(self.args.react, self.args.react))
+        if st.maintenance[st.placement].any():
+            remediate(ws, pack=True)
         shed_overload(ws, pack=True)
         return ws.to_plan("react", 0.0, 0.0)
 

@@ -16,6 +16,7 @@ from xdrs.sim.engine import Context, Engine, Moves
 from xdrs.sim.policies import PolicyError, parse_policy
 from xdrs.sim.run import simulate_world
 from xdrs.sim.setup import Datacenter, World, build_world
+from xdrs.sim.whatif import WhatIf
 
 EPS = 1e-6
 
@@ -163,3 +164,24 @@ def test_an_overloaded_host_sheds_the_fewest_vms() -> None:
     )  # fmt: skip
     plan = DemandPolicy(DemandArgs()).react(state)
     assert plan.vm.tolist() == [0] and plan.dst.tolist() == [1]
+
+
+def test_maintenance_empties_the_host_before_the_next_replan() -> None:
+    w = world(4)
+    pol = "xdrs-demand:period=100,budget=0"
+    whatif = WhatIf(maintenance=(0, 1, 2), maintenance_at=1000.0)
+    place = parse_policy(pol).initial(w)
+    r = simulate_world(w, place, pol, label="m", whatif=whatif, log_moves=True)
+    assert r.moves is not None
+    # the only re-plan is at 300 s; the hosts go into maintenance at 1000 s: at the next
+    # decision (1200 s) every VM leaves them, and nothing goes there afterwards
+    place = place.copy()
+    for t, vm, src, dst in r.moves:
+        assert int(src) == place[int(vm[1:])]
+        if t > 1000:
+            assert dst not in {"0", "1", "2"}
+        place[int(vm[1:])] = int(dst)
+        if t > 1300:
+            break
+    assert (place[: w.n_vms] > 2).all()
+    assert np.isin(parse_policy(pol).initial(w), [0, 1, 2]).any()  # there was something to do

@@ -17,7 +17,8 @@ created, so placement is CPU-only: the state's memory column carries the CPU fig
 (the core's memory-keyed choices then rank by CPU) and disk is a nominal 1 per VM.
 
 Names: ``xdrs-demand`` or ``xdrs-demand:key=value,...`` with the keys of :class:`DemandArgs`
-(e.g. ``xdrs-demand:period=12,budget=40,target=0.9``).
+(e.g. ``xdrs-demand:period=12,budget=40,target=0.8``). The defaults are the setting
+``bench/sim_demand.py`` reports day by day (see bench/RESULTS-sim.md for the sweep).
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class DemandArgs:
     react : between re-plans, hosts whose measured demand exceeds react x MIPS shed VMs
     """
 
-    period: int = 12
-    budget: int = 40
+    period: int = 24
+    budget: int = 80
     first: int = -1
     q: float = 0.95
     window: int = 36

@@ -31,7 +31,7 @@ TARGETS = (1.10, 1.0, 0.10)  # energy, SLAV, migrations as multiples of REF's
 NAMES = ("energy", "SLAV", "migrations")
 PAPER = tuple(p for p in PAPER_POLICIES if p not in ("npa", "dvfs"))
 SETTINGS = (
-    CHOSEN,  # period=24, budget=80, first=-1, q=0.95, window=36, target=0.9, react=1.0
+    CHOSEN,  # period=24, budget=80, first=-1, q=0.95, window=72, target=0.9, react=1.0
     "xdrs-demand:period=1,budget=4",
     "xdrs-demand:period=3,budget=10",
     "xdrs-demand:period=6,budget=20",
@@ -46,8 +46,8 @@ SETTINGS = (
     "xdrs-demand:target=1.0",
     "xdrs-demand:q=0.9",
     "xdrs-demand:q=1.0",
-    "xdrs-demand:window=12",
-    "xdrs-demand:window=72",
+    "xdrs-demand:window=36",
+    "xdrs-demand:window=144",
     "xdrs-demand:react=0.9",
     "xdrs-demand:first=300",
     "xdrs-demand:q=0.9,target=1.0",
@@ -209,8 +209,8 @@ NOTES = """### How it works
 
 - Every `period` decisions (default 24, i.e. 2 h) the policy gives the placement core's
   `consolidate` -- the strategy `xdrs plan` and the live engine run -- a `ClusterState`
-  whose CPU allocation is each VM's forecast demand, the 95th percentile of its last 36
-  samples (3 h; the backtest's lowest pinball loss at every horizon), against 90 % of each
+  whose CPU allocation is each VM's forecast demand, the 95th percentile of its last 72
+  samples (6 h; the backtest's lowest pinball loss at every horizon), against 90 % of each
   host's MIPS. Hosts whose forecast is above that shed VMs first (the core's remediation),
   then whole hosts are emptied onto the others. A plan keeps its first `budget` (80) moves,
   mandatory ones included, and drops the consolidation moves off hosts that the cut leaves
@@ -228,7 +228,7 @@ NOTES = """### How it works
 - Migrations: the paper policies decide every 5 minutes from each host's last samples. A
   host above its adaptive threshold sheds VMs, and the under-load phase then tries to empty
   every lightly used host whole, so VMs go back and forth: about 100 migrations per
-  decision while the number of hosts on hardly changes. A 3-hour quantile moves slowly, so
+  decision while the number of hosts on hardly changes. A 6-hour quantile moves slowly, so
   a placement made against it keeps holding; after the first plan xdrs-demand needs a few
   dozen migrations an hour.
 - Energy: in CloudSim's accounting a migrating VM counts 100 % on its source plus 10 % on

@@ -68,7 +68,7 @@ class DemandArgs:
     budget: int = 80
     first: int = -1
     q: float = 0.95
-    window: int = 36
+    window: int = 72
     target: float = 0.9
     react: float = 1.0
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from collectors.replay.traces import Trace
 from placement import make_state
-from placement.plan import Plan
+from placement.plan import Plan, Reason
 from placement.state import ClusterState
 from xdrs.sim.demand import DemandArgs, DemandError, DemandPolicy, parse_demand
 from xdrs.sim.engine import Context, Engine, Moves
@@ -108,6 +108,9 @@ def check_plan(state: ClusterState, plan: Plan, react: float) -> None:
         assert state.alloc[on, 0].sum() <= state.alloc_cap[d, 0] + EPS
         if plan.strategy == "react":
             assert state.demand[on, 0].sum() <= react * state.phys[d, 0] + EPS
+    # a consolidation move empties its host (a budget cut drops the moves that would not)
+    packing = plan.src[plan.reason == int(Reason.CONSOLIDATION)]
+    assert not np.isin(place, packing).any()
 
 
 def check_run(rec: Recorder, args: DemandArgs) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +13,7 @@ from collectors.replay.traces import Trace
 from placement import make_state
 from placement.plan import Plan, Reason
 from placement.state import ClusterState
+from xdrs.cli import main
 from xdrs.sim.demand import DemandArgs, DemandError, DemandPolicy, parse_demand
 from xdrs.sim.engine import Context, Engine, Moves
 from xdrs.sim.policies import PolicyError, parse_policy
@@ -188,3 +191,21 @@ def test_maintenance_empties_the_host_before_the_next_replan() -> None:
             break
     assert (place[: w.n_vms] > 2).all()
     assert np.isin(parse_policy(pol).initial(w), [0, 1, 2]).any()  # there was something to do
+
+
+def test_cli_runs_it_and_names_a_bad_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = tmp_path / "planetlab" / "d1"
+    day.mkdir(parents=True)
+    for i in range(6):
+        (day / f"vm{i}").write_text("\n".join(str(5 + 7 * i + (t % 3)) for t in range(12)) + "\n")
+    base = ["simulate", "--quiet", "--traces-dir", str(tmp_path), "--trace", "planetlab:d1",
+            "--hosts", "6"]  # fmt: skip
+    assert main([*base, "--policy", "xdrs-demand:period=2,budget=3"]) == 0
+    out, _ = capsys.readouterr()
+    assert "xdrs-demand:period=2,budget=3" in out
+    assert main([*base, "--policy", "xdrs-demand:budget=lots"]) == 2
+    _, err = capsys.readouterr()
+    assert err.startswith("xdrs: error:") and "budget='lots' is not a number" in err
+    assert "Traceback" not in err

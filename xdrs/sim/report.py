@@ -81,9 +81,12 @@ def _comparison(plt: Any, results: Sequence[Result], path: Path) -> None:
     _save(plt, fig, path)
 
 
-def tradeoff(plt: Any, results: Sequence[Result], path: Path, paper: Sequence[str]) -> None:
+def tradeoff(
+    plt: Any, results: Sequence[Result], path: Path, paper: Sequence[str], ref: str = ""
+) -> None:
     """Energy against migrations, summed over the traces, per policy; colour: mean SLAV.
-    Policies named in ``paper`` are squares, the others circles."""
+    Policies named in ``paper`` are squares, the others circles; with ``ref`` (a policy
+    of ``results``), dashed lines at 1.1x its energy and 0.1x its migrations."""
     from matplotlib.colors import LogNorm  # noqa: PLC0415 - lazy: matplotlib is optional
 
     rows = []
@@ -100,6 +103,10 @@ def tradeoff(plt: Any, results: Sequence[Result], path: Path, paper: Sequence[st
         sc = ax.scatter([mig], [kwh], c=[s], norm=norm, cmap="viridis", marker=mark, s=60)
         ax.annotate(pol.replace("xdrs-demand:", ""), (mig, kwh), fontsize=6,
                     xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    for pol, mig, kwh, _ in rows:
+        if pol == ref:
+            ax.axhline(1.1 * kwh, ls="--", c="grey", lw=0.8)
+            ax.axvline(0.1 * mig, ls="--", c="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("migrations + 1 (sum over the traces, log)")
     ax.set_ylabel("energy (kWh, sum over the traces)")
@@ -110,9 +117,11 @@ def tradeoff(plt: Any, results: Sequence[Result], path: Path, paper: Sequence[st
     _save(plt, fig, path)
 
 
-def write_tradeoff(path: Path, results: Sequence[Result], paper: Sequence[str]) -> None:
+def write_tradeoff(
+    path: Path, results: Sequence[Result], paper: Sequence[str], ref: str = ""
+) -> None:
     """:func:`tradeoff` alone, into ``path``."""
-    tradeoff(_pyplot(), results, path, paper)
+    tradeoff(_pyplot(), results, path, paper, ref)
 
 
 def write_report(folder: Path, results: Sequence[Result]) -> list[Path]:

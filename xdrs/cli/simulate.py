@@ -45,7 +45,7 @@ def register(sub: Any) -> None:
         required=True,
         metavar="NAME",
         help="npa, dvfs, <thr|iqr|mad|lr|lrr>-<mmt|mc|rs|mu>-<param>, "
-        "xdrs-consolidate, xdrs-balance",
+        "xdrs-consolidate, xdrs-balance, xdrs-demand[:period=24,budget=80,...]",
     )
     p.add_argument(
         "--hosts",

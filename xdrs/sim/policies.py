@@ -1,7 +1,8 @@
 """Policies: the paper's (NPA, DVFS, detector-selection pairs) and xdrs's own strategies.
 
 Names: ``npa``, ``dvfs``, ``<detector>-<selection>-<parameter>`` (e.g. ``lr-mmt-1.2``,
-``thr-mmt-0.8``, ``mad-rs-2.5``), ``xdrs-consolidate``, ``xdrs-balance``.
+``thr-mmt-0.8``, ``mad-rs-2.5``), ``xdrs-consolidate``, ``xdrs-balance``, ``xdrs-demand[:k=v,...]``
+(:mod:`xdrs.sim.demand`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from placement.overload import DETECTORS, FALLBACK_THRESHOLD
 from placement.pabfd import choose, first_fit, power_increase, sort_decreasing, suitable
 from placement.selection import SELECTIONS, mc, mmt, mu, rs
 from xdrs.sim.adapter import xdrs_decider
+from xdrs.sim.demand import NAME as DEMAND
+from xdrs.sim.demand import DemandError, demand_decider, parse_demand
 from xdrs.sim.engine import Context, Moves
 from xdrs.sim.planning import Planning
 from xdrs.sim.setup import World
@@ -62,6 +65,8 @@ class Policy:
     def decider(self, seed: int) -> Callable[[Context], Moves] | None:
         if self.kind in ("npa", "dvfs"):
             return None
+        if self.kind == "xdrs" and self.strategy.startswith(DEMAND):
+            return demand_decider(self.strategy, seed)
         if self.kind == "xdrs":
             return xdrs_decider(self.strategy, seed)
         rng = np.random.default_rng(seed)
@@ -72,6 +77,12 @@ def parse_policy(name: str) -> Policy:
     n = name.strip().lower()
     if n in ("npa", "dvfs"):
         return Policy(n, n)
+    if n == DEMAND or n.startswith(DEMAND + ":"):
+        try:
+            parse_demand(n)
+        except DemandError as e:
+            raise PolicyError(str(e)) from None
+        return Policy(n, "xdrs", strategy=n)
     if n in ("xdrs-consolidate", "xdrs-balance"):
         return Policy(n, "xdrs", strategy=n.split("-", 1)[1])
     parts = n.split("-")
@@ -88,7 +99,8 @@ def parse_policy(name: str) -> Policy:
         if 0 < p < math.inf:
             return Policy(n, "migration", parts[0], parts[1], p)
     raise PolicyError(
-        f"policy {name!r}: expected npa, dvfs, xdrs-consolidate, xdrs-balance or "
+        f"policy {name!r}: expected npa, dvfs, xdrs-consolidate, xdrs-balance, "
+        f"xdrs-demand[:key=value,...] or "
         f"<detector>-<selection>-<parameter> with detector in {DETECTORS}, "
         f"selection in {SELECTIONS} and a finite parameter > 0 (e.g. lr-mmt-1.2)"
     )

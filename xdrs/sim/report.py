@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from xdrs._io import atomic_write
+from xdrs.sim.policies import PAPER_POLICIES
 from xdrs.sim.run import Result
 
-__all__ = ["ReportError", "check_plotting", "write_report"]
+__all__ = ["ReportError", "check_plotting", "tradeoff", "write_report", "write_tradeoff"]
 
 
 class ReportError(RuntimeError):
@@ -80,6 +81,49 @@ def _comparison(plt: Any, results: Sequence[Result], path: Path) -> None:
     _save(plt, fig, path)
 
 
+def tradeoff(
+    plt: Any, results: Sequence[Result], path: Path, paper: Sequence[str], ref: str = ""
+) -> None:
+    """Energy against migrations, summed over the traces, per policy; colour: mean SLAV.
+    Policies named in ``paper`` are squares, the others circles; with ``ref`` (a policy
+    of ``results``), dashed lines at 1.1x its energy and 0.1x its migrations."""
+    from matplotlib.colors import LogNorm  # noqa: PLC0415 - lazy: matplotlib is optional
+
+    rows = []
+    for pol in dict.fromkeys(r.policy for r in results):
+        runs = [r for r in results if r.policy == pol]
+        mig = sum(r.migrations for r in runs) + 1
+        kwh = sum(r.energy_kwh for r in runs)
+        rows.append((pol, mig, kwh, sum(r.slav for r in runs) / len(runs)))
+    slav = [max(r[3], 1e-9) for r in rows]
+    norm = LogNorm(min(slav), max(*slav, min(slav) * 10))
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for (pol, mig, kwh, _), s in zip(rows, slav, strict=True):
+        mark = "s" if pol in paper else "o"
+        sc = ax.scatter([mig], [kwh], c=[s], norm=norm, cmap="viridis", marker=mark, s=60)
+        ax.annotate(pol.replace("xdrs-demand:", ""), (mig, kwh), fontsize=6,
+                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    for pol, mig, kwh, _ in rows:
+        if pol == ref:
+            ax.axhline(1.1 * kwh, ls="--", c="grey", lw=0.8)
+            ax.axvline(0.1 * mig, ls="--", c="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("migrations + 1 (sum over the traces, log)")
+    ax.set_ylabel("energy (kWh, sum over the traces)")
+    ax.set_title(f"energy vs migrations over {len({r.trace for r in results})} traces "
+                 "(squares: paper policies)")  # fmt: skip
+    fig.colorbar(sc, ax=ax, label="SLAV (mean over the traces)")
+    ax.grid(alpha=0.3, which="both")
+    _save(plt, fig, path)
+
+
+def write_tradeoff(
+    path: Path, results: Sequence[Result], paper: Sequence[str], ref: str = ""
+) -> None:
+    """:func:`tradeoff` alone, into ``path``."""
+    tradeoff(_pyplot(), results, path, paper, ref)
+
+
 def write_report(folder: Path, results: Sequence[Result]) -> list[Path]:
     """Write the plots into ``folder`` (created); returns the files written."""
     plt = _pyplot()
@@ -94,4 +138,6 @@ def write_report(folder: Path, results: Sequence[Result]) -> list[Path]:
     _over_time(plt, results, "active", "active hosts", out[1])
     _over_time(plt, results, "slatah", "SLATAH so far", out[2])
     _comparison(plt, results, out[3])
+    out.append(folder / "tradeoff.png")
+    tradeoff(plt, results, out[4], PAPER_POLICIES)
     return out

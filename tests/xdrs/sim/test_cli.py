@@ -45,7 +45,7 @@ def test_batch_table_json_and_report(
     assert runs["npa"]["energy_kwh"] == pytest.approx(2 * (117 + 135) * 3300 / 3.6e6)
     assert runs["lr-mmt-1.2"]["vms"] == 4
     assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == [
-        "active_hosts.png", "energy.png", "policies.png", "sla_violation.png",
+        "active_hosts.png", "energy.png", "policies.png", "sla_violation.png", "tradeoff.png",
     ]  # fmt: skip
 
 

@@ -16,7 +16,9 @@ engine's wait for the recommendation, and the engine's next trigger plans on cur
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -32,6 +34,8 @@ from xdrs.daemon.policy import Policy, PolicyFile, verdict
 __all__ = ["Counts", "Rebalancer"]
 
 FINAL = ("ok", "failed", "skipped")
+RECENT = 1024  # recommendations remembered for ``show`` (with their moves' last records)
+RECENT_SKIPS = 200  # skipped records remembered (the held-back reasons)
 
 
 @dataclass
@@ -49,7 +53,11 @@ class Counts:
 
 
 class Rebalancer:
-    """Policy, approvals and execution of the recommendations ``mover`` owns."""
+    """Policy, approvals and execution of the recommendations ``mover`` owns.
+
+    Its public methods take :attr:`lock` (re-entrant): the daemon's loop and the HTTP API's
+    threads share it, and whoever reads :attr:`picture` or the views below holds it too.
+    """
 
     def __init__(self, mover: Mover, policy: PolicyFile, limits: Limits, picture: Picture,
                  clock_now: Callable[[], float], journal: Journal,
@@ -62,19 +70,40 @@ class Rebalancer:
         self.executor = Executor(mover, Gate(limits), picture, clock_now, self.journal, wall)
         self.known: set[str] = set()  # keys never to issue again
         self.held: dict[str, tuple[Recommendation, set[str]]] = {}  # rec id -> held keys
+        self.lock = threading.RLock()
+        self.recent: OrderedDict[str, Recommendation] = OrderedDict()
+        self.last: dict[str, ActionResult] = {}  # key -> last record (recent recommendations)
+        self.skips: deque[ActionResult] = deque(maxlen=RECENT_SKIPS)
 
     def journal(self, r: ActionResult, confirm: bool) -> bool:
         if not self._journal(r, confirm):
             return False
         if r.status != "held":
             self.known.add(r.key)
+        if r.status == "skipped":
+            self.skips.append(r)
         self.counts.add(r)
         self.records.append(r)
+        if r.recommendation in self.recent:
+            self.last[r.key] = r
         return True
 
+    def _remember(self, rec: Recommendation) -> None:
+        self.recent[rec.id] = rec
+        self.recent.move_to_end(rec.id)
+        while len(self.recent) > RECENT:
+            _, old = self.recent.popitem(last=False)
+            for m in old.moves:
+                self.last.pop(m.key, None)
+
     def receive(self, rec: Recommendation) -> None:
+        with self.lock:
+            self._receive(rec)
+
+    def _receive(self, rec: Recommendation) -> None:
         if not self.mover.owns(rec.cluster):
             return
+        self._remember(rec)
         fresh = [m for m in rec.moves if m.key not in self.known]
         if not fresh or rec.id in self.held:
             return
@@ -114,6 +143,10 @@ class Rebalancer:
 
     def decide(self, a: Approval) -> str:
         """Apply an operator's decision; returns why it was refused (``""``: taken)."""
+        with self.lock:
+            return self._decide(a)
+
+    def _decide(self, a: Approval) -> str:
         entry = self.held.get(a.recommendation)
         if entry is None:
             return f"recommendation {a.recommendation} has no move waiting for approval"
@@ -140,10 +173,15 @@ class Rebalancer:
         return ""
 
     def tick(self) -> None:
-        self.executor.tick()
+        with self.lock:
+            self.executor.tick()
 
     def restore(self, actions: Iterable[ActionResult], recs: Iterable[Recommendation]) -> None:
         """Rebuild from the topics after a restart (the picture must be read first)."""
+        with self.lock:
+            self._restore(list(actions), recs)
+
+    def _restore(self, actions: list[ActionResult], recs: Iterable[Recommendation]) -> None:
         status: dict[str, ActionResult] = {}
         for r in actions:
             if r.status in FINAL or r.key not in status or status[r.key].status == "held":
@@ -157,6 +195,8 @@ class Rebalancer:
             keys = {m.key for m in rec.moves if m.key in status and status[m.key].status == "held"}
             if keys and self.mover.owns(rec.cluster):
                 self.held[rec.id] = (rec, keys)
+                self._remember(rec)
+                self.last.update((k, status[k]) for k in keys)
 
     def _resolve(self, r: ActionResult) -> None:
         there = self.picture.host_of(r.cluster, r.vm)

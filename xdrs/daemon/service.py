@@ -28,6 +28,7 @@ from collectors.events import ActionResult, Approval, Recommendation, inventory_
 from collectors.platform import Clock, Mover
 from xdrs.bus.config import BusConfig
 from xdrs.bus.kafka import DeadLetters, KafkaSink, Record, make_consumer, records
+from xdrs.daemon.control import Control
 from xdrs.daemon.core import Rebalancer
 from xdrs.daemon.limits import Limits
 from xdrs.daemon.picture import Picture
@@ -77,6 +78,18 @@ class RebalanceDaemon:
         self.dead = 0
         self._sink: KafkaSink | None = None
         self._last_flush = 0.0
+        self._own: set[tuple[str, float, str]] = set()  # approvals this process published
+
+    def control(self) -> Control:
+        """The operator's side of this daemon (the HTTP API's runtime); its decisions are
+        taken at once and put on the recommendations topic, the record of who decided."""
+        return Control(lambda: self.core if self.ready.is_set() else None, self._publish)
+
+    def _publish(self, a: Approval) -> None:
+        assert self._sink is not None
+        self._own.add((a.recommendation, a.ts, a.by))
+        self._sink.publish("recommendations", inventory_key(a.cluster, "approval",
+                                                            a.recommendation), a)  # fmt: skip
 
     def _now(self) -> float:
         return self.clock.monotonic()
@@ -161,9 +174,10 @@ class RebalanceDaemon:
             log.warning("poll failed, retrying: %s", e)
             time.sleep(0.5)
             batch = []
-        for rec in batch:
-            self._handle(rec, dead)
-        self.core.tick()
+        with self.core.lock:  # the HTTP API's threads read the picture and the core
+            for rec in batch:
+                self._handle(rec, dead)
+            self.core.tick()
         now = time.monotonic()
         if now - self._last_flush >= FLUSH_EVERY_S and self._sink is not None:
             self._last_flush = now
@@ -180,6 +194,9 @@ class RebalanceDaemon:
             if isinstance(ev, Recommendation):
                 self.core.receive(ev)
             elif isinstance(ev, Approval):
+                if (ev.recommendation, ev.ts, ev.by) in self._own:
+                    self._own.discard((ev.recommendation, ev.ts, ev.by))
+                    return  # taken already, through the API
                 why = self.core.decide(ev)
                 if why and self.mover.owns(ev.cluster):
                     log.warning("approval of %s refused: %s", ev.recommendation, why)

@@ -26,6 +26,7 @@ import msgspec
 
 from collectors.events import ActionResult, Approval, Recommendation, move_result
 from collectors.platform import Mover
+from xdrs.daemon.dryrun import describe
 from xdrs.daemon.executor import Executor, Journal, _status
 from xdrs.daemon.limits import Gate, Limits
 from xdrs.daemon.picture import Picture
@@ -61,8 +62,12 @@ class Rebalancer:
 
     def __init__(self, mover: Mover, policy: PolicyFile, limits: Limits, picture: Picture,
                  clock_now: Callable[[], float], journal: Journal,
-                 wall: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 wall: Callable[[], float] = time.time,
+                 dry_run: Callable[[str], None] | None = None) -> None:  # fmt: skip
+        """dry_run : given, every recommendation is described to it, line by line
+        (:mod:`xdrs.daemon.dryrun`), and nothing is run nor recorded."""
         self.mover, self.policy, self.picture = mover, policy, picture
+        self.dry_run = dry_run
         self.now, self.wall = clock_now, wall
         self.counts = Counts()
         self.records: list[ActionResult] = []
@@ -106,6 +111,12 @@ class Rebalancer:
         self._remember(rec)
         fresh = [m for m in rec.moves if m.key not in self.known]
         if not fresh or rec.id in self.held:
+            return
+        if self.dry_run is not None:
+            gate = self.executor.gate
+            for line in describe(rec, self.policy.current(), self.picture, gate, self.now(),
+                                 self.wall):  # fmt: skip
+                self.dry_run(line)
             return
         self._supersede(rec)
         policy = self.policy.current()
@@ -188,7 +199,7 @@ class Rebalancer:
                 status[r.key] = r
         self.known |= {k for k, r in status.items() if r.status != "held"}
         for r in status.values():
-            if r.status == "started":
+            if r.status == "started" and self.dry_run is None:
                 self._resolve(r)
         by_id = {rec.id: rec for rec in recs}
         for rec in by_id.values():

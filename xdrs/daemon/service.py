@@ -55,12 +55,16 @@ class _RealClock:
 @dataclass(frozen=True)
 class DaemonOptions:
     """limits : :class:`Limits`; policy : the automation policy (file or fixed);
-    on_record : called with every record the daemon writes (progress displays)."""
+    on_record : called with every record the daemon writes (progress displays);
+    dry_run : describe each recommendation to ``report`` (:mod:`xdrs.daemon.dryrun`) and do
+    nothing: no platform call, no record on the actions topic."""
 
     limits: Limits = field(default_factory=Limits)
     policy: PolicyFile = field(default_factory=PolicyFile)
     poll_ms: int = 50
     on_record: Callable[[ActionResult], None] | None = None
+    dry_run: bool = False
+    report: Callable[[str], None] = print
 
 
 class RebalanceDaemon:
@@ -108,7 +112,8 @@ class RebalanceDaemon:
         consumer = make_consumer(self.config, None)
         dead = DeadLetters(sink, on_dead=self._count_dead)
         self.core = Rebalancer(self.mover, self.opts.policy, self.opts.limits, self.picture,
-                               self._now, self._journal)  # fmt: skip
+                               self._now, self._journal,
+                               dry_run=self.opts.report if self.opts.dry_run else None)  # fmt: skip
         try:
             self._rebuild(consumer, stop)
             self.ready.set()

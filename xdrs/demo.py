@@ -157,12 +157,20 @@ def _rebalancer(config: BusConfig, mover: Mover, progress: DemoProgress,
 
 
 def apply_recommendations(
-    config: BusConfig, collector: ReplayCollector, progress: DemoProgress, stop: threading.Event
+    config: BusConfig,
+    collector: ReplayCollector,
+    progress: DemoProgress,
+    stop: threading.Event,
+    registry: CollectorRegistry | None = None,
 ) -> None:
     """The rebalancing daemon at ``full`` over the replayed cluster, its moves instant (the
     collector's own mover), until ``stop``: ``xdrs replay --apply`` and tests. Its clock is
-    the replay's (cooldowns and holds are in the replay's seconds)."""
-    _rebalancer(config, collector, progress, _replay_clock(collector)).run(stop)
+    the replay's (cooldowns and holds are in the replay's seconds); its metrics go to
+    ``registry`` if given."""
+    rebalancer = _rebalancer(config, collector, progress, _replay_clock(collector))
+    if registry is not None:
+        DaemonMetrics(registry, lambda: rebalancer.core)
+    rebalancer.run(stop)
 
 
 def _replay_clock(collector: ReplayCollector) -> ScaledClock:

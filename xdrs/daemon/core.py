@@ -32,25 +32,44 @@ from xdrs.daemon.limits import Gate, Limits
 from xdrs.daemon.picture import Picture
 from xdrs.daemon.policy import Policy, PolicyFile, verdict
 
-__all__ = ["Counts", "Rebalancer"]
+__all__ = ["FAIL_KINDS", "SKIP_KINDS", "Counts", "Rebalancer", "kind_of"]
 
 FINAL = ("ok", "failed", "skipped")
 RECENT = 1024  # recommendations remembered for ``show`` (with their moves' last records)
 RECENT_SKIPS = 200  # skipped records remembered (the held-back reasons)
 
 
+# the skip reasons' first words -> a bounded label set (the exporter's ``why``)
+SKIP_KINDS = {"held": "held", "stale": "stale", "expired": "expired", "metrics": "old_metrics",
+              "no": "no_room", "destination": "maintenance", "an": "earlier_failed",
+              "never": "never", "rejected": "rejected", "superseded": "superseded",
+              "approval": "placement_changed"}  # fmt: skip
+FAIL_KINDS = {"Timeout": "timeout", "Interrupted": "interrupted", "internal": "internal"}
+
+
+def kind_of(error: str, kinds: dict[str, str], default: str) -> str:
+    """The label of a reason: its first word looked up in ``kinds``, else ``default``."""
+    first = error.split(":", 1)[0].split(" ", 1)[0]
+    return kinds.get(first, default)
+
+
 @dataclass
 class Counts:
-    """What the daemon recorded, by status (``skipped`` also by the first word of why)."""
+    """What the daemon recorded, by status; ``skipped`` and ``failed`` also by the kind of
+    reason (:data:`SKIP_KINDS`, :data:`FAIL_KINDS`; ``other`` and ``platform`` otherwise)."""
 
     by_status: dict[str, int] = field(default_factory=dict)
     skipped_by: dict[str, int] = field(default_factory=dict)
+    failed_by: dict[str, int] = field(default_factory=dict)
 
     def add(self, r: ActionResult) -> None:
         self.by_status[r.status] = self.by_status.get(r.status, 0) + 1
         if r.status == "skipped":
-            why = r.error.split(":", 1)[0].split(" ", 1)[0] or "other"
+            why = kind_of(r.error, SKIP_KINDS, "other")
             self.skipped_by[why] = self.skipped_by.get(why, 0) + 1
+        elif r.status == "failed":
+            why = kind_of(r.error, FAIL_KINDS, "platform")
+            self.failed_by[why] = self.failed_by.get(why, 0) + 1
 
 
 class Rebalancer:

@@ -22,26 +22,23 @@ daemon is rebuilding its state at start.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
-import os
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
-from xdrs.daemon.control import ApiError, Control
+from xdrs.daemon.access import ApiConfig, ApiError, load_token
+from xdrs.daemon.control import Control
 
-__all__ = ["ROUTES", "ApiConfig", "ApiServer", "load_token"]
+__all__ = ["ROUTES", "ApiConfig", "ApiServer", "load_token"]  # the first two re-exported
 
 log = logging.getLogger(__name__)
-TOKEN_ENV = "XDRS_API_TOKEN"
 MAX_BODY = 1 << 20
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 By = Annotated[str, msgspec.Meta(max_length=200)]
@@ -58,50 +55,6 @@ class ManyBody(msgspec.Struct, forbid_unknown_fields=True):
     recommendations: Ids | None = None
     all: bool = False
     by: By = ""
-
-
-@dataclass(frozen=True)
-class ApiConfig:
-    """Where the API listens (``port`` 0: any free port) and its bearer token (``None``:
-    none, allowed on loopback only). The token is left out of the repr."""
-
-    host: str = "127.0.0.1"
-    port: int = 8480
-    token: str | None = field(default=None, repr=False)
-
-    def validate(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"API port: expected 0..65535, got {self.port}")
-        if self.token is None and not is_loopback(self.host):
-            raise ValueError(f"API on {self.host}: binding beyond loopback needs a bearer token "
-                             f"(--api-token-file FILE or {TOKEN_ENV})")  # fmt: skip
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def load_token(path: Path | None, env: Mapping[str, str] = os.environ) -> str | None:
-    """The bearer token from ``path`` (first line) or ``$XDRS_API_TOKEN``; ``None`` without
-    either. Errors name the file or variable, never the token."""
-    where = str(path) if path is not None else TOKEN_ENV
-    if path is not None:
-        with path.open("rb") as f:
-            raw = f.read(4097)
-        text = raw.decode("utf-8", "replace").strip()
-    elif env.get(TOKEN_ENV):
-        text = env[TOKEN_ENV].strip()
-    else:
-        return None
-    if not 16 <= len(text) <= 4096 or not text.isascii() or not text.isprintable() or " " in text:
-        raise ValueError(f"{where}: expected a bearer token of 16..4096 printable ASCII "
-                         f"characters without spaces")  # fmt: skip
-    return text
 
 
 Handler = Callable[["_Request"], tuple[int, Any]]

@@ -18,20 +18,13 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from collectors.events import ActionResult, Approval, Recommendation
+from xdrs.daemon.access import ApiError
 from xdrs.daemon.core import Rebalancer
 from xdrs.daemon.policy import PolicyError, parse_policy, policy_object
 
-__all__ = ["ApiError", "Control"]
+__all__ = ["ApiError", "Control"]  # ApiError re-exported: it is the API's refusal
 
 Decision = Literal["approve", "reject"]
-
-
-class ApiError(Exception):
-    """A refused request: ``status`` (4xx) and the reason, sent as ``{"error": reason}``."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
 
 
 class Control:

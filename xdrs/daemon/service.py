@@ -28,13 +28,14 @@ from collectors.events import ActionResult, Approval, Recommendation, inventory_
 from collectors.platform import Clock, Mover
 from xdrs.bus.config import BusConfig
 from xdrs.bus.kafka import DeadLetters, KafkaSink, Record, make_consumer, records
+from xdrs.daemon.api import ApiConfig, ApiServer
 from xdrs.daemon.control import Control
 from xdrs.daemon.core import Rebalancer
 from xdrs.daemon.limits import Limits
 from xdrs.daemon.picture import Picture
 from xdrs.daemon.policy import PolicyFile
 
-__all__ = ["Clock", "DaemonOptions", "RebalanceDaemon"]
+__all__ = ["Clock", "DaemonOptions", "RebalanceDaemon", "serve"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -229,3 +230,20 @@ def _retrying(fn: Callable[[], T], stop: threading.Event) -> T:
                 raise
             log.warning("broker unavailable while rebuilding, retrying: %s", e)
             stop.wait(0.5)
+
+
+def serve(config: BusConfig, mover: Mover, opts: DaemonOptions, stop: threading.Event,
+          api: ApiConfig | None = None) -> RebalanceDaemon:  # fmt: skip
+    """Run a daemon over ``mover`` until ``stop``, with its HTTP API if ``api`` is given (its
+    port is bound first: a taken port fails before anything runs); the daemon, for its
+    counts."""
+    daemon = RebalanceDaemon(config, mover, opts)
+    server = ApiServer(daemon.control(), api) if api is not None else None
+    if server is not None:
+        server.start()
+    try:
+        daemon.run(stop)
+    finally:
+        if server is not None:
+            server.close()
+    return daemon

@@ -67,12 +67,14 @@ def test_a_dry_run_daemon_on_the_bus_records_nothing(config, running):
     daemon = RebalanceDaemon(config, dc, opts)
     running.start(daemon.run)
     assert daemon.ready.wait(60)
+    hosts = {("c0", h.uuid) for h in dc.hosts if h.cluster == "c0"}
+    assert wait_for(lambda: hosts <= set(daemon.picture.seen_at), 30)  # metrics came
     moves = spread_moves(dc, "c0", 3, "r1")
     rec = Recommendation("r1", "c0", "imbalance", "balance", time.time(), 1.0, 0.5, moves)
     sink.publish("recommendations", inventory_key("c0", "recommendation", "r1"), rec)
     sink.flush()
     assert wait_for(lambda: len(lines) == 4, 30)
-    assert all("would run" in line for line in lines[1:])  # full: everything would run
+    assert all("would run" in line for line in lines[1:]), lines  # full: all would run
     time.sleep(1.0)  # a daemon that did run would have moved and recorded by now
     assert [e for e in read_topic(config, config.topics.actions)
             if isinstance(e, ActionResult)] == []  # fmt: skip

@@ -94,4 +94,8 @@ def check_daemon_args(args: argparse.Namespace, timeout_s: float | None = None) 
     except ValueError as e:
         raise UsageError(f"--api-token-file: {e}") from None
     host, port = args.api
-    args.api_config = checked(ApiConfig, {"port": "--api"}, host=host, port=port, token=token)
+    args.api_config = ApiConfig(host, port, token)
+    try:
+        args.api_config.validate()
+    except ValueError as e:
+        raise UsageError(f"--api: {e}") from None

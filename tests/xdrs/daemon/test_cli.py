@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
 
 import pytest
 
+from tests.support import wait_for
 from xdrs.cli import main, parse
 
 
@@ -92,3 +99,37 @@ def test_actuate_parses_the_daemon_options(tmp_path, monkeypatch):
     assert (args.limits.per_host, args.limits.rate_per_s, args.limits.timeout_s) == (4, 0.5, 160)
     assert args.dry_run and args.api_config.host == "::1" and args.api_config.token == "x" * 20
     assert "x" * 20 not in repr(args.api_config)
+
+
+def test_replay_daemon_options_need_apply(capsys):
+    assert main(["replay", "--api", "8480"]) == 2
+    assert "xdrs: error: --api: needs --apply" in capsys.readouterr().err
+
+
+@pytest.mark.broker  # the embedded broker, in the command's process
+def test_replay_apply_serves_the_api_with_the_automation_file(tmp_path):
+    policy = tmp_path / "automation.json"
+    policy.write_text('{"format": "xdrs-automation/1", "default": "manual"}')
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-c", "import sys; from xdrs.cli import main; sys.exit(main())",
+           "replay", "--apply", "--speed", "2", "--automation", str(policy),
+           "--api", f"127.0.0.1:{port}"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/v1/automation"
+
+    def answer():
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return json.loads(r.read())
+        except (OSError, ValueError):
+            return None  # not listening yet, or still rebuilding (503)
+
+    try:
+        assert wait_for(answer, 60, every=0.2), proc.stderr
+        assert answer()["policy"]["default"] == "manual"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err

@@ -173,7 +173,25 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._serve("PATCH")
 
+    def __getattr__(self, name: str) -> Any:
+        # any other method (HEAD, OPTIONS, TRACE, made-up ones): a 405 naming the allowed
+        # ones, not the standard library's 501
+        if name.startswith("do_"):
+            return lambda: self._serve(name[3:])
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (a malformed request line, headers too long)
+        as JSON like every other answer."""
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # an unparsed request line: answer with headers
+            self.request_version = "HTTP/1.0"
+        # 505 (an unknown HTTP version) is the client's mistake too: a 4xx, like the others
+        self._send(400 if code >= 500 else code, {"error": message or explain or "bad request"})
+
     def _serve(self, method: str) -> None:
+        if method not in ("GET", "POST", "PUT", "DELETE", "PATCH"):
+            self.close_connection = True  # a HEAD's client reads no body: do not reuse
         try:
             status, out = self._route(method)
         except ApiError as e:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 import pytest
@@ -238,3 +241,18 @@ def test_parsing_random_bodies_never_fails_the_server(api: Api, path, body):
     assert status < 500, out
     if status >= 400:
         assert api.state() == before and out["error"]
+
+
+@pytest.mark.parametrize(("request_line", "status", "error"), [
+    (b"FOO /v1/automation HTTP/1.1", 405, "FOO /v1/automation: method not allowed"),
+    (b"OPTIONS /v1/decisions HTTP/1.1", 405, "allowed: POST"),
+    (b"GET /v1/automation HTTP/9.9", 400, "Invalid HTTP version"),
+    (b"\x00\x01 nonsense", 400, "Bad HTTP/0.9 request type"),
+], ids=["made-up-method", "options", "version", "garbage"])  # fmt: skip
+def test_odd_requests_get_json_errors(api: Api, request_line, status, error):
+    url = urlsplit(api.server.url)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as s:
+        s.sendall(request_line + b"\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\n\r\n")
+        head, _, body = s.makefile("rb").read().partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == str(status).encode(), head
+    assert error in json.loads(body)["error"]

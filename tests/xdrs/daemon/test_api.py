@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,11 +15,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors.events import Move
+from collectors.events import Move, Recommendation
 from xdrs.daemon.api import ROUTES, ApiConfig, ApiServer, load_token
 from xdrs.daemon.control import Control
 
 from .api_support import TOKEN, Api, start_api
+from .sim import spread_moves
 
 OPENAPI = Path(__file__).parents[3] / "docs" / "api" / "openapi.yaml"
 
@@ -208,6 +210,13 @@ def test_automation_read_and_changed_at_run_time(api: Api):
     assert status == 200 and out["policy"] == {"format": "xdrs-automation/1", **new}
     policy = api.core.policy.current()
     assert policy.level("c1") == "full" and policy.vms == {"vm3": "never"}
+    # the next recommendation of c1 runs on its own; the held ones of before still wait
+    moves = spread_moves(api.bench.collector, "c1", 2, "r3")
+    api.core.receive(Recommendation("r3", "c1", "imbalance", "balance", time.time() + 5, 1.0,
+                                    0.5, moves))  # fmt: skip
+    api.bench.run_until_idle()
+    assert sorted(api.bench.mover.calls) == ["r3/0", "r3/1"]
+    assert sorted(api.core.held) == ["r1"]  # r2 (c1) superseded by r3
 
 
 def test_held_back_reasons(api: Api):

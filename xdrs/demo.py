@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
@@ -26,6 +26,8 @@ from collectors.replay.mover import LinkModel, ScaledClock, TimedMover
 from collectors.replay.traces import Trace
 from xdrs.bus import BusConfig
 from xdrs.bus.kafka import KafkaSink, create_topics
+from xdrs.daemon.access import ApiConfig
+from xdrs.daemon.api import ApiServer
 from xdrs.daemon.exporter import DaemonMetrics
 from xdrs.daemon.limits import PLATFORM_LIMITS, Limits
 from xdrs.daemon.policy import PolicyFile
@@ -157,12 +159,32 @@ def _rebalancer(config: BusConfig, mover: Mover, progress: DemoProgress,
 
 
 def apply_recommendations(
-    config: BusConfig, collector: ReplayCollector, progress: DemoProgress, stop: threading.Event
+    config: BusConfig,
+    collector: ReplayCollector,
+    progress: DemoProgress,
+    stop: threading.Event,
+    registry: CollectorRegistry | None = None,
+    opts: DaemonOptions | None = None,
+    api: ApiConfig | None = None,
 ) -> None:
-    """The rebalancing daemon at ``full`` over the replayed cluster, its moves instant (the
-    collector's own mover), until ``stop``: ``xdrs replay --apply`` and tests. Its clock is
-    the replay's (cooldowns and holds are in the replay's seconds)."""
-    _rebalancer(config, collector, progress, _replay_clock(collector)).run(stop)
+    """The rebalancing daemon over the replayed cluster, its moves instant (the collector's
+    own mover), until ``stop``: ``xdrs replay --apply`` and tests. ``full`` automation and
+    the replay's limits unless ``opts`` say otherwise; its clock is the replay's (cooldowns
+    and holds are in the replay's seconds); its metrics go to ``registry`` and its HTTP API
+    is served on ``api`` if given."""
+    base = opts if opts is not None else DaemonOptions(limits=PLATFORM_LIMITS["replay"])
+    rebalancer = RebalanceDaemon(config, collector, replace(base, on_record=progress.record),
+                                 clock=_replay_clock(collector))  # fmt: skip
+    if registry is not None:
+        DaemonMetrics(registry, lambda: rebalancer.core)
+    server = ApiServer(rebalancer.control(), api) if api is not None else None
+    if server is not None:
+        server.start()
+    try:
+        rebalancer.run(stop)
+    finally:
+        if server is not None:
+            server.close()
 
 
 def _replay_clock(collector: ReplayCollector) -> ScaledClock:

@@ -25,6 +25,8 @@ from xdrs.actuate import ActuatorDaemon
 from xdrs.bus import BusConfig, EmbeddedBroker
 from xdrs.bus.broker import BrokerError
 from xdrs.bus.kafka import KafkaSink, create_topics
+from xdrs.daemon.access import ApiConfig
+from xdrs.daemon.service import DaemonOptions
 from xdrs.demo import DemoProgress, apply_recommendations
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
@@ -129,11 +131,14 @@ def serve_replay(
     speed: float = 4.0,
     steps: int | None = None,
     apply: bool = False,
+    daemon: DaemonOptions | None = None,
+    api: ApiConfig | None = None,
 ) -> None:
     """The trace-replay platform on the bus until ``stop`` or ``steps``.
 
     With ``apply`` the replayed cluster also applies the recommendations it receives (the
-    demo's actuator; a real platform has its own actuator process).
+    rebalancing daemon over its instant mover, with ``daemon``'s options and its HTTP API
+    on ``api`` if given; a real platform has its own daemon process).
     """
     create_or_fail(config)
     sink = KafkaSink(config)
@@ -141,7 +146,8 @@ def serve_replay(
     applier = None
     if apply:
         applier = threading.Thread(
-            target=apply_recommendations, args=(config, collector, DemoProgress(), stop)
+            target=apply_recommendations,
+            args=(config, collector, DemoProgress(), stop, None, daemon, api),
         )
         applier.start()
     try:

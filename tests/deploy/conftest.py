@@ -105,6 +105,7 @@ class LiveEngine:
     daemon: EngineDaemon
     stop: threading.Event
     metrics_port: int
+    registry: CollectorRegistry
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def engine() -> Iterator[LiveEngine]:
         thread = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
         thread.start()
         try:
-            yield LiveEngine(config, daemon, stop, server.server_address[1])
+            yield LiveEngine(config, daemon, stop, server.server_address[1], registry)
         finally:
             stop.set()
             thread.join(20)
@@ -141,7 +142,7 @@ def pipeline(engine: LiveEngine, prometheus: Prometheus) -> Iterator[Pipeline]:
     threads = [
         threading.Thread(target=collector.run, args=(engine.stop,), daemon=True),
         threading.Thread(target=apply_recommendations, args=(engine.config, collector, progress,
-                                                engine.stop), daemon=True),
+                                                engine.stop, engine.registry), daemon=True),
     ]  # fmt: skip
     for t in threads:
         t.start()

@@ -28,6 +28,7 @@ from tests.deploy.conftest import (
     Prometheus,
 )
 from tests.support import wait_for
+from xdrs.daemon.exporter import STATUSES
 from xdrs.engine.engine import TRIGGERS
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.broker]
@@ -231,3 +232,31 @@ def test_totals_match_the_engine(pipeline: Pipeline, scraped: Prometheus) -> Non
 
     assert wait_for(agree, 10, every=0.5), (scraped_totals(), expected())
     assert sum(expected()[1].values()) >= pipeline.progress.applied > 0
+
+
+def test_daemon_panels_match_the_daemon(pipeline: Pipeline, scraped: Prometheus) -> None:
+    """The rebalancing daemon's panels: every status, cause and reason exists from the
+    start (at zero), and the totals are the daemon's own (the pipeline's demo actuator)."""
+    q = _queries(_dashboard())
+    by_status = q["Daemon moves since start, by status"][0]
+    assert set(_by(scraped, by_status, "status")) == set(STATUSES)
+    assert set(_by(scraped, q["Daemon moves by status"][0], "status", "1m")) == set(STATUSES)
+    held = _by(scraped, q["Moves held back now, by cause"][0], "why")
+    assert set(held) == {"approval", "per_host", "per_cluster", "total", "rate", "no_metrics"}
+    assert held["approval"] == 0  # full automation: nothing waits for an operator
+    skipped = _by(scraped, q["Skipped moves by reason"][0], "why")
+    assert {"held", "stale", "no_room", "rejected", "placement_changed"} <= set(skipped)
+    assert set(_by(scraped, q["Failed migrations since start, by reason"][0], "why")) == {
+        "timeout", "interrupted", "internal", "platform"}  # fmt: skip
+    for title in ("Moves waiting for approval", "Recommendations waiting for approval"):
+        assert scraped.values(_fill(q[title][0], [])) == [0.0], title
+    assert len(scraped.values(_fill(q["Migrations in flight"][0], []))) == 1
+    assert len(scraped.values(_fill(q["Moves waiting behind a limit"][0], []))) == 1
+
+    def agree() -> bool:  # the next scrape catches up with the daemon's last record
+        got = _by(scraped, by_status, "status")
+        p = pipeline.progress
+        return (got["ok"], got["failed"], got["skipped"]) == (p.applied, p.failed, p.skipped)
+
+    assert wait_for(agree, 10, every=0.5), (_by(scraped, by_status, "status"), pipeline.progress)
+    assert pipeline.progress.applied > 0

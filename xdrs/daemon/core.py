@@ -16,7 +16,9 @@ engine's wait for the recommendation, and the engine's next trigger plans on cur
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -24,37 +26,67 @@ import msgspec
 
 from collectors.events import ActionResult, Approval, Recommendation, move_result
 from collectors.platform import Mover
+from xdrs.daemon.dryrun import describe
 from xdrs.daemon.executor import Executor, Journal, _status
 from xdrs.daemon.limits import Gate, Limits
 from xdrs.daemon.picture import Picture
 from xdrs.daemon.policy import Policy, PolicyFile, verdict
 
-__all__ = ["Counts", "Rebalancer"]
+__all__ = ["FAIL_KINDS", "SKIP_KINDS", "Counts", "Rebalancer", "kind_of"]
 
 FINAL = ("ok", "failed", "skipped")
+RECENT = 1024  # recommendations remembered for ``show`` (with their moves' last records)
+RECENT_SKIPS = 200  # skipped records remembered (the held-back reasons)
+
+
+# the skip reasons' first words -> a bounded label set (the exporter's ``why``)
+SKIP_KINDS = {"held": "held", "stale": "stale", "expired": "expired", "metrics": "old_metrics",
+              "no": "no_room", "destination": "maintenance", "an": "earlier_failed",
+              "never": "never", "rejected": "rejected", "superseded": "superseded",
+              "approval": "placement_changed"}  # fmt: skip
+FAIL_KINDS = {"Timeout": "timeout", "Interrupted": "interrupted", "internal": "internal"}
+
+
+def kind_of(error: str, kinds: dict[str, str], default: str) -> str:
+    """The label of a reason: its first word looked up in ``kinds``, else ``default``."""
+    first = error.split(":", 1)[0].split(" ", 1)[0]
+    return kinds.get(first, default)
 
 
 @dataclass
 class Counts:
-    """What the daemon recorded, by status (``skipped`` also by the first word of why)."""
+    """What the daemon recorded, by status; ``skipped`` and ``failed`` also by the kind of
+    reason (:data:`SKIP_KINDS`, :data:`FAIL_KINDS`; ``other`` and ``platform`` otherwise)."""
 
     by_status: dict[str, int] = field(default_factory=dict)
     skipped_by: dict[str, int] = field(default_factory=dict)
+    failed_by: dict[str, int] = field(default_factory=dict)
 
     def add(self, r: ActionResult) -> None:
         self.by_status[r.status] = self.by_status.get(r.status, 0) + 1
         if r.status == "skipped":
-            why = r.error.split(":", 1)[0].split(" ", 1)[0] or "other"
+            why = kind_of(r.error, SKIP_KINDS, "other")
             self.skipped_by[why] = self.skipped_by.get(why, 0) + 1
+        elif r.status == "failed":
+            why = kind_of(r.error, FAIL_KINDS, "platform")
+            self.failed_by[why] = self.failed_by.get(why, 0) + 1
 
 
 class Rebalancer:
-    """Policy, approvals and execution of the recommendations ``mover`` owns."""
+    """Policy, approvals and execution of the recommendations ``mover`` owns.
+
+    Its public methods take :attr:`lock` (re-entrant): the daemon's loop and the HTTP API's
+    threads share it, and whoever reads :attr:`picture` or the views below holds it too.
+    """
 
     def __init__(self, mover: Mover, policy: PolicyFile, limits: Limits, picture: Picture,
                  clock_now: Callable[[], float], journal: Journal,
-                 wall: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 wall: Callable[[], float] = time.time,
+                 dry_run: Callable[[str], None] | None = None) -> None:  # fmt: skip
+        """dry_run : given, every recommendation is described to it, line by line
+        (:mod:`xdrs.daemon.dryrun`), and nothing is run nor recorded."""
         self.mover, self.policy, self.picture = mover, policy, picture
+        self.dry_run = dry_run
         self.now, self.wall = clock_now, wall
         self.counts = Counts()
         self.records: list[ActionResult] = []
@@ -62,21 +94,48 @@ class Rebalancer:
         self.executor = Executor(mover, Gate(limits), picture, clock_now, self.journal, wall)
         self.known: set[str] = set()  # keys never to issue again
         self.held: dict[str, tuple[Recommendation, set[str]]] = {}  # rec id -> held keys
+        self.lock = threading.RLock()
+        self.recent: OrderedDict[str, Recommendation] = OrderedDict()
+        self.last: dict[str, ActionResult] = {}  # key -> last record (recent recommendations)
+        self.skips: deque[ActionResult] = deque(maxlen=RECENT_SKIPS)
 
     def journal(self, r: ActionResult, confirm: bool) -> bool:
         if not self._journal(r, confirm):
             return False
         if r.status != "held":
             self.known.add(r.key)
+        if r.status == "skipped":
+            self.skips.append(r)
         self.counts.add(r)
         self.records.append(r)
+        if r.recommendation in self.recent:
+            self.last[r.key] = r
         return True
 
+    def _remember(self, rec: Recommendation) -> None:
+        self.recent[rec.id] = rec
+        self.recent.move_to_end(rec.id)
+        while len(self.recent) > RECENT:
+            _, old = self.recent.popitem(last=False)
+            for m in old.moves:
+                self.last.pop(m.key, None)
+
     def receive(self, rec: Recommendation) -> None:
+        with self.lock:
+            self._receive(rec)
+
+    def _receive(self, rec: Recommendation) -> None:
         if not self.mover.owns(rec.cluster):
             return
+        self._remember(rec)
         fresh = [m for m in rec.moves if m.key not in self.known]
         if not fresh or rec.id in self.held:
+            return
+        if self.dry_run is not None:
+            gate = self.executor.gate
+            for line in describe(rec, self.policy.current(), self.picture, gate, self.now(),
+                                 self.wall):  # fmt: skip
+                self.dry_run(line)
             return
         self._supersede(rec)
         policy = self.policy.current()
@@ -114,6 +173,10 @@ class Rebalancer:
 
     def decide(self, a: Approval) -> str:
         """Apply an operator's decision; returns why it was refused (``""``: taken)."""
+        with self.lock:
+            return self._decide(a)
+
+    def _decide(self, a: Approval) -> str:
         entry = self.held.get(a.recommendation)
         if entry is None:
             return f"recommendation {a.recommendation} has no move waiting for approval"
@@ -140,23 +203,30 @@ class Rebalancer:
         return ""
 
     def tick(self) -> None:
-        self.executor.tick()
+        with self.lock:
+            self.executor.tick()
 
     def restore(self, actions: Iterable[ActionResult], recs: Iterable[Recommendation]) -> None:
         """Rebuild from the topics after a restart (the picture must be read first)."""
+        with self.lock:
+            self._restore(list(actions), recs)
+
+    def _restore(self, actions: list[ActionResult], recs: Iterable[Recommendation]) -> None:
         status: dict[str, ActionResult] = {}
         for r in actions:
             if r.status in FINAL or r.key not in status or status[r.key].status == "held":
                 status[r.key] = r
         self.known |= {k for k, r in status.items() if r.status != "held"}
         for r in status.values():
-            if r.status == "started":
+            if r.status == "started" and self.dry_run is None:
                 self._resolve(r)
         by_id = {rec.id: rec for rec in recs}
         for rec in by_id.values():
             keys = {m.key for m in rec.moves if m.key in status and status[m.key].status == "held"}
             if keys and self.mover.owns(rec.cluster):
                 self.held[rec.id] = (rec, keys)
+                self._remember(rec)
+                self.last.update((k, status[k]) for k in keys)
 
     def _resolve(self, r: ActionResult) -> None:
         there = self.picture.host_of(r.cluster, r.vm)

@@ -1,10 +1,16 @@
 """Prometheus metrics of the rebalancing daemon, read from its counts at scrape time.
 
-``xdrs_daemon_moves_total{status}`` (``started``, ``ok``, ``failed``, ``skipped``, ``held``),
-``xdrs_daemon_skipped_total{why}`` (the first word of the reason: ``held`` for cooldowns
-and host holds, ``stale``, ``expired``, ``no`` for room, ``metrics``, ``never``,
-``rejected``, ``superseded``, ...; a bounded set), ``xdrs_daemon_in_flight`` and
-``xdrs_daemon_waiting`` (moves queued behind a limit). No per-VM or per-host label.
+Counters: ``xdrs_daemon_moves_total{status}`` (``started``, ``ok``, ``failed``, ``skipped``,
+``held``), ``xdrs_daemon_skipped_total{why}`` (``held`` for cooldowns and host holds,
+``stale``, ``expired``, ``old_metrics``, ``no_room``, ``maintenance``, ``earlier_failed``,
+``never``, ``rejected``, ``superseded``, ``placement_changed``, ``other``) and
+``xdrs_daemon_failed_total{why}`` (``timeout``, ``interrupted``, ``internal``,
+``platform``). Gauges: ``xdrs_daemon_in_flight``, ``xdrs_daemon_waiting`` (moves queued
+behind a limit), ``xdrs_daemon_held_back{why}`` (moves not running now: ``approval``,
+``per_host``, ``per_cluster``, ``total``, ``rate``, ``no_metrics``),
+``xdrs_daemon_pending_approvals`` (moves) and ``xdrs_daemon_pending_recommendations``.
+Every label value is created at zero from the start (``rate()`` sees the first increase);
+no per-VM or per-host label.
 """
 
 from __future__ import annotations
@@ -15,9 +21,13 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from xdrs.daemon.core import Rebalancer
+from xdrs.daemon.core import FAIL_KINDS, SKIP_KINDS, Rebalancer, kind_of
 
 __all__ = ["DaemonMetrics"]
+
+STATUSES = ("started", "ok", "failed", "skipped", "held")
+WAIT_KINDS = {"per-host": "per_host", "per-cluster": "per_cluster", "total": "total",
+              "rate": "rate", "no": "no_metrics"}  # fmt: skip
 
 
 class DaemonMetrics(Collector):
@@ -29,17 +39,53 @@ class DaemonMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         core = self.core()
-        moves = CounterMetricFamily("xdrs_daemon_moves", "Daemon records, by status.",
-                                    labels=["status"])  # fmt: skip
-        skipped = CounterMetricFamily("xdrs_daemon_skipped", "Moves skipped, by reason.",
-                                      labels=["why"])  # fmt: skip
-        flying = GaugeMetricFamily("xdrs_daemon_in_flight", "Migrations in flight.")
-        waiting = GaugeMetricFamily("xdrs_daemon_waiting", "Moves waiting behind a limit.")
-        if core is not None:
-            for status, n in sorted(core.counts.by_status.items()):
-                moves.add_metric([status], n)
-            for why, n in sorted(core.counts.skipped_by.items()):
-                skipped.add_metric([why], n)
-            flying.add_metric([], len(core.executor.flights))
-            waiting.add_metric([], len(core.executor.waiting))
-        yield from (moves, skipped, flying, waiting)
+        if core is None:
+            yield from self._families(None)
+            return
+        with core.lock:  # the daemon's loop changes these
+            yield from self._families(core)
+
+    def _families(self, core: Rebalancer | None) -> Iterator[Metric]:
+        c = core.counts if core is not None else None
+        yield _labelled(CounterMetricFamily, "xdrs_daemon_moves", "Daemon records, by status.",
+                        "status", STATUSES, c.by_status if c else {})  # fmt: skip
+        yield _labelled(CounterMetricFamily, "xdrs_daemon_skipped", "Moves skipped, by reason.",
+                        "why", (*sorted(set(SKIP_KINDS.values())), "other"),
+                        c.skipped_by if c else {})  # fmt: skip
+        yield _labelled(CounterMetricFamily, "xdrs_daemon_failed",
+                        "Failed migrations, by reason.", "why",
+                        (*sorted(FAIL_KINDS.values()), "platform"),
+                        c.failed_by if c else {})  # fmt: skip
+        held = _held_back(core) if core is not None else {}
+        yield _labelled(GaugeMetricFamily, "xdrs_daemon_held_back",
+                        "Moves not running now, by what holds them.", "why",
+                        ("approval", *WAIT_KINDS.values()), held)  # fmt: skip
+        for name, doc, value in (
+            ("xdrs_daemon_in_flight", "Migrations in flight.",
+             len(core.executor.flights) if core else 0),
+            ("xdrs_daemon_waiting", "Moves waiting behind a limit.",
+             len(core.executor.waiting) if core else 0),
+            ("xdrs_daemon_pending_approvals", "Moves waiting for an operator's approval.",
+             held.get("approval", 0)),
+            ("xdrs_daemon_pending_recommendations",
+             "Recommendations with a move waiting for approval.", len(core.held) if core else 0),
+        ):  # fmt: skip
+            g = GaugeMetricFamily(name, doc)
+            g.add_metric([], value)
+            yield g
+
+
+def _held_back(core: Rebalancer) -> dict[str, int]:
+    out = {"approval": sum(len(keys) for _, keys in core.held.values())}
+    for why in core.executor.waiting.values():
+        k = kind_of(why, WAIT_KINDS, "total")
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
+def _labelled(family: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str, doc: str,
+              label: str, values: tuple[str, ...], counts: dict[str, int]) -> Metric:  # fmt: skip
+    m = family(name, doc, labels=[label])
+    for v in dict.fromkeys((*values, *sorted(counts))):
+        m.add_metric([v], counts.get(v, 0))
+    return m

@@ -16,6 +16,7 @@ invalid is reported and the last valid policy stays in force.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -26,7 +27,7 @@ from typing import Any, Literal
 from collectors.events import Move, Recommendation
 
 __all__ = ["LEVELS", "MANDATORY", "Policy", "PolicyError", "PolicyFile", "load_policy",
-           "mandatory", "parse_policy", "verdict"]  # fmt: skip
+           "mandatory", "parse_policy", "policy_object", "verdict"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 Level = Literal["manual", "partial", "full"]
@@ -93,6 +94,12 @@ def parse_policy(obj: Any, where: str = "automation") -> Policy:
     return Policy(default, clusters, vms)  # type: ignore[arg-type]
 
 
+def policy_object(policy: Policy) -> dict[str, Any]:
+    """``policy`` as the file's JSON object (:func:`parse_policy` reads it back)."""
+    return {"format": FORMAT, "default": policy.default, "clusters": dict(policy.clusters),
+            "vms": dict(policy.vms)}  # fmt: skip
+
+
 def _names(obj: Any, where: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise PolicyError(f"{where}: expected an object of id: value, got {type(obj).__name__}")
@@ -142,6 +149,14 @@ class PolicyFile:
         if path is not None:
             self.policy = load_policy(path)
             self._mtime = path.stat().st_mtime_ns
+
+    def set(self, policy: Policy) -> None:
+        """Replace the policy at run time (the HTTP API); it stays in force until the file,
+        if there is one, changes again."""
+        self.policy = policy
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self._mtime = self.path.stat().st_mtime_ns
 
     def current(self) -> Policy:
         """The policy in force, re-read first if the file's modification time changed."""

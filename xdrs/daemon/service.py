@@ -28,12 +28,14 @@ from collectors.events import ActionResult, Approval, Recommendation, inventory_
 from collectors.platform import Clock, Mover
 from xdrs.bus.config import BusConfig
 from xdrs.bus.kafka import DeadLetters, KafkaSink, Record, make_consumer, records
+from xdrs.daemon.api import ApiConfig, ApiServer
+from xdrs.daemon.control import Control
 from xdrs.daemon.core import Rebalancer
 from xdrs.daemon.limits import Limits
 from xdrs.daemon.picture import Picture
 from xdrs.daemon.policy import PolicyFile
 
-__all__ = ["Clock", "DaemonOptions", "RebalanceDaemon"]
+__all__ = ["Clock", "DaemonOptions", "RebalanceDaemon", "serve"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,12 +58,16 @@ class _RealClock:
 @dataclass(frozen=True)
 class DaemonOptions:
     """limits : :class:`Limits`; policy : the automation policy (file or fixed);
-    on_record : called with every record the daemon writes (progress displays)."""
+    on_record : called with every record the daemon writes (progress displays);
+    dry_run : describe each recommendation to ``report`` (:mod:`xdrs.daemon.dryrun`) and do
+    nothing: no platform call, no record on the actions topic."""
 
     limits: Limits = field(default_factory=Limits)
     policy: PolicyFile = field(default_factory=PolicyFile)
     poll_ms: int = 50
     on_record: Callable[[ActionResult], None] | None = None
+    dry_run: bool = False
+    report: Callable[[str], None] = print
 
 
 class RebalanceDaemon:
@@ -79,6 +85,18 @@ class RebalanceDaemon:
         self.dead = 0
         self._sink: KafkaSink | None = None
         self._last_flush = 0.0
+        self._own: set[tuple[str, float, str]] = set()  # approvals this process published
+
+    def control(self) -> Control:
+        """The operator's side of this daemon (the HTTP API's runtime); its decisions are
+        taken at once and put on the recommendations topic, the record of who decided."""
+        return Control(lambda: self.core if self.ready.is_set() else None, self._publish)
+
+    def _publish(self, a: Approval) -> None:
+        assert self._sink is not None
+        self._own.add((a.recommendation, a.ts, a.by))
+        self._sink.publish("recommendations", inventory_key(a.cluster, "approval",
+                                                            a.recommendation), a)  # fmt: skip
 
     def _now(self) -> float:
         return self.clock.monotonic()
@@ -97,7 +115,8 @@ class RebalanceDaemon:
         consumer = make_consumer(self.config, None)
         dead = DeadLetters(sink, on_dead=self._count_dead)
         self.core = Rebalancer(self.mover, self.opts.policy, self.opts.limits, self.picture,
-                               self._now, self._journal)  # fmt: skip
+                               self._now, self._journal,
+                               dry_run=self.opts.report if self.opts.dry_run else None)  # fmt: skip
         try:
             self._rebuild(consumer, stop)
             self.ready.set()
@@ -173,9 +192,10 @@ class RebalanceDaemon:
             log.warning("poll failed, retrying: %s", e)
             time.sleep(0.5)
             batch = []
-        for rec in batch:
-            self._handle(rec, dead)
-        self.core.tick()
+        with self.core.lock:  # the HTTP API's threads read the picture and the core
+            for rec in batch:
+                self._handle(rec, dead)
+            self.core.tick()
         now = time.monotonic()
         if now - self._last_flush >= FLUSH_EVERY_S and self._sink is not None:
             self._last_flush = now
@@ -192,6 +212,9 @@ class RebalanceDaemon:
             if isinstance(ev, Recommendation):
                 self.core.receive(ev)
             elif isinstance(ev, Approval):
+                if (ev.recommendation, ev.ts, ev.by) in self._own:
+                    self._own.discard((ev.recommendation, ev.ts, ev.by))
+                    return  # taken already, through the API
                 why = self.core.decide(ev)
                 if why and self.mover.owns(ev.cluster):
                     log.warning("approval of %s refused: %s", ev.recommendation, why)
@@ -219,3 +242,20 @@ def _retrying(fn: Callable[[], T], stop: threading.Event) -> T:
                 raise
             log.warning("broker unavailable while rebuilding, retrying: %s", e)
             stop.wait(0.5)
+
+
+def serve(config: BusConfig, mover: Mover, opts: DaemonOptions, stop: threading.Event,
+          api: ApiConfig | None = None) -> RebalanceDaemon:  # fmt: skip
+    """Run a daemon over ``mover`` until ``stop``, with its HTTP API if ``api`` is given (its
+    port is bound first: a taken port fails before anything runs); the daemon, for its
+    counts."""
+    daemon = RebalanceDaemon(config, mover, opts)
+    server = ApiServer(daemon.control(), api) if api is not None else None
+    if server is not None:
+        server.start()
+    try:
+        daemon.run(stop)
+    finally:
+        if server is not None:
+            server.close()
+    return daemon

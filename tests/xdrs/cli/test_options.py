@@ -55,7 +55,7 @@ LONG = {
         "--interval", "--cycles", "--cpu-ratio", "--mem-ratio", "--inventory-every", "--timeout",
     ],
     ("actuate", "vsphere", "--url", "vc", "--user", "u"): [
-        "--task-timeout", "--max-age", "--confirm-timeout", "--timeout",
+        "--task-timeout", "--max-age", "--metric-age", "--per-host", "--rate", "--timeout",
     ],
     ("vsphere", "snapshot", "--url", "vc", "--user", "u", "--out", "x.json"): [
         "--cpu-ratio", "--mem-ratio", "--timeout",

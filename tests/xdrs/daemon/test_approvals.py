@@ -3,15 +3,20 @@ real brokers."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
-from collectors.events import Move, Recommendation, inventory_key
+from collectors.events import Approval, Move, Recommendation, inventory_key
 from collectors.replay import ReplayCollector
 from tests.support import wait_for
 from xdrs.bus.kafka import KafkaSink
 from xdrs.cli import main
+from xdrs.daemon.api import ApiConfig, ApiServer
+from xdrs.daemon.approvals import read_topic
 from xdrs.daemon.limits import Limits
 from xdrs.daemon.policy import Policy, PolicyFile
 from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
@@ -81,3 +86,54 @@ def test_approve_reject_and_a_changed_placement_refused(config, running, capsys)
 def test_recommendations_needs_the_bus(capsys):
     assert main(["recommendations", "list"]) == 2
     assert "--bootstrap-servers: required" in capsys.readouterr().err
+
+
+def test_the_http_api_of_a_daemon_on_the_bus(config, running):
+    """An approval over HTTP runs at once and is recorded on the recommendations topic."""
+    sink = KafkaSink(config)
+    dc = ReplayCollector(scenario(), steady_trace(), sink, speed=0, inventory_every=0)
+    dc.publish_inventory()
+    running.start(lambda stop: [dc.publish_step(s) for s in range(10_000)
+                                if not stop.wait(0.2)])  # fmt: skip
+    opts = DaemonOptions(limits=Limits(vm_cooldown_s=0, host_hold_s=0),
+                         policy=PolicyFile(policy=Policy(default="manual")))  # fmt: skip
+    daemon = RebalanceDaemon(config, dc, opts)
+    server = ApiServer(daemon.control(), ApiConfig(port=0))
+    server.start()
+    try:
+        assert _get(server, "/v1/recommendations")[0] == 503  # still rebuilding
+        running.start(daemon.run)
+        assert daemon.ready.wait(60)
+        moves = spread_moves(dc, "c0", 2, "r1")
+        rec = Recommendation("r1", "c0", "imbalance", "balance", time.time(), 1.0, 0.5, moves)
+        sink.publish("recommendations", inventory_key("c0", "recommendation", "r1"), rec)
+        sink.flush()
+        assert wait_for(lambda: _get(server, "/v1/recommendations")[1]["recommendations"], 30)
+        status, out = _post(server, "/v1/recommendations/r1/approve", {"by": "dee"})
+        assert status == 200 and out["id"] == "r1"
+        assert wait_for(lambda: all(_host(dc, m.vm) == m.dst for m in moves), 30)
+        approvals = [e for e in read_topic(config, config.topics.recommendations)
+                     if isinstance(e, Approval)]  # fmt: skip
+        assert [(a.recommendation, a.decision, a.by) for a in approvals] == [("r1", "approve",
+                                                                                "dee")]  # fmt: skip
+        assert _post(server, "/v1/recommendations/r1/approve", {})[0] == 409  # replayed
+    finally:
+        server.close()
+        sink.close()
+
+
+def _get(server: ApiServer, path: str):
+    return _call(urllib.request.Request(server.url + path))
+
+
+def _post(server: ApiServer, path: str, body: object):
+    return _call(urllib.request.Request(server.url + path, data=json.dumps(body).encode(),
+                                        headers={"Content-Type": "application/json"}))  # fmt: skip
+
+
+def _call(req: urllib.request.Request):
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())

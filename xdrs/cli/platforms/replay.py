@@ -17,6 +17,7 @@ from typing import Any
 from collectors.replay import Scenario, Trace, TraceError, load_scenario, load_trace
 from collectors.replay.mover import LinkModel
 from collectors.replay.scenario import DEFAULT, ScenarioError
+from xdrs.cli.daemon import add_daemon_args, check_daemon_args
 from xdrs.cli.options import add_bus_args, bus_config, checked, integer, number
 from xdrs.daemon.limits import PLATFORM_LIMITS
 from xdrs.daemon.policy import PolicyError, PolicyFile
@@ -132,9 +133,19 @@ def collect(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--apply",
         action="store_true",
-        help="apply recommendations to the replayed cluster (demo actuator)",
+        help="run the rebalancing daemon over the replayed cluster (its options below)",
     )
-    p.set_defaults(func=run_replay)
+    add_daemon_args(p, "replay")
+    p.set_defaults(func=run_replay, check=_check_collect)
+
+
+def _check_collect(args: argparse.Namespace) -> None:
+    check_daemon_args(args)
+    if not args.apply:
+        for given, option in ((args.automation, "--automation"), (args.dry_run, "--dry-run"),
+                              (args.api, "--api")):  # fmt: skip
+            if given:
+                raise UsageError(f"{option}: needs --apply (the daemon's option)")
 
 
 def register_alias(sub: Any) -> None:
@@ -144,13 +155,15 @@ def register_alias(sub: Any) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     # lazy: the runtime brings kafka-python, prometheus_client and the engine
+    from xdrs.daemon.service import DaemonOptions  # noqa: PLC0415
     from xdrs.services import broker_for, serve_replay, until_signalled  # noqa: PLC0415
 
     scenario, trace = load_replay(args)
+    daemon = DaemonOptions(limits=args.limits, policy=args.automation_policy or PolicyFile(),
+                           dry_run=args.dry_run)  # fmt: skip
     stop = until_signalled()
     with broker_for(args.bootstrap_servers) as bootstrap:
         config = bus_config(args, "xdrs-replay", bootstrap)
-        serve_replay(
-            config, scenario, trace, stop, speed=args.speed, steps=args.steps, apply=args.apply
-        )
+        serve_replay(config, scenario, trace, stop, speed=args.speed, steps=args.steps,
+                     apply=args.apply, daemon=daemon, api=args.api_config)  # fmt: skip
     return 0

@@ -1,9 +1,11 @@
 """The vSphere platform's bus commands: ``xdrs collect vsphere`` and ``xdrs actuate vsphere``.
 
 ``collect`` runs the vSphere collector with the event bridge into Kafka (inventory, rules,
-metric batches, changes; :class:`collectors.vsphere.bus.BusCollector`); ``actuate`` applies
-the engine's recommendations for this vCenter's clusters with RelocateVM_Task and publishes
-the results (:class:`xdrs.actuate.ActuatorDaemon` with the platform's mover). Both run
+metric batches, changes; :class:`collectors.vsphere.bus.BusCollector`); ``actuate`` runs the
+rebalancing daemon (:class:`xdrs.daemon.service.RebalanceDaemon`) over this vCenter's
+clusters with the platform's mover (RelocateVM_Task): automation levels, limits, dry run
+and the HTTP API from :mod:`xdrs.cli.daemon`; it needs ``collect vsphere`` running (its
+picture of the clusters comes from the inventory and metrics topics). Both run
 until SIGTERM or Ctrl-C (``collect --cycles N`` stops after N collections). One process of
 each per vCenter; ``--vcenter-id`` (default: the URL's host[:port]) scopes every id so
 several vCenters share one bus.
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 
+from xdrs.cli.daemon import add_daemon_args, check_daemon_args
 from xdrs.cli.options import add_bus_args, add_ratio_args, bus_config, checked, integer, number
 from xdrs.cli.vsphere import connect, connection_args, guarded
+from xdrs.daemon.policy import PolicyFile
 
 __all__ = ["ACTUATE_HELP", "COLLECT_HELP", "actuate", "collect"]
 
@@ -76,27 +80,15 @@ def actuate(p: argparse.ArgumentParser) -> None:
     connection_args(p)
     _scope_args(p)
     add_bus_args(p)
-    p.add_argument(
-        "--group", metavar="NAME", help="consumer group (default xdrs-actuator-<vcenter id>)"
-    )
-    p.add_argument("--task-timeout", type=number(above=True), default=600.0, metavar="SECONDS")
-    p.add_argument(
-        "--max-age",
-        type=number(above=True),
-        default=600.0,
-        metavar="SECONDS",
-        help="recommendations older than this are not applied (default 600)",
-    )
-    p.add_argument(
-        "--confirm-timeout",
-        type=number(),
-        default=30.0,
-        metavar="SECONDS",
-        help="publish a recommendation's results once the collector has published "
-        "the moved VMs on their new hosts, waiting at most this long (default 30; "
-        "0: do not wait)",
-    )
-    p.set_defaults(func=guarded(_run_actuate))
+    p.add_argument("--task-timeout", type=number(above=True), default=600.0, metavar="SECONDS",
+                   help="a migration with no result after this fails (default 600)")  # fmt: skip
+    add_daemon_args(p, "vsphere-10g")  # --per-host 8: vMotions per host on 10 GbE (4 on 1 GbE)
+    p.set_defaults(func=guarded(_run_actuate), check=_check_actuate)
+
+
+def _check_actuate(args: argparse.Namespace) -> None:
+    # the daemon's own timeout: the task's, plus the time to read its result
+    check_daemon_args(args, timeout_s=args.task_timeout + 60.0)
 
 
 def _scope(args: argparse.Namespace) -> str:
@@ -141,28 +133,20 @@ def _run_collect(args: argparse.Namespace) -> int:
 def _run_actuate(args: argparse.Namespace) -> int:
     # lazy: pyvmomi (optional extra) and the bus (kafka-python)
     from collectors.vsphere.bus import bus_mover  # noqa: PLC0415
-    from xdrs.services import (  # noqa: PLC0415
-        ActuatorOptions,
-        broker_for,
-        serve_mover,
-        until_signalled,
-    )
+    from xdrs.daemon.service import DaemonOptions, serve  # noqa: PLC0415
+    from xdrs.services import broker_for, create_or_fail, until_signalled  # noqa: PLC0415
 
     scope = _scope(args)
-    opts = ActuatorOptions(
-        args.group or f"xdrs-actuator-{scope}",
-        max_age_s=args.max_age,
-        confirm_s=args.confirm_timeout,
-    )
+    opts = DaemonOptions(limits=args.limits, policy=args.automation_policy or PolicyFile(),
+                         dry_run=args.dry_run)  # fmt: skip
     stop = until_signalled()
     with connect(args) as conn, broker_for(args.bootstrap_servers) as bootstrap:
         _ = conn.si  # log in now: a wrong password or URL fails before any Kafka traffic
         config = bus_config(args, "xdrs-actuate-vsphere", bootstrap)
+        create_or_fail(config)
         mover = bus_mover(conn, scope, timeout_s=args.task_timeout)
-        daemon = serve_mover(config, mover, opts, stop)
-        ok = sum(r.status == "ok" for r in daemon.results)
-        print(
-            f"xdrs actuate vsphere: {ok} moved, {len(daemon.results) - ok} failed, "
-            f"{daemon.skipped} already applied"
-        )
+        daemon = serve(config, mover, opts, stop, args.api_config)
+        n = daemon.core.counts.by_status if daemon.core is not None else {}
+        print(f"xdrs actuate vsphere: {n.get('ok', 0)} moved, {n.get('failed', 0)} failed, "
+              f"{n.get('skipped', 0)} skipped, {n.get('held', 0)} held for approval")  # fmt: skip
     return 0

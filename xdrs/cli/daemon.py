@@ -1,0 +1,101 @@
+"""The rebalancing daemon's options, declared once for every command that runs it.
+
+``--automation FILE`` (levels per cluster and VM; default ``full`` everywhere),
+``--per-host``, ``--per-cluster``, ``--max-in-flight``, ``--rate`` (the platform's
+defaults from :data:`~xdrs.daemon.limits.PLATFORM_LIMITS`), ``--max-age``,
+``--metric-age``, ``--dry-run``, and the HTTP API: ``--api [HOST:]PORT`` with
+``--api-token-file FILE`` (or ``$XDRS_API_TOKEN``). :func:`check_daemon_args` builds
+``args.limits``, ``args.automation_policy`` and ``args.api_config``; every mistake is one
+usage error naming the option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from xdrs.cli.options import checked, integer, number
+from xdrs.daemon.access import ApiConfig, load_token
+from xdrs.daemon.limits import PLATFORM_LIMITS
+from xdrs.daemon.policy import PolicyError, PolicyFile
+from xdrs.errors import UsageError
+
+__all__ = ["add_daemon_args", "check_daemon_args"]
+
+LIMIT_NAMES = {"per_host": "--per-host", "per_cluster": "--per-cluster",
+               "total": "--max-in-flight", "rate_per_s": "--rate", "max_age_s": "--max-age",
+               "metric_age_s": "--metric-age", "timeout_s": "--task-timeout"}  # fmt: skip
+
+
+def _api_addr(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected [HOST:]PORT, got {text[:60]!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def add_daemon_args(p: argparse.ArgumentParser, platform: str) -> None:
+    """Declare the daemon's options; ``platform`` names its default limits."""
+    lim = PLATFORM_LIMITS[platform]
+    p.set_defaults(daemon_platform=platform)
+    p.add_argument("--automation", type=Path, metavar="FILE",
+                   help="automation levels (JSON or YAML; default: full everywhere)")  # fmt: skip
+    for flag, dest, kind, default, what in (
+        ("--per-host", "per_host", integer(1, 100_000), lim.per_host, "in flight per host"),
+        ("--per-cluster", "per_cluster", integer(1, 100_000), lim.per_cluster,
+         "in flight per cluster"),
+        ("--max-in-flight", "max_in_flight", integer(1, 100_000), lim.total, "in flight in all"),
+        ("--rate", "rate", number(0.0), lim.rate_per_s, "started per second (0: no limit)"),
+    ):  # fmt: skip
+        p.add_argument(flag, dest=dest, type=kind, default=default, metavar="N",
+                       help=f"migrations {what} (default {default:g})")  # fmt: skip
+    p.add_argument("--max-age", type=number(above=True), default=lim.max_age_s,
+                   metavar="SECONDS", help="recommendations older than this are not started "
+                   f"(default {lim.max_age_s:g})")  # fmt: skip
+    p.add_argument("--metric-age", type=number(above=True), default=lim.metric_age_s,
+                   metavar="SECONDS", help="no move to or from a host whose metrics are older "
+                   f"(default {lim.metric_age_s:g})")  # fmt: skip
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be done, move by move; do nothing")  # fmt: skip
+    p.add_argument("--api", type=_api_addr, metavar="[HOST:]PORT",
+                   help="serve the HTTP JSON API (docs/api/openapi.yaml; default host "
+                   "127.0.0.1)")  # fmt: skip
+    p.add_argument("--api-token-file", type=Path, metavar="FILE",
+                   help="the API's bearer token (first line; or $XDRS_API_TOKEN); required "
+                   "beyond loopback")  # fmt: skip
+
+
+def check_daemon_args(args: argparse.Namespace, timeout_s: float | None = None) -> None:
+    """Build ``args.limits``, ``args.automation_policy`` and ``args.api_config``."""
+    base = PLATFORM_LIMITS[args.daemon_platform]
+    args.limits = checked(
+        lambda **kw: replace(base, **kw), LIMIT_NAMES,
+        per_host=args.per_host, per_cluster=args.per_cluster, total=args.max_in_flight,
+        rate_per_s=args.rate, max_age_s=args.max_age, metric_age_s=args.metric_age,
+        timeout_s=timeout_s if timeout_s is not None else base.timeout_s,
+    )  # fmt: skip
+    try:
+        args.automation_policy = PolicyFile(args.automation) if args.automation else None
+    except PolicyError as e:
+        raise UsageError(f"--automation: {e}") from None
+    except OSError as e:
+        raise UsageError(f"--automation: {e.filename}: {e.strerror}") from None
+    args.api_config = None
+    if args.api is None:
+        if args.api_token_file is not None:
+            raise UsageError("--api-token-file: needs --api")
+        return
+    try:
+        token = load_token(args.api_token_file, os.environ)
+    except OSError as e:
+        raise UsageError(f"--api-token-file: {e.filename}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(f"--api-token-file: {e}") from None
+    host, port = args.api
+    args.api_config = ApiConfig(host, port, token)
+    try:
+        args.api_config.validate()
+    except ValueError as e:
+        raise UsageError(f"--api: {e}") from None

@@ -1,10 +1,8 @@
 """The long-running processes of a deployment, wired: broker, topics, engine, replay.
 
 No command-line parsing here (that is ``xdrs.cli``): these functions take typed values.
-``serve_engine`` runs the engine daemon with its Prometheus exporter until ``stop``;
-``serve_mover`` applies recommendations with any platform's mover
-(:class:`collectors.platform.Mover`). With no bootstrap
-servers, :func:`broker_for` starts the embedded broker for the time of the run.
+``serve_engine`` runs the engine daemon with its Prometheus exporter until ``stop``. With no
+bootstrap servers, :func:`broker_for` starts the embedded broker for the time of the run.
 """
 
 from __future__ import annotations
@@ -14,14 +12,11 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
-from collectors.platform import Mover
 from collectors.replay import ReplayCollector, Scenario, Trace
-from xdrs.actuate import ActuatorDaemon
 from xdrs.bus import BusConfig, EmbeddedBroker
 from xdrs.bus.broker import BrokerError
 from xdrs.bus.kafka import KafkaSink, create_topics
@@ -33,11 +28,9 @@ from xdrs.engine.engine import Engine, EngineArgs
 from xdrs.errors import UsageError
 
 __all__ = [
-    "ActuatorOptions",
     "broker_for",
     "create_or_fail",
     "serve_engine",
-    "serve_mover",
     "serve_replay",
     "until_signalled",
 ]
@@ -99,27 +92,6 @@ def serve_engine(
         daemon.run(stop)
     finally:
         server.shutdown()
-
-
-@dataclass(frozen=True)
-class ActuatorOptions:
-    """How the actuator daemon treats recommendations (see :class:`ActuatorDaemon`)."""
-
-    group: str
-    max_age_s: float = 600.0
-    confirm_s: float = 30.0
-
-
-def serve_mover(
-    config: BusConfig, mover: Mover, opts: ActuatorOptions, stop: threading.Event
-) -> ActuatorDaemon:
-    """Apply the recommendations this ``mover`` owns until ``stop``; the daemon, for its counts."""
-    create_or_fail(config)
-    daemon = ActuatorDaemon(
-        config, mover, opts.group, max_age_s=opts.max_age_s, confirm_s=opts.confirm_s
-    )
-    daemon.run(stop)
-    return daemon
 
 
 def serve_replay(

@@ -16,6 +16,7 @@ engine's wait for the recommendation, and the engine's next trigger plans on cur
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict, deque
@@ -33,6 +34,8 @@ from xdrs.daemon.picture import Picture
 from xdrs.daemon.policy import Policy, PolicyFile, verdict
 
 __all__ = ["FAIL_KINDS", "SKIP_KINDS", "Counts", "Rebalancer", "kind_of"]
+
+log = logging.getLogger(__name__)
 
 FINAL = ("ok", "failed", "skipped")
 RECENT = 1024  # recommendations remembered for ``show`` (with their moves' last records)
@@ -223,7 +226,12 @@ class Rebalancer:
         by_id = {rec.id: rec for rec in recs}
         for rec in by_id.values():
             keys = {m.key for m in rec.moves if m.key in status and status[m.key].status == "held"}
-            if keys and self.mover.owns(rec.cluster):
+            try:
+                ours = bool(keys) and self.mover.owns(rec.cluster)
+            except Exception:  # as when it arrived: one recommendation must not stop a restart
+                log.exception("restoring %s failed", rec.id)
+                continue
+            if ours:
                 self.held[rec.id] = (rec, keys)
                 self._remember(rec)
                 self.last.update((k, status[k]) for k in keys)

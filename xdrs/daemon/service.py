@@ -166,10 +166,14 @@ class RebalanceDaemon:
         self.core.restore(actions, [r for r in recs if isinstance(r, Recommendation)])
         fresh = time.time() - self.opts.limits.max_age_s
         for r in recs:
-            if isinstance(r, Approval):
-                self.core.decide(r)
-            elif r.ts >= fresh:
-                self.core.receive(r)
+            try:
+                if isinstance(r, Approval):
+                    self.core.decide(r)
+                elif r.ts >= fresh:
+                    self.core.receive(r)
+            except Exception:  # dead-lettered when it first arrived; a restart goes on
+                log.exception("replaying %s %s failed", type(r).__name__, r.recommendation
+                              if isinstance(r, Approval) else r.id)  # fmt: skip
 
     def _take_history(self, rec: Record, actions: list[ActionResult],
                       recs: list[Recommendation | Approval]) -> None:  # fmt: skip

@@ -17,7 +17,8 @@ from xdrs.cli.platforms import replay
 
 __all__ = ["register", "run_engine"]
 
-ENGINE_NAMES = {"threshold": "--threshold", "period_s": "--period", "max_moves": "--max-moves"}
+ENGINE_NAMES = {"threshold": "--threshold", "period_s": "--period", "max_moves": "--max-moves",
+                "demand_window": "--demand-window", "demand_q": "--demand-q"}  # fmt: skip
 
 
 def _metrics_addr(text: str) -> tuple[str, int]:
@@ -53,6 +54,16 @@ def register(sub: Any) -> None:
         metavar="N",
         help="move budget of one recommendation (default 64)",
     )
+    p.add_argument(
+        "--demand-window",
+        type=integer(0),
+        default=0,
+        metavar="SAMPLES",
+        help="CPU demand = the --demand-q quantile of each VM's last SAMPLES samples "
+        "(the simulator's backtest chose 72 at 0.95); 0, the default: the EWMA",
+    )
+    p.add_argument("--demand-q", type=number(), default=0.95, metavar="Q",
+                   help="quantile of --demand-window (default 0.95)")  # fmt: skip
     p.set_defaults(func=run_engine, check=_check_engine)
     replay.register_alias(sub)
 
@@ -67,6 +78,8 @@ def _check_engine(args: argparse.Namespace) -> None:
         threshold=args.threshold,
         period_s=args.period,
         max_moves=args.max_moves,
+        demand_window=args.demand_window,
+        demand_q=args.demand_q,
     )
 
 

@@ -34,6 +34,7 @@ from xdrs.errors import SnapshotError
 
 __all__ = ["Engine", "EngineArgs", "Trigger"]
 
+MAX_DEMAND_WINDOW = 2016  # a week of 5-minute samples
 TRIGGERS = ("maintenance", "overload", "imbalance", "periodic")
 Trigger = str
 
@@ -49,6 +50,10 @@ class EngineArgs:
     pending_s : how long a published recommendation blocks the next optional one while its
         moves are being applied (results on the actions topic end the wait early).
     max_moves : move budget of one recommendation (mandatory moves are never cut).
+    demand_window, demand_q : with a window (samples, > 0) a VM's CPU demand is the
+        ``demand_q`` quantile of its last ``demand_window`` samples, the forecast that won
+        the simulator's backtest (``bench/RESULTS-forecast.md``: 72 samples, 0.95);
+        ``0`` (the default) keeps the EWMA of ``alpha``.
     """
 
     threshold: int = 3
@@ -58,6 +63,8 @@ class EngineArgs:
     pending_s: float = 120.0
     max_moves: int | None = 64
     order: OrderArgs = field(default_factory=OrderArgs)
+    demand_window: int = 0
+    demand_q: float = 0.95
 
     def validate(self) -> None:
         if self.threshold not in THRESHOLDS:
@@ -67,6 +74,11 @@ class EngineArgs:
         for name in ("period_s", "cooldown_s", "pending_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected a number >= 0")
+        if not 0 <= self.demand_window <= MAX_DEMAND_WINDOW:
+            raise ValueError(f"demand_window: expected 0..{MAX_DEMAND_WINDOW} samples, "
+                             f"got {self.demand_window}")  # fmt: skip
+        if not 0.0 < self.demand_q <= 1.0:
+            raise ValueError(f"demand_q: expected a number in (0, 1], got {self.demand_q}")
 
     def balance(self) -> BalanceArgs:
         return BalanceArgs(threshold=self.threshold, max_moves=self.max_moves)
@@ -114,7 +126,9 @@ class Engine:
     def table(self, cluster: str) -> ClusterTable:
         t = self.tables.get(cluster)
         if t is None:
-            t = self.tables[cluster] = ClusterTable(cluster, self.args.alpha)
+            t = self.tables[cluster] = ClusterTable(
+                cluster, self.args.alpha, self.args.demand_window, self.args.demand_q
+            )
             self.clocks[cluster] = _Clock()
         return t
 

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from collectors.events import HostEvent, MetricBatch, Rule, RulesEvent, VmEvent
 from placement import ClusterState, Rules, make_state
+from placement.forecast import window_quantile
 from xdrs._rules_io import parse_rules
 from xdrs.errors import SnapshotError
 
@@ -42,11 +43,19 @@ class ClusterTable:
     name : str
     alpha : float
         EWMA weight of a new sample (1 keeps only the latest).
+    window, q : int, float
+        With ``window > 0`` a VM's CPU demand is the ``q`` quantile of its last ``window``
+        samples (:func:`placement.forecast.window_quantile`) instead of the EWMA; memory
+        stays the EWMA.
     """
 
-    def __init__(self, name: str, alpha: float = 0.3) -> None:
+    def __init__(self, name: str, alpha: float = 0.3, window: int = 0, q: float = 0.95) -> None:
         self.name = name
         self.alpha = alpha
+        self.window, self.q = window, q
+        self.hist = np.full((64, window), np.nan)  # last `window` CPU samples, a ring per VM
+        self.hpos = np.zeros(64, dtype=np.int64)
+        self._cpu_q: FloatA | None = None
         self.hosts: dict[str, HostEvent] = {}
         self.host_row: dict[str, int] = {}
         self.vm_row: dict[str, int] = {}
@@ -100,12 +109,15 @@ class ClusterTable:
         self.vm_host.append(host)
         self.cpu[row] = self.mem[row] = 0.0
         self.seen[row] = False
+        self.hist[row], self.hpos[row] = np.nan, 0
+        self._cpu_q = None
         return row
 
     def _grow(self) -> None:
         n = 2 * len(self.alloc)
         self.alloc = np.resize(self.alloc, (n, 3))
-        for name in ("cpu", "mem", "seen", "pinned"):
+        self.hist = np.resize(self.hist, (n, self.window))
+        for name in ("cpu", "mem", "seen", "pinned", "hpos"):
             setattr(self, name, np.resize(getattr(self, name), n))
 
     def delete_vm(self, uuid: str) -> None:
@@ -117,10 +129,12 @@ class ClusterTable:
             moved = self.vm_ids[last]
             self.vm_ids[row], self.vm_host[row] = moved, self.vm_host[last]
             self.vm_row[moved] = row
-            for a in (self.alloc, self.cpu, self.mem, self.seen, self.pinned):
+            for a in (self.alloc, self.cpu, self.mem, self.seen, self.pinned, self.hist,
+                      self.hpos):  # fmt: skip
                 a[row] = a[last]
         self.vm_ids.pop()
         self.vm_host.pop()
+        self._cpu_q = None
 
     def move_vm(self, uuid: str, src: str, dst: str) -> bool:
         """Record a confirmed migration; ignored unless the VM is known to be on ``src``."""
@@ -157,6 +171,10 @@ class ClusterTable:
         self.cpu[idx] += a * (cpu - self.cpu[idx])
         self.mem[idx] += a * (mem - self.mem[idx])
         self.seen[idx] = True
+        if self.window:
+            self.hist[idx, self.hpos[idx]] = cpu
+            self.hpos[idx] = (self.hpos[idx] + 1) % self.window
+            self._cpu_q = None
         self.last_ts = max(self.last_ts, b.ts)
         self.last_sent = max(self.last_sent, b.sent)
         self.samples += int(idx.size)
@@ -176,13 +194,23 @@ class ClusterTable:
                            count=self.n_vms)  # fmt: skip
         return rows, rows >= 0
 
+    def cpu_demand(self) -> FloatA:
+        """(V,) CPU demand in cores: the EWMA, or the window quantile (cached until the
+        next sample or VM change)."""
+        n = self.n_vms
+        if not self.window:
+            return self.cpu[:n]
+        if self._cpu_q is None:
+            self._cpu_q = np.nan_to_num(window_quantile(self.hist[:n], self.q), nan=0.0)
+        return self._cpu_q
+
     def loads(self) -> tuple[FloatA, FloatA]:
         """(H,) CPU and memory load of each host (demand over physical size)."""
         ha = self.host_arrays()
         rows, ok = self.placement()
         n = self.n_vms
         h = len(self.hosts)
-        cpu = np.bincount(rows[ok], self.cpu[:n][ok], minlength=h)
+        cpu = np.bincount(rows[ok], self.cpu_demand()[ok], minlength=h)
         mem = np.bincount(rows[ok], self.mem[:n][ok], minlength=h)
         phys: FloatA = ha["phys"]
         return cpu / phys[:, 0], mem / phys[:, 1]
@@ -199,7 +227,7 @@ class ClusterTable:
         rows, ok = self.placement()
         n = self.n_vms
         vids = [v for v, k in zip(self.vm_ids, ok.tolist(), strict=True) if k]
-        demand = np.column_stack([self.cpu[:n], self.mem[:n], self.alloc[:n, 2]])[ok]
+        demand = np.column_stack([self.cpu_demand(), self.mem[:n], self.alloc[:n, 2]])[ok]
         return make_state(
             list(self.hosts), vids, ha["phys"], self.alloc[:n][ok], demand, rows[ok],
             alloc_cap=ha["alloc_cap"], domain=ha["domain"], maintenance=ha["maintenance"],

@@ -19,6 +19,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
+from placement.forecast import window_quantile
+
 __all__ = [
     "FORECASTERS",
     "ewma",
@@ -32,18 +34,6 @@ __all__ = [
 ]
 
 FloatA = NDArray[np.float64]
-
-
-def window_quantile(win: FloatA, q: float) -> FloatA:
-    """``(..., W)`` windows (NaN where no sample yet) -> ``(...)`` the ``q`` quantile of each
-    window's samples, the ``higher`` order statistic (never interpolated below a sample);
-    NaN for a window with no sample."""
-    n = np.sum(~np.isnan(win), axis=-1)
-    srt = np.sort(win, axis=-1)  # NaN sorts last
-    k = np.ceil(q * np.maximum(n, 1)).astype(np.int64) - 1
-    k = np.clip(k, 0, win.shape[-1] - 1)
-    out = np.take_along_axis(srt, k[..., None], axis=-1)[..., 0]
-    return np.where(n > 0, out, np.nan)
 
 
 def _windows(y: FloatA, w: int) -> FloatA:

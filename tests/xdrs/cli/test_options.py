@@ -47,7 +47,7 @@ def test_plan_option_values_run_or_fail_in_one_line(option: str, value: str) -> 
 # Options of the long-running commands: parsing never starts anything, so every value is
 # tried; a value that parses is checked against the argument dataclass of the command.
 LONG = {
-    ("engine",): ["--max-moves", "--period", "--threshold", "--partitions"],
+    ("engine",): ["--max-moves", "--period", "--threshold", "--partitions", "--demand-window"],
     ("demo",): ["--duration", "--speed", "--threshold", "--metrics-port", "--partitions"],
     ("replay",): ["--speed", "--steps", "--partitions"],
     ("collect", "replay"): ["--speed", "--steps"],
@@ -87,6 +87,8 @@ def test_long_running_option_values_parse_or_fail_in_one_line(
     [
         (["engine", "--max-moves", "-5"], "--max-moves: expected an integer >= 0, got '-5'"),
         (["engine", "--period", "nan"], "--period: expected a finite number >= 0"),
+        (["engine", "--demand-window", "5000"], "--demand-window: expected 0..2016 samples"),
+        (["engine", "--demand-q", "1.5"], "--demand-q: expected a number in (0, 1]"),
         (["demo", "--duration", "0"], "--duration: expected a finite number > 0"),
         (["demo", "--speed", "-1"], "--speed: expected a finite number >= 0"),
         (["replay", "--partitions", "0"], "--partitions: expected an integer in 1..10000"),

@@ -166,6 +166,9 @@ def _history(args: argparse.Namespace, spec: str) -> Trace:
 
 
 def _write(args: argparse.Namespace, results: list[Result], reports: dict[str, object]) -> None:
+    for r in results:
+        if line := r.churn():
+            print(line, file=sys.stderr)
     if args.out is not None:
         write_metrics(args.out, results, reports)
     if args.report is not None:

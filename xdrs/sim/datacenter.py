@@ -21,7 +21,7 @@ The same in YAML (a fuller example: ``examples/datacenter.yaml``)::
       - {name: m.large, vcpus: 2, mhz_per_vcpu: 2400, memory_mb: 8192}
 
 YAML anchors and aliases are refused (a few lines of aliases can expand to billions of
-nodes), and so is a file over 16 MiB.
+nodes), and so are nesting deeper than 32 levels and a file over 16 MiB.
 
 ``vms`` (optional, default the paper's four types) sizes the VMs a trace does not size;
 they take the types in equal contiguous blocks in trace order, as CloudSim does. VMs of a
@@ -33,7 +33,9 @@ then comes from ``--core-mhz``); hosts without a power curve get the HP ML110 G5
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
 import msgspec
@@ -54,6 +56,7 @@ Pos = Annotated[float, Meta(gt=0, le=1e9)]
 Watts = Annotated[float, Meta(ge=0, le=1e6)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 MAX_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 32  # a data-centre file needs 4 levels
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -126,13 +129,27 @@ def _yaml(path: Path, raw: bytes) -> object:
             f"{path}: YAML needs the pyyaml package (pip install 'xdrs[sim]'); or use JSON"
         ) from None
     try:
-        if any(isinstance(ev, yaml.AliasEvent) for ev in yaml.parse(raw, Loader=yaml.SafeLoader)):
-            raise DatacenterError(f"{path}: YAML aliases (*name) are not accepted; write it out")
+        _check_events(path, yaml.parse(raw, Loader=yaml.SafeLoader), yaml)
         return yaml.safe_load(raw)
     except yaml.YAMLError as e:
         raise DatacenterError(f"{path}: not YAML: {str(e)[:300]}") from None
     except RecursionError:
         raise DatacenterError(f"{path}: not YAML: nested too deeply") from None
+
+
+def _check_events(path: Path, events: Iterable[object], yaml: ModuleType) -> None:
+    """Refuse aliases and nesting deeper than :data:`MAX_DEPTH`, reading the events as they
+    come (PyYAML's time grows with the square of the nesting depth)."""
+    depth = 0
+    for ev in events:
+        if isinstance(ev, yaml.AliasEvent):
+            raise DatacenterError(f"{path}: YAML aliases (*name) are not accepted; write it out")
+        if isinstance(ev, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise DatacenterError(f"{path}: YAML nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _decode(path: Path) -> _File | dict[str, object]:

@@ -24,11 +24,13 @@ from xdrs.sim.hosts import Entries, HostState, evaluate, evaluate_compiled, slot
 from xdrs.sim.record import HostRecorder, VmRecorder
 from xdrs.sim.setup import World
 
-__all__ = ["Context", "Engine", "Moves", "Series"]
+__all__ = ["Context", "Engine", "Moves", "Placer", "Series"]
 
 FloatA = NDArray[np.float64]
 IntA = NDArray[np.int64]
 Moves = Sequence[tuple[int, int]]
+# (world, arriving VMs, placement, running VMs, blocked hosts) -> host per VM (-1: none)
+Placer = Callable[[World, IntA, IntA, NDArray[np.bool_], NDArray[np.bool_]], IntA]
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,9 @@ class Engine:
     """One run. ``decide(ctx) -> moves`` is the policy (None: no migrations).
 
     ``power_aware=False`` is CloudSim's non-power-aware data centre (NPA): every host draws
-    its maximum power all the time.
+    its maximum power all the time. ``place`` places the VMs that arrive during the run
+    (``world.arrival``; their entries in ``placement`` are ignored); without it they go to
+    their host in ``placement``.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class Engine:
         history: int = 30,
         progress: Callable[[int, int], None] | None = None,
         blocked: Callable[[float], NDArray[np.bool_]] | None = None,
+        place: Placer | None = None,
     ) -> None:
         v, h = world.n_vms, world.n_hosts
         self.w, self.decide, self.power_aware = world, decide, power_aware
@@ -88,7 +93,11 @@ class Engine:
         self.seq = np.arange(v, dtype=np.int64)
         self.next_seq = v
         self.in_mig = np.zeros(v, dtype=bool)
-        self.alive = np.ones(v, dtype=bool)
+        self.alive = np.ones(v, dtype=bool) if world.arrival is None else world.arrival <= 0
+        self.waiting = ~self.alive  # VMs not arrived yet (or no host could take them)
+        self.place = place
+        self.arrivals = 0
+        self.departures = 0
         self.f_vm: list[int] = []
         self.f_host: list[int] = []
         self.f_seq: list[int] = []
@@ -143,9 +152,37 @@ class Engine:
             return False
         if not gone.any():
             return False
+        if not self.w.drop_idle:
+            self.departures += int(gone.sum())
         self.alive &= ~gone
         self.version += 1
         return True
+
+    def admit(self, t: float) -> None:
+        """Place the VMs whose first sample has come by ``t`` (operator traces only)."""
+        arrival, present = self.w.arrival, self.w.present
+        if arrival is None or not self.waiting.any():
+            return
+        k = int(t // self.w.interval)
+        due = self.waiting & (arrival <= k)
+        if present is not None:  # gone again before a host took it
+            self.waiting &= ~(due & ~present[:, min(k, present.shape[1] - 1)])
+            due &= self.waiting
+        vms = np.flatnonzero(due)
+        if vms.size == 0:
+            return
+        if self.place is None:
+            hosts = self.host[vms]
+        else:
+            hosts = self.place(self.w, vms, self.host, self.alive, self.blocked(t))
+        vms, hosts = vms[hosts >= 0], hosts[hosts >= 0]
+        self.host[vms] = hosts
+        self.seq[vms] = np.arange(self.next_seq, self.next_seq + vms.size)
+        self.next_seq += vms.size
+        self.alive[vms] = True
+        self.waiting[vms] = False
+        self.arrivals += int(vms.size)
+        self.version += 1
 
     def layout(self) -> tuple[Entries, tuple[IntA, IntA]]:
         """Entries and their list slots, rebuilt only after a structural change."""
@@ -201,6 +238,7 @@ class Engine:
 
     def step(self, t: float, k: int) -> list[tuple[float, int, int]]:
         """Decision at ``t``: update all hosts, ask the policy, start its migrations."""
+        self.admit(t)
         req = self.requests(t)
         e, st = self.evaluate(req)
         self.account(t, st.util_mips)

@@ -116,6 +116,7 @@ class Engine:
         self.kernel = kernel_module()
         self.version = 0  # bumped when the VM-on-host lists change
         self._layout: tuple[int, Entries, tuple[IntA, IntA]] | None = None
+        self._power: tuple[FloatA, FloatA, FloatA] | None = None
 
     # -- time and requests -------------------------------------------------------------
     def requests(self, t: float) -> FloatA:
@@ -204,17 +205,24 @@ class Engine:
         dt = t - self.last
         if dt > 0:
             if self.power_aware:
-                w = self.w
-                u0 = utilisation(self.cur, w.host_mips)
-                u1 = utilisation(new_util_mips, w.host_mips)
-                p0 = spec_power(np.minimum(u0, 1.0), w.host_power)
-                p1 = spec_power(np.minimum(u1, 1.0), w.host_power)
+                u0, p0 = self._power_at(self.cur)
+                p1 = self._power_at(new_util_mips)[1]
                 e = np.where(u0 == 0, 0.0, (p0 + (p1 - p0) / 2) * dt)
                 self.energy_ws += float(e.sum())
             else:
                 self.energy_ws += float(self.w.host_power[:, -1].sum()) * dt
             self.last = t
         self.cur = new_util_mips
+
+    def _power_at(self, util_mips: FloatA) -> tuple[FloatA, FloatA]:
+        """(H,) utilisation and power of ``util_mips``; the last answer is kept, since an
+        interval starts where the previous one ended (the same array object)."""
+        if self._power is not None and self._power[0] is util_mips:
+            return self._power[1], self._power[2]
+        u = utilisation(util_mips, self.w.host_mips)
+        p = spec_power(np.minimum(u, 1.0), self.w.host_power)
+        self._power = (util_mips, u, p)
+        return u, p
 
     def record(self, t: float, e: Entries, st: HostState) -> None:
         """State-history entries at ``t``. A migrating VM's entry comes from its source host
@@ -271,18 +279,22 @@ class Engine:
     def start_migrations(self, t: float, moves: Moves, req: FloatA) -> list[tuple[float, int, int]]:
         done: list[tuple[float, int, int]] = []
         flying = set(zip(self.f_vm, self.f_host, strict=True))
-        for v, dst in moves:
+        vs = np.array([m[0] for m in moves], dtype=np.int64)
+        dsts = np.array([m[1] for m in moves], dtype=np.int64)
+        # memory over half the destination's bandwidth, element by element as one at a time
+        delays = (self.w.vm_ram[vs] / (self.w.host_bw[dsts] / (2 * 8000))).tolist()
+        srcs = self.host[vs].tolist()
+        for (v, dst), src, delay in zip(moves, srcs, delays, strict=True):
             self.migrations += 1
-            self.log.append((t, v, int(self.host[v]), dst))
+            self.log.append((t, v, src, dst))
             if (v, dst) not in flying:
                 flying.add((v, dst))
                 self.f_vm.append(v)
                 self.f_host.append(dst)
                 self.f_seq.append(self.next_seq)
                 self.next_seq += 1
-            self.in_mig[v] = True
-            delay = self.w.vm_ram[v] / (self.w.host_bw[dst] / (2 * 8000))
-            done.append((t + float(delay), v, dst))
+            done.append((t + delay, v, dst))
+        self.in_mig[vs] = True
         self.version += 1
         e, st = self.evaluate(req)
         self.account(t, st.util_mips)
@@ -295,11 +307,14 @@ class Engine:
         _, st = self.evaluate(req)
         self.account(tau, st.util_mips)
         self.drop_finished(req, tau)
+        # in-flight entries are unique by (VM, destination): drop the finished ones at once
+        done = {(v, dst) for _, v, dst in group}
+        kept = [f for f in zip(self.f_vm, self.f_host, self.f_seq, strict=True)
+                if (f[0], f[1]) not in done]  # fmt: skip
+        self.f_vm, self.f_host, self.f_seq = [f[0] for f in kept], [f[1] for f in kept], [
+            f[2] for f in kept
+        ]
         for _, v, dst in group:
-            for j, (a, b) in enumerate(zip(self.f_vm, self.f_host, strict=True)):
-                if a == v and b == dst:
-                    del self.f_vm[j], self.f_host[j], self.f_seq[j]
-                    break
             self.host[v] = dst
             self.seq[v] = self.next_seq
             self.next_seq += 1

@@ -27,6 +27,8 @@ __all__ = [
     "create",
     "evaluate",
     "find_host",
+    "host_hist",
+    "lr_rows",
     "lr_terms",
     "numba_version",
     "overloaded",
@@ -171,6 +173,15 @@ def lr_terms(f: NDArray[np.float64], hist: NDArray[np.float64], h: int,
 
 
 @njit(cache=True)
+def lr_rows(x: NDArray[np.float64], coef: NDArray[np.float64], a: NDArray[np.float64],
+            b: NDArray[np.float64]) -> None:  # fmt: skip
+    """``a[n], b[n]``: row ``n`` of ``x`` (N, L) dotted with the LR coefficients, as
+    ``Planning._lr_terms`` computes them for all rows at once (:func:`xdrs.sim.sums.dot`)."""
+    for n in range(x.shape[0]):
+        a[n], b[n] = _dot(x[n], coef[0]), _dot(x[n], coef[1])
+
+
+@njit(cache=True)
 def create(
     h: int, v: int, r: float, f: NDArray[np.float64], hist: NDArray[np.float64],
     vm: NDArray[np.float64], terms: NDArray[np.float64], coef: NDArray[np.float64],
@@ -192,6 +203,24 @@ def create(
     lr_terms(f, hist, h, coef)
     f[11, h] = 1.0 if (f[11, h] != 0 or vm[4, v] != 0) else 0.0
     return True
+
+
+@njit(cache=True)
+def host_hist(
+    rows: NDArray[np.int64], vm_of: NDArray[np.int64], terms: NDArray[np.float64],
+    host_mips: NDArray[np.float64], hist: NDArray[np.float64],
+) -> None:  # fmt: skip
+    """``hist[rows]`` += each listed VM's ``terms`` / host MIPS, slot after slot (``vm_of``
+    (R, K), -1 for none), as ``Planning._host_hist``; ``hist`` starts at 0."""
+    for r in range(rows.size):
+        h = rows[r]
+        mips = host_mips[h]
+        for j in range(vm_of.shape[1]):
+            v = vm_of[r, j]
+            if v < 0:
+                continue
+            for i in range(hist.shape[1]):
+                hist[h, i] = hist[h, i] + terms[v, i] / mips
 
 
 @njit(cache=True)

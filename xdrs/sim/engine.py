@@ -311,9 +311,11 @@ class Engine:
         done = {(v, dst) for _, v, dst in group}
         kept = [f for f in zip(self.f_vm, self.f_host, self.f_seq, strict=True)
                 if (f[0], f[1]) not in done]  # fmt: skip
-        self.f_vm, self.f_host, self.f_seq = [f[0] for f in kept], [f[1] for f in kept], [
-            f[2] for f in kept
-        ]
+        self.f_vm, self.f_host, self.f_seq = (
+            [f[0] for f in kept],
+            [f[1] for f in kept],
+            [f[2] for f in kept],
+        )
         for _, v, dst in group:
             self.host[v] = dst
             self.seq[v] = self.next_seq

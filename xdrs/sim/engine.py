@@ -116,7 +116,6 @@ class Engine:
         self.kernel = kernel_module()
         self.version = 0  # bumped when the VM-on-host lists change
         self._layout: tuple[int, Entries, tuple[IntA, IntA]] | None = None
-        self._power: tuple[FloatA, FloatA, FloatA] | None = None
 
     # -- time and requests -------------------------------------------------------------
     def requests(self, t: float) -> FloatA:
@@ -215,14 +214,11 @@ class Engine:
         self.cur = new_util_mips
 
     def _power_at(self, util_mips: FloatA) -> tuple[FloatA, FloatA]:
-        """(H,) utilisation and power of ``util_mips``; the last answer is kept, since an
-        interval starts where the previous one ended (the same array object)."""
-        if self._power is not None and self._power[0] is util_mips:
-            return self._power[1], self._power[2]
+        """(H,) utilisation and power (W) of hosts using ``util_mips``."""
         u = utilisation(util_mips, self.w.host_mips)
-        p = spec_power(np.minimum(u, 1.0), self.w.host_power)
-        self._power = (util_mips, u, p)
-        return u, p
+        if self.kernel is not None:  # spec_power's float operations, compiled
+            return u, self.kernel.power_rows(np.minimum(u, 1.0), self.w.host_power)
+        return u, spec_power(np.minimum(u, 1.0), self.w.host_power)
 
     def record(self, t: float, e: Entries, st: HostState) -> None:
         """State-history entries at ``t``. A migrating VM's entry comes from its source host

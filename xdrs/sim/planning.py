@@ -98,6 +98,7 @@ class Planning:
         self.power_now = spec_power(self.util_now, w.host_power)
         # hosts with nothing allocated and idle at the start: interchangeable within a type
         self.dormant = (self.alloc == 0) & (self.util_now == 0)
+        self._idle_now: list[bool] = (self.util_now == 0).tolist()
         self.types = [np.flatnonzero(w.host_type == k) for k in np.unique(w.host_type)]
         self.dormant_version = 0
         self._cand: _Candidates | None = None
@@ -239,7 +240,9 @@ class Planning:
         self.len10[h] = bool((hist[LR_WINDOW - 1 :] != 0).any())
 
     def _dormant(self, h: int) -> None:
-        dormant = self.alloc[h] == 0 and self.util_now[h] == 0
+        if not self._idle_now[h]:  # busy at the start: never dormant
+            return
+        dormant = self.alloc[h] == 0
         if dormant != self.dormant[h]:
             self.dormant[h] = dormant
             self.dormant_version += 1
@@ -251,17 +254,17 @@ class Planning:
     def create(self, h: int, v: int) -> None:
         """Append ``v`` to host ``h``'s list, updating the sums in place (same order and
         float operations as :meth:`refresh`; over-subscription recomputes everything)."""
-        w = self.w
-        r = self.req[v]
-        c = w.host_pe[h] if r > w.host_pe[h] else r
         was_empty = not self.vms[h]
         self.vms[h].append(v)
         if (k := self.kernel) is not None:
-            if was_empty or not k.create(h, v, float(r), *self._create_args):
+            if was_empty or not k.create(h, v, float(self.req[v]), *self._create_args):
                 self.refresh(h)
             else:
                 self._dormant(h)
             return
+        w = self.w
+        r = self.req[v]
+        c = w.host_pe[h] if r > w.host_pe[h] else r
         if was_empty or self.avail[h] < c or self.avail[h] == 0:
             self.refresh(h)
             return

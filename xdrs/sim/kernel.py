@@ -32,6 +32,7 @@ __all__ = [
     "lr_terms",
     "numba_version",
     "overloaded",
+    "place",
     "power_rows",
     "refresh",
     "robust_threshold",
@@ -232,6 +233,39 @@ def host_hist(
                 continue
             for i in range(hist.shape[1]):
                 hist[h, i] = hist[h, i] + terms[v, i] / mips
+
+
+@njit(cache=True)
+def place(
+    order: NDArray[np.int64], start: int, hosts: NDArray[np.int64],
+    excluded: NDArray[np.bool_], count: NDArray[np.int64], idle_now: NDArray[np.bool_],
+    req: NDArray[np.float64], all_or_none: bool, dormant: NDArray[np.bool_],
+    type_id: NDArray[np.int64], n_types: int, f: NDArray[np.float64],
+    power: NDArray[np.float64], hist: NDArray[np.float64], vm: NDArray[np.float64],
+    terms: NDArray[np.float64], kind: int, param: float, interval: float,
+    memory_aware: bool, coef: NDArray[np.float64],
+) -> int:  # fmt: skip
+    """PABFD-place ``order[start:]`` one after the other (``Planning.place``): ``hosts[j]``
+    gets each VM's target (-1: none). A VM whose target must be re-summed from its list
+    (an empty host, or over-subscribed) is left to the caller, as is the first VM without
+    a target when ``all_or_none``: the index of that VM is returned (``order.size`` when
+    all are done). ``count`` (H,) is each host's list length, kept up to date here."""
+    for j in range(start, order.size):
+        v = order[j]
+        r = req[v]
+        h = find_host(v, r, excluded, dormant, type_id, n_types, f, power, hist, vm, terms,
+                      kind, param, interval, memory_aware)  # fmt: skip
+        hosts[j] = h
+        if h < 0:
+            if all_or_none:
+                return j
+            continue
+        if count[h] == 0 or not create(h, v, r, f, hist, vm, terms, coef):
+            return j
+        count[h] += 1
+        if idle_now[h]:
+            dormant[h] = f[3, h] == 0
+    return order.size
 
 
 @njit(cache=True)

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from placement.overload import FALLBACK_THRESHOLD, LR_WINDOW, overloaded, trimmed_length
-from placement.pabfd import choose, suitable
+from placement.pabfd import choose, sort_decreasing, suitable
 from placement.power import spec_power, spec_power_rows
 from xdrs.sim.engine import Context
 from xdrs.sim.fast import kernel_module
@@ -99,6 +99,8 @@ class Planning:
         # hosts with nothing allocated and idle at the start: interchangeable within a type
         self.dormant = (self.alloc == 0) & (self.util_now == 0)
         self._idle_now: list[bool] = (self.util_now == 0).tolist()
+        self.count = np.zeros(w.n_hosts, dtype=np.int64)  # length of each host's VM list
+        self.count[rows] = (vm_of >= 0).sum(axis=1)
         self.types = [np.flatnonzero(w.host_type == k) for k in np.unique(w.host_type)]
         self.dormant_version = 0
         self._cand: _Candidates | None = None
@@ -124,6 +126,7 @@ class Planning:
                 self.vm_cols, self.terms, code, self.param, w.interval, w.memory_aware,
             )  # fmt: skip
             self._create_args = (self.f, self.hist, self.vm_cols, self.terms, self.coef)
+            self._idle_arr = self.util_now == 0
 
     def _host_hist(self, rows: IntA, vm_of: IntA) -> FloatA:
         """(R, L) history of the hosts ``rows``: their VMs' terms / host MIPS, added one
@@ -249,13 +252,64 @@ class Planning:
 
     def destroy(self, h: int, v: int) -> None:
         self.vms[h].remove(v)
+        self.count[h] -= 1
         self.refresh(h)
+
+    def place(
+        self, vms: list[int], excluded: BoolA, all_or_none: bool, key: object
+    ) -> list[tuple[int, int]]:
+        """PABFD-place ``vms`` by decreasing request (CloudSim's placement of a VM list):
+        each on :meth:`find_host`'s target, created there at once; ``all_or_none``: a VM
+        without a target undoes the others and nothing is placed. ``key`` names
+        ``excluded``'s content (see :meth:`candidates`). Returns (VM, host) pairs."""
+        order = np.array(vms, dtype=np.int64)[sort_decreasing(self.req[vms])]
+        if self.kernel is None:
+            return self._place_numpy(order, excluded, all_or_none, key)
+        hosts = np.full(order.size, -1, dtype=np.int64)
+        start = 0
+        while start < order.size:
+            j = int(self.kernel.place(order, start, hosts, excluded, self.count,
+                                      self._idle_arr, self.req, all_or_none, *self._find_args,
+                                      self.coef))  # fmt: skip
+            stop = min(j, order.size)
+            for v, h in zip(order[start:stop].tolist(), hosts[start:stop].tolist(), strict=True):
+                if h >= 0:  # created by the kernel: the list follows
+                    self.vms[h].append(v)
+            if j == order.size:
+                break
+            if hosts[j] < 0:  # all or none, and this VM has no target
+                self._undo(order[:j], hosts[:j])
+                return []
+            self.create(int(hosts[j]), int(order[j]))
+            start = j + 1
+        return [(v, h) for v, h in zip(order.tolist(), hosts.tolist(), strict=True) if h >= 0]
+
+    def _undo(self, order: IntA, hosts: IntA) -> None:
+        for v, h in zip(order.tolist(), hosts.tolist(), strict=True):
+            if h >= 0:
+                self.destroy(h, v)
+
+    def _place_numpy(
+        self, order: IntA, excluded: BoolA, all_or_none: bool, key: object
+    ) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for v in order.tolist():
+            d = self.find_host(v, excluded, key)
+            if d >= 0:
+                self.create(d, v)
+                out.append((v, d))
+            elif all_or_none:
+                for v2, d2 in out:
+                    self.destroy(d2, v2)
+                return []
+        return out
 
     def create(self, h: int, v: int) -> None:
         """Append ``v`` to host ``h``'s list, updating the sums in place (same order and
         float operations as :meth:`refresh`; over-subscription recomputes everything)."""
         was_empty = not self.vms[h]
         self.vms[h].append(v)
+        self.count[h] += 1
         if (k := self.kernel) is not None:
             if was_empty or not k.create(h, v, float(self.req[v]), *self._create_args):
                 self.refresh(h)

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from xdrs.cli.options import add_seed, integer, number
+from xdrs.cli.options import add_bus_args, add_seed, bus_config, integer, number
 from xdrs.limits import MAX_HOSTS
 
 __all__ = ["register"]
@@ -37,7 +37,9 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help="planetlab:<day>, planetlab:all, csv:<file>, folder, .csv",
+        help="planetlab:<day>, planetlab:all, csv:<file>, bitbrains:<folder>, azure:<file>, "
+        "folder, .csv, or bus: (the MetricBatch history on the metrics topic at "
+        "--bootstrap-servers)",
     )
     p.add_argument(
         "--policy",
@@ -96,6 +98,7 @@ def register(sub: Any) -> None:
         help="check memory at every placement (CloudSim: at creation)",
     )
     _resampling_args(p)
+    _history_args(p)
     add_seed(p)
     p.add_argument("--out", type=Path, metavar="FILE", help="metrics as JSON, or CSV for *.csv")
     p.add_argument("--report", type=Path, metavar="DIR", help="write PNG plots here")
@@ -123,6 +126,28 @@ def _resampling_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _history_args(p: argparse.ArgumentParser) -> None:
+    add_bus_args(p)
+    g = p.add_argument_group("--trace bus: (the metric history recorded on the metrics topic)")
+    g.add_argument(
+        "--since",
+        type=number(-1e13, 1e13),
+        metavar="TS",
+        help="keep metric batches from this sample time on (seconds, as the batches' ts)",
+    )
+    g.add_argument(
+        "--until", type=number(-1e13, 1e13), metavar="TS", help="... up to this sample time"
+    )
+    g.add_argument("--cluster", metavar="NAME", help="keep only this cluster's batches")
+    g.add_argument(
+        "--history-max-mb",
+        type=number(0.0, 1e6, above=True),
+        default=512.0,
+        metavar="MB",
+        help="stop with an error past this many MB of kept batches (default 512)",
+    )
+
+
 def _whatif_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what-if edits")
     g.add_argument("--remove-hosts", type=integer(0), default=0, metavar="N")
@@ -146,4 +171,8 @@ def _run(args: argparse.Namespace) -> int:
     # lazy: the simulator (numba and matplotlib come with it when present and asked for)
     from xdrs.sim.cli import simulate_command  # noqa: PLC0415
 
+    # --trace bus: reads the metrics topic; the bus settings are made here, where the
+    # options are declared (xdrs.sim does not import the command line)
+    servers = args.bootstrap_servers
+    args.bus = bus_config(args, "xdrs-simulate", servers) if servers else None
     return simulate_command(args)

@@ -9,6 +9,7 @@ Batch mode: several ``--trace`` and ``--policy`` values run every combination;
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 from collectors.replay.traces import Trace, TraceError, first_hours, load_trace, traces_root
 from xdrs.errors import UsageError
 from xdrs.sim.datacenter import DatacenterError, read_datacenter
+from xdrs.sim.history import HistoryRange, read_history
 from xdrs.sim.output import moves_lines, table, write_metrics
 from xdrs.sim.policies import PolicyError, parse_policy
 from xdrs.sim.present import world_from_snapshot
@@ -130,7 +132,10 @@ def _load(
 ) -> Trace:  # fmt: skip
     """The trace of ``spec``, resampled per ``--interval``/``--max-gap``; says what
     resampling did on stderr and records it in ``reports`` (for ``--out``)."""
-    trace = load_trace(spec, root, order, interval=args.interval, max_gap=args.max_gap)
+    if spec.startswith("bus:"):
+        trace = _history(args, spec)
+    else:
+        trace = load_trace(spec, root, order, interval=args.interval, max_gap=args.max_gap)
     if trace.resampling is not None:
         print(f"{spec}: {trace.resampling.summary()}", file=sys.stderr)
         reports[spec] = asdict(trace.resampling)
@@ -142,7 +147,28 @@ def _load(
     return trace
 
 
+def _history(args: argparse.Namespace, spec: str) -> Trace:
+    """``--trace bus:``: the metric history on the metrics topic, within the range options."""
+    if spec != "bus:":
+        raise TraceError(f"trace {spec!r}: the metric history is 'bus:' (the topic comes from "
+                         "--topic-prefix)")  # fmt: skip
+    config = getattr(args, "bus", None)
+    if config is None:
+        raise UsageError("--trace bus: needs --bootstrap-servers (the broker holding the history)")
+    lo = args.since if args.since is not None else -math.inf
+    hi = args.until if args.until is not None else math.inf
+    if lo > hi:
+        raise WhatIfError(f"--since {lo:g} is after --until {hi:g}")
+    rng = HistoryRange(lo, hi, args.cluster, int(args.history_max_mb * (1 << 20)))
+    h = read_history(config, rng, interval=args.interval, max_gap=args.max_gap)
+    print(f"{spec}: {h.summary()}", file=sys.stderr)
+    return h.trace
+
+
 def _write(args: argparse.Namespace, results: list[Result], reports: dict[str, object]) -> None:
+    for r in results:
+        if line := r.churn():
+            print(line, file=sys.stderr)
     if args.out is not None:
         write_metrics(args.out, results, reports)
     if args.report is not None:

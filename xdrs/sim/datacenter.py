@@ -1,4 +1,5 @@
-"""The data centre described by a file: ``xdrs-datacenter/1`` JSON or a ``drs-peer-cluster/1``
+"""The data centre described by a file: ``xdrs-datacenter/1`` JSON or YAML (by the suffix
+``.yaml``/``.yml``; YAML needs pyyaml, in the ``sim`` extra), or a ``drs-peer-cluster/1``
 snapshot's hosts. Without a file the paper's setup (800 HP ML110 G4/G5) stays the default.
 
 ``xdrs-datacenter/1``::
@@ -10,6 +11,18 @@ snapshot's hosts. Without a file the paper's setup (800 HP ML110 G4/G5) stays th
                 or "specpower": [[load %, W], ...]}],           (at least 0 and 100 %)
      "vms": [{"name": "m.large", "vcpus": 2, "mhz_per_vcpu": 2400, "memory_mb": 8192}]}
 
+The same in YAML (a fuller example: ``examples/datacenter.yaml``)::
+
+    format: xdrs-datacenter/1
+    hosts:
+      - {name: R640, count: 40, cores: 40, core_mhz: 2400, memory_mb: 393216,
+         specpower: [[0, 55], [50, 160], [100, 290]]}
+    vms:
+      - {name: m.large, vcpus: 2, mhz_per_vcpu: 2400, memory_mb: 8192}
+
+YAML anchors and aliases are refused (a few lines of aliases can expand to billions of
+nodes), and so are nesting deeper than 32 levels and a file over 16 MiB.
+
 ``vms`` (optional, default the paper's four types) sizes the VMs a trace does not size;
 they take the types in equal contiguous blocks in trace order, as CloudSim does. VMs of a
 described data centre may have several vCPUs, so a VM's demand is capped by its host, not
@@ -20,7 +33,9 @@ then comes from ``--core-mhz``); hosts without a power curve get the HP ML110 G5
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
 import msgspec
@@ -40,6 +55,9 @@ GBPS = 1_000_000.0  # CloudSim's bandwidth unit: 1,000,000 = 1 Gbit/s
 Pos = Annotated[float, Meta(gt=0, le=1e9)]
 Watts = Annotated[float, Meta(ge=0, le=1e6)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
+MAX_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 32  # a data-centre file needs 4 levels
+YAML_SUFFIXES = (".yaml", ".yml")
 
 
 class _Host(msgspec.Struct, forbid_unknown_fields=True):
@@ -91,20 +109,65 @@ def _host_type(path: Path, i: int, h: _Host) -> HostType:
                     _curve(path, i, h))  # fmt: skip
 
 
-def _decode(path: Path) -> _File | dict[str, object]:
+def _read(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise DatacenterError(f"{path}: cannot read: {e.strerror or e}") from None
+    if len(raw) > MAX_BYTES:
+        raise DatacenterError(f"{path}: larger than {MAX_BYTES:,} bytes")
+    return raw
+
+
+def _yaml(path: Path, raw: bytes) -> object:
+    """The YAML document in ``raw`` as plain Python values (no aliases)."""
     try:
-        doc = msgspec.json.decode(raw)
+        import yaml  # noqa: PLC0415 - lazy: an optional package, needed for YAML files only
+    except ImportError:
+        raise DatacenterError(
+            f"{path}: YAML needs the pyyaml package (pip install 'xdrs[sim]'); or use JSON"
+        ) from None
+    try:
+        _check_events(path, yaml.parse(raw, Loader=yaml.SafeLoader), yaml)
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise DatacenterError(f"{path}: not YAML: {str(e)[:300]}") from None
+    except RecursionError:
+        raise DatacenterError(f"{path}: not YAML: nested too deeply") from None
+
+
+def _check_events(path: Path, events: Iterable[object], yaml: ModuleType) -> None:
+    """Refuse aliases and nesting deeper than :data:`MAX_DEPTH`, reading the events as they
+    come (PyYAML's time grows with the square of the nesting depth)."""
+    depth = 0
+    for ev in events:
+        if isinstance(ev, yaml.AliasEvent):
+            raise DatacenterError(f"{path}: YAML aliases (*name) are not accepted; write it out")
+        if isinstance(ev, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise DatacenterError(f"{path}: YAML nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _decode(path: Path) -> _File | dict[str, object]:
+    raw = _read(path)
+    yaml_file = path.suffix.lower() in YAML_SUFFIXES
+    try:
+        doc = _yaml(path, raw) if yaml_file else msgspec.json.decode(raw)
     except msgspec.DecodeError as e:
         raise DatacenterError(f"{path}: not JSON: {e}") from None
     if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, "drs-peer-cluster/1"):
         raise DatacenterError(f'{path}: expected "format": "{FORMAT}" or drs-peer-cluster/1')
     if doc["format"] != FORMAT:
+        if yaml_file:
+            raise DatacenterError(f"{path}: a drs-peer-cluster/1 snapshot is JSON; name it .json")
         return doc
     try:
+        if yaml_file:
+            return msgspec.convert(doc, type=_File)
         return msgspec.json.decode(raw, type=_File)
     except msgspec.ValidationError as e:
         raise DatacenterError(f"{path}: {e}") from None

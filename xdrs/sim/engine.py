@@ -24,11 +24,13 @@ from xdrs.sim.hosts import Entries, HostState, evaluate, evaluate_compiled, slot
 from xdrs.sim.record import HostRecorder, VmRecorder
 from xdrs.sim.setup import World
 
-__all__ = ["Context", "Engine", "Moves", "Series"]
+__all__ = ["Context", "Engine", "Moves", "Placer", "Series"]
 
 FloatA = NDArray[np.float64]
 IntA = NDArray[np.int64]
 Moves = Sequence[tuple[int, int]]
+# (world, arriving VMs, placement, running VMs, blocked hosts) -> host per VM (-1: none)
+Placer = Callable[[World, IntA, IntA, NDArray[np.bool_], NDArray[np.bool_]], IntA]
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,9 @@ class Engine:
     """One run. ``decide(ctx) -> moves`` is the policy (None: no migrations).
 
     ``power_aware=False`` is CloudSim's non-power-aware data centre (NPA): every host draws
-    its maximum power all the time.
+    its maximum power all the time. ``place`` places the VMs that arrive during the run
+    (``world.arrival``; their entries in ``placement`` are ignored); without it they go to
+    their host in ``placement``.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class Engine:
         history: int = 30,
         progress: Callable[[int, int], None] | None = None,
         blocked: Callable[[float], NDArray[np.bool_]] | None = None,
+        place: Placer | None = None,
     ) -> None:
         v, h = world.n_vms, world.n_hosts
         self.w, self.decide, self.power_aware = world, decide, power_aware
@@ -88,7 +93,11 @@ class Engine:
         self.seq = np.arange(v, dtype=np.int64)
         self.next_seq = v
         self.in_mig = np.zeros(v, dtype=bool)
-        self.alive = np.ones(v, dtype=bool)
+        self.alive = np.ones(v, dtype=bool) if world.arrival is None else world.arrival <= 0
+        self.waiting = ~self.alive  # VMs not arrived yet (or no host could take them)
+        self.place = place
+        self.arrivals = 0
+        self.departures = 0
         self.f_vm: list[int] = []
         self.f_host: list[int] = []
         self.f_seq: list[int] = []
@@ -143,9 +152,37 @@ class Engine:
             return False
         if not gone.any():
             return False
+        if not self.w.drop_idle:
+            self.departures += int(gone.sum())
         self.alive &= ~gone
         self.version += 1
         return True
+
+    def admit(self, t: float) -> None:
+        """Place the VMs whose first sample has come by ``t`` (operator traces only)."""
+        arrival, present = self.w.arrival, self.w.present
+        if arrival is None or not self.waiting.any():
+            return
+        k = int(t // self.w.interval)
+        due = self.waiting & (arrival <= k)
+        if present is not None:  # gone again before a host took it
+            self.waiting &= ~(due & ~present[:, min(k, present.shape[1] - 1)])
+            due &= self.waiting
+        vms = np.flatnonzero(due)
+        if vms.size == 0:
+            return
+        if self.place is None:
+            hosts = self.host[vms]
+        else:
+            hosts = self.place(self.w, vms, self.host, self.alive, self.blocked(t))
+        vms, hosts = vms[hosts >= 0], hosts[hosts >= 0]
+        self.host[vms] = hosts
+        self.seq[vms] = np.arange(self.next_seq, self.next_seq + vms.size)
+        self.next_seq += vms.size
+        self.alive[vms] = True
+        self.waiting[vms] = False
+        self.arrivals += int(vms.size)
+        self.version += 1
 
     def layout(self) -> tuple[Entries, tuple[IntA, IntA]]:
         """Entries and their list slots, rebuilt only after a structural change."""
@@ -167,17 +204,21 @@ class Engine:
         dt = t - self.last
         if dt > 0:
             if self.power_aware:
-                w = self.w
-                u0 = utilisation(self.cur, w.host_mips)
-                u1 = utilisation(new_util_mips, w.host_mips)
-                p0 = spec_power(np.minimum(u0, 1.0), w.host_power)
-                p1 = spec_power(np.minimum(u1, 1.0), w.host_power)
+                u0, p0 = self._power_at(self.cur)
+                p1 = self._power_at(new_util_mips)[1]
                 e = np.where(u0 == 0, 0.0, (p0 + (p1 - p0) / 2) * dt)
                 self.energy_ws += float(e.sum())
             else:
                 self.energy_ws += float(self.w.host_power[:, -1].sum()) * dt
             self.last = t
         self.cur = new_util_mips
+
+    def _power_at(self, util_mips: FloatA) -> tuple[FloatA, FloatA]:
+        """(H,) utilisation and power (W) of hosts using ``util_mips``."""
+        u = utilisation(util_mips, self.w.host_mips)
+        if self.kernel is not None:  # spec_power's float operations, compiled
+            return u, self.kernel.power_rows(np.minimum(u, 1.0), self.w.host_power)
+        return u, spec_power(np.minimum(u, 1.0), self.w.host_power)
 
     def record(self, t: float, e: Entries, st: HostState) -> None:
         """State-history entries at ``t``. A migrating VM's entry comes from its source host
@@ -201,6 +242,7 @@ class Engine:
 
     def step(self, t: float, k: int) -> list[tuple[float, int, int]]:
         """Decision at ``t``: update all hosts, ask the policy, start its migrations."""
+        self.admit(t)
         req = self.requests(t)
         e, st = self.evaluate(req)
         self.account(t, st.util_mips)
@@ -233,18 +275,22 @@ class Engine:
     def start_migrations(self, t: float, moves: Moves, req: FloatA) -> list[tuple[float, int, int]]:
         done: list[tuple[float, int, int]] = []
         flying = set(zip(self.f_vm, self.f_host, strict=True))
-        for v, dst in moves:
+        vs = np.array([m[0] for m in moves], dtype=np.int64)
+        dsts = np.array([m[1] for m in moves], dtype=np.int64)
+        # memory over half the destination's bandwidth, element by element as one at a time
+        delays = (self.w.vm_ram[vs] / (self.w.host_bw[dsts] / (2 * 8000))).tolist()
+        srcs = self.host[vs].tolist()
+        for (v, dst), src, delay in zip(moves, srcs, delays, strict=True):
             self.migrations += 1
-            self.log.append((t, v, int(self.host[v]), dst))
+            self.log.append((t, v, src, dst))
             if (v, dst) not in flying:
                 flying.add((v, dst))
                 self.f_vm.append(v)
                 self.f_host.append(dst)
                 self.f_seq.append(self.next_seq)
                 self.next_seq += 1
-            self.in_mig[v] = True
-            delay = self.w.vm_ram[v] / (self.w.host_bw[dst] / (2 * 8000))
-            done.append((t + float(delay), v, dst))
+            done.append((t + delay, v, dst))
+        self.in_mig[vs] = True
         self.version += 1
         e, st = self.evaluate(req)
         self.account(t, st.util_mips)
@@ -257,11 +303,16 @@ class Engine:
         _, st = self.evaluate(req)
         self.account(tau, st.util_mips)
         self.drop_finished(req, tau)
+        # in-flight entries are unique by (VM, destination): drop the finished ones at once
+        done = {(v, dst) for _, v, dst in group}
+        kept = [f for f in zip(self.f_vm, self.f_host, self.f_seq, strict=True)
+                if (f[0], f[1]) not in done]  # fmt: skip
+        self.f_vm, self.f_host, self.f_seq = (
+            [f[0] for f in kept],
+            [f[1] for f in kept],
+            [f[2] for f in kept],
+        )
         for _, v, dst in group:
-            for j, (a, b) in enumerate(zip(self.f_vm, self.f_host, strict=True)):
-                if a == v and b == dst:
-                    del self.f_vm[j], self.f_host[j], self.f_seq[j]
-                    break
             self.host[v] = dst
             self.seq[v] = self.next_seq
             self.next_seq += 1

@@ -62,15 +62,19 @@ class HostState:
 def slots(host: IntA, seq: IntA) -> tuple[IntA, IntA]:
     """Occupied hosts (R,) and (R, K) index into the entries of each one's list, ordered by
     ``seq``; -1 pads. Hosts without entries are left out (their sums are 0)."""
-    order = np.lexsort((seq, host))
+    if host.size == 0:
+        return np.zeros(0, dtype=np.int64), np.full((0, 1), -1, dtype=np.int64)
+    # one sort key, host then seq (a stable sort keeps ties in entry order, as lexsort)
+    key = host * (int(seq.max()) + 1) + seq
+    order = np.argsort(key, kind="stable")
     hs = host[order]
-    rows, first, inv, counts = np.unique(
-        hs, return_index=True, return_inverse=True, return_counts=True
-    )
-    pos = np.arange(hs.size) - first[inv]
-    k = int(counts.max()) if counts.size else 1
-    grid = np.full((rows.size, k), -1, dtype=np.int64)
-    grid[inv, pos] = order
+    counts = np.bincount(hs)
+    rows = np.flatnonzero(counts)
+    rank = np.zeros(counts.size, dtype=np.int64)
+    rank[rows] = np.arange(rows.size)
+    pos = np.arange(hs.size) - (np.cumsum(counts) - counts)[hs]
+    grid = np.full((rows.size, int(counts.max())), -1, dtype=np.int64)
+    grid[rank[hs], pos] = order
     return rows.astype(np.int64), grid
 
 

@@ -27,9 +27,13 @@ __all__ = [
     "create",
     "evaluate",
     "find_host",
+    "host_hist",
+    "lr_rows",
     "lr_terms",
     "numba_version",
     "overloaded",
+    "place",
+    "power_rows",
     "refresh",
     "robust_threshold",
 ]
@@ -74,6 +78,16 @@ def _power(u: float, row: NDArray[np.float64]) -> float:
     p1 = row[lo]
     p2 = row[math.ceil(u10)]
     return float(p1 + (p2 - p1) / 10 * (u - lo / 10) * 100)
+
+
+@njit(cache=True)
+def power_rows(u: NDArray[np.float64], table: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(H,) power of every host at utilisation ``u`` (H,) in [0, 1] by its curve ``table``
+    (H, 11): ``placement.power.spec_power`` host by host, in the same float operations."""
+    out = np.empty(u.size)
+    for h in range(u.size):
+        out[h] = _power(u[h], table[h])
+    return out
 
 
 @njit(cache=True)
@@ -171,6 +185,15 @@ def lr_terms(f: NDArray[np.float64], hist: NDArray[np.float64], h: int,
 
 
 @njit(cache=True)
+def lr_rows(x: NDArray[np.float64], coef: NDArray[np.float64], a: NDArray[np.float64],
+            b: NDArray[np.float64]) -> None:  # fmt: skip
+    """``a[n], b[n]``: row ``n`` of ``x`` (N, L) dotted with the LR coefficients, as
+    ``Planning._lr_terms`` computes them for all rows at once (:func:`xdrs.sim.sums.dot`)."""
+    for n in range(x.shape[0]):
+        a[n], b[n] = _dot(x[n], coef[0]), _dot(x[n], coef[1])
+
+
+@njit(cache=True)
 def create(
     h: int, v: int, r: float, f: NDArray[np.float64], hist: NDArray[np.float64],
     vm: NDArray[np.float64], terms: NDArray[np.float64], coef: NDArray[np.float64],
@@ -192,6 +215,57 @@ def create(
     lr_terms(f, hist, h, coef)
     f[11, h] = 1.0 if (f[11, h] != 0 or vm[4, v] != 0) else 0.0
     return True
+
+
+@njit(cache=True)
+def host_hist(
+    rows: NDArray[np.int64], vm_of: NDArray[np.int64], terms: NDArray[np.float64],
+    host_mips: NDArray[np.float64], hist: NDArray[np.float64],
+) -> None:  # fmt: skip
+    """``hist[rows]`` += each listed VM's ``terms`` / host MIPS, slot after slot (``vm_of``
+    (R, K), -1 for none), as ``Planning._host_hist``; ``hist`` starts at 0."""
+    for r in range(rows.size):
+        h = rows[r]
+        mips = host_mips[h]
+        for j in range(vm_of.shape[1]):
+            v = vm_of[r, j]
+            if v < 0:
+                continue
+            for i in range(hist.shape[1]):
+                hist[h, i] = hist[h, i] + terms[v, i] / mips
+
+
+@njit(cache=True)
+def place(
+    order: NDArray[np.int64], start: int, hosts: NDArray[np.int64],
+    excluded: NDArray[np.bool_], count: NDArray[np.int64], idle_now: NDArray[np.bool_],
+    req: NDArray[np.float64], all_or_none: bool, dormant: NDArray[np.bool_],
+    type_id: NDArray[np.int64], n_types: int, f: NDArray[np.float64],
+    power: NDArray[np.float64], hist: NDArray[np.float64], vm: NDArray[np.float64],
+    terms: NDArray[np.float64], kind: int, param: float, interval: float,
+    memory_aware: bool, coef: NDArray[np.float64],
+) -> int:  # fmt: skip
+    """PABFD-place ``order[start:]`` one after the other (``Planning.place``): ``hosts[j]``
+    gets each VM's target (-1: none). A VM whose target must be re-summed from its list
+    (an empty host, or over-subscribed) is left to the caller, as is the first VM without
+    a target when ``all_or_none``: the index of that VM is returned (``order.size`` when
+    all are done). ``count`` (H,) is each host's list length, kept up to date here."""
+    for j in range(start, order.size):
+        v = order[j]
+        r = req[v]
+        h = find_host(v, r, excluded, dormant, type_id, n_types, f, power, hist, vm, terms,
+                      kind, param, interval, memory_aware)  # fmt: skip
+        hosts[j] = h
+        if h < 0:
+            if all_or_none:
+                return j
+            continue
+        if count[h] == 0 or not create(h, v, r, f, hist, vm, terms, coef):
+            return j
+        count[h] += 1
+        if idle_now[h]:
+            dormant[h] = f[3, h] == 0
+    return order.size
 
 
 @njit(cache=True)

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from placement.overload import FALLBACK_THRESHOLD, LR_WINDOW, overloaded, trimmed_length
-from placement.pabfd import choose, suitable
+from placement.pabfd import choose, sort_decreasing, suitable
 from placement.power import spec_power, spec_power_rows
 from xdrs.sim.engine import Context
 from xdrs.sim.fast import kernel_module
@@ -43,6 +43,30 @@ class _Candidates:
     power_now: FloatA
 
 
+class _Lists(dict[int, list[int]]):
+    """Host -> its VM list (list order); a host not listed yet has an empty list, made
+    when first asked for (most hosts of a consolidated data centre are empty)."""
+
+    def __missing__(self, h: int) -> list[int]:
+        out: list[int] = []
+        self[h] = out
+        return out
+
+
+def _host_lists(rows: IntA, vm_of: IntA) -> _Lists:
+    """Each host's VM list from ``vm_of`` (R, K), -1 for no VM, one row per host in
+    ``rows``: one ``tolist`` and a slice per host (no per-host numpy call)."""
+    out = _Lists()
+    keep = vm_of >= 0
+    flat = vm_of[keep].tolist()
+    ends = np.cumsum(keep.sum(axis=1)).tolist()
+    start = 0
+    for h, end in zip(rows.tolist(), ends, strict=True):
+        out[h] = flat[start:end]
+        start = end
+    return out
+
+
 class Planning:
     """Mutable per-decision copy; ``detector`` is ``(kind, parameter)``."""
 
@@ -57,9 +81,7 @@ class Planning:
         self.incoming = np.zeros(w.n_hosts, dtype=bool)
         self.incoming[e.host[e.incoming]] = True
         rows = st.rows
-        self.vms: list[list[int]] = [[] for _ in range(w.n_hosts)]
-        for h, row in zip(rows.tolist(), vm_of, strict=True):
-            self.vms[h] = row[row >= 0].tolist()
+        self.vms = _host_lists(rows, vm_of)
         # per-host rows in one matrix (the compiled search reads it whole; see kernel.py)
         self.f = f = np.zeros((12, w.n_hosts))
         f[0], f[1], f[6] = w.host_pe, w.host_mips, w.host_bw
@@ -76,25 +98,45 @@ class Planning:
         self.power_now = spec_power(self.util_now, w.host_power)
         # hosts with nothing allocated and idle at the start: interchangeable within a type
         self.dormant = (self.alloc == 0) & (self.util_now == 0)
+        self._idle_now: list[bool] = (self.util_now == 0).tolist()
+        self.count = np.zeros(w.n_hosts, dtype=np.int64)  # length of each host's VM list
+        self.count[rows] = (vm_of >= 0).sum(axis=1)
         self.types = [np.flatnonzero(w.host_type == k) for k in np.unique(w.host_type)]
         self.dormant_version = 0
         self._cand: _Candidates | None = None
         self.terms = ctx.vm_hist * w.vm_mips[:, None]  # history x MIPS, divided per host
         self.hist = np.zeros((w.n_hosts, ctx.vm_hist.shape[1]))
-        acc = np.zeros((rows.size, ctx.vm_hist.shape[1]))
-        mips = w.host_mips[rows, None]
-        for j in range(vm_of.shape[1]):  # K slots, summed in list order like CloudSim
-            col = vm_of[:, j]
-            acc = acc + np.where(col[:, None] >= 0, self.terms[np.maximum(col, 0)] / mips, 0.0)
-        self.hist[rows] = acc
+        self.kernel = kernel_module()
+        if self.kernel is not None:
+            self.kernel.host_hist(rows, vm_of, self.terms, w.host_mips, self.hist)
+        else:
+            self.hist[rows] = self._host_hist(rows, vm_of)
         np.maximum.at(self.max_ram, on, w.vm_ram[ctx.alive])
         self._lr_init()
-        self.kernel = kernel_module()
         if self.kernel is not None:
             self.type_id = np.unique(w.host_type, return_inverse=True)[1].astype(np.int64)
             self.n_types = int(self.type_id.max()) + 1
             self.power = np.column_stack([w.host_power, self.power_now])
             self.vm_cols = np.vstack([w.vm_ram, w.vm_bw, self.vm_a, self.vm_b, self.vm_long])
+            # the kernels' arguments that stay the same objects for the whole decision
+            # (arrays are changed in place): built once, not at each of ~100 calls
+            code = self.kernel.DETECTOR_CODES[self.kind]
+            self._find_args = (
+                self.dormant, self.type_id, self.n_types, self.f, self.power, self.hist,
+                self.vm_cols, self.terms, code, self.param, w.interval, w.memory_aware,
+            )  # fmt: skip
+            self._create_args = (self.f, self.hist, self.vm_cols, self.terms, self.coef)
+            self._idle_arr = self.util_now == 0
+
+    def _host_hist(self, rows: IntA, vm_of: IntA) -> FloatA:
+        """(R, L) history of the hosts ``rows``: their VMs' terms / host MIPS, added one
+        list slot after another like CloudSim (``kernel.host_hist`` does the same)."""
+        acc = np.zeros((rows.size, self.terms.shape[1]))
+        mips = self.w.host_mips[rows, None]
+        for j in range(vm_of.shape[1]):  # K slots; a padding slot adds 0.0 (exact)
+            col = vm_of[:, j]
+            acc = acc + np.where(col[:, None] >= 0, self.terms[np.maximum(col, 0)] / mips, 0.0)
+        return acc
 
     # -- LR fast path: the OLS prediction is linear in the last 10 samples -------------
     # The terms are xdrs.sim.sums.dot of the history and the coefficients, in both paths
@@ -108,9 +150,14 @@ class Planning:
         # column i of the history (newest first) is x = 10 - i
         self.coef_a, self.coef_b = a[::-1].copy(), b[::-1].copy()
         self.coef = np.vstack([self.coef_a, self.coef_b])
-        self.lr_a[:], self.lr_b[:] = self._lr_terms(self.hist.T)
+        if (k := kernel_module()) is not None:  # the same sums.dot, compiled
+            self.vm_a, self.vm_b = np.zeros(self.terms.shape[0]), np.zeros(self.terms.shape[0])
+            k.lr_rows(self.hist, self.coef, self.lr_a, self.lr_b)
+            k.lr_rows(self.terms, self.coef, self.vm_a, self.vm_b)
+        else:
+            self.lr_a[:], self.lr_b[:] = self._lr_terms(self.hist.T)
+            self.vm_a, self.vm_b = self._lr_terms(self.terms.T)
         self.len10[:] = (self.hist[:, LR_WINDOW - 1 :] != 0).any(axis=1)
-        self.vm_a, self.vm_b = self._lr_terms(self.terms.T)
         self.vm_long = self.ctx.vm_hist_len >= LR_WINDOW
 
     def _lr_terms(self, hist_t: FloatA) -> tuple[FloatA, FloatA]:
@@ -196,30 +243,82 @@ class Planning:
         self.len10[h] = bool((hist[LR_WINDOW - 1 :] != 0).any())
 
     def _dormant(self, h: int) -> None:
-        dormant = self.alloc[h] == 0 and self.util_now[h] == 0
+        if not self._idle_now[h]:  # busy at the start: never dormant
+            return
+        dormant = self.alloc[h] == 0
         if dormant != self.dormant[h]:
             self.dormant[h] = dormant
             self.dormant_version += 1
 
     def destroy(self, h: int, v: int) -> None:
         self.vms[h].remove(v)
+        self.count[h] -= 1
         self.refresh(h)
+
+    def place(
+        self, vms: list[int], excluded: BoolA, all_or_none: bool, key: object
+    ) -> list[tuple[int, int]]:
+        """PABFD-place ``vms`` by decreasing request (CloudSim's placement of a VM list):
+        each on :meth:`find_host`'s target, created there at once; ``all_or_none``: a VM
+        without a target undoes the others and nothing is placed. ``key`` names
+        ``excluded``'s content (see :meth:`candidates`). Returns (VM, host) pairs."""
+        order = np.array(vms, dtype=np.int64)[sort_decreasing(self.req[vms])]
+        if self.kernel is None:
+            return self._place_numpy(order, excluded, all_or_none, key)
+        hosts = np.full(order.size, -1, dtype=np.int64)
+        start = 0
+        while start < order.size:
+            j = int(self.kernel.place(order, start, hosts, excluded, self.count,
+                                      self._idle_arr, self.req, all_or_none, *self._find_args,
+                                      self.coef))  # fmt: skip
+            stop = min(j, order.size)
+            for v, h in zip(order[start:stop].tolist(), hosts[start:stop].tolist(), strict=True):
+                if h >= 0:  # created by the kernel: the list follows
+                    self.vms[h].append(v)
+            if j == order.size:
+                break
+            if hosts[j] < 0:  # all or none, and this VM has no target
+                self._undo(order[:j], hosts[:j])
+                return []
+            self.create(int(hosts[j]), int(order[j]))
+            start = j + 1
+        return [(v, h) for v, h in zip(order.tolist(), hosts.tolist(), strict=True) if h >= 0]
+
+    def _undo(self, order: IntA, hosts: IntA) -> None:
+        for v, h in zip(order.tolist(), hosts.tolist(), strict=True):
+            if h >= 0:
+                self.destroy(h, v)
+
+    def _place_numpy(
+        self, order: IntA, excluded: BoolA, all_or_none: bool, key: object
+    ) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for v in order.tolist():
+            d = self.find_host(v, excluded, key)
+            if d >= 0:
+                self.create(d, v)
+                out.append((v, d))
+            elif all_or_none:
+                for v2, d2 in out:
+                    self.destroy(d2, v2)
+                return []
+        return out
 
     def create(self, h: int, v: int) -> None:
         """Append ``v`` to host ``h``'s list, updating the sums in place (same order and
         float operations as :meth:`refresh`; over-subscription recomputes everything)."""
-        w = self.w
-        r = self.req[v]
-        c = w.host_pe[h] if r > w.host_pe[h] else r
         was_empty = not self.vms[h]
         self.vms[h].append(v)
+        self.count[h] += 1
         if (k := self.kernel) is not None:
-            args = (self.f, self.hist, self.vm_cols, self.terms, self.coef)
-            if was_empty or not k.create(h, v, float(r), *args):
+            if was_empty or not k.create(h, v, float(self.req[v]), *self._create_args):
                 self.refresh(h)
             else:
                 self._dormant(h)
             return
+        w = self.w
+        r = self.req[v]
+        c = w.host_pe[h] if r > w.host_pe[h] else r
         if was_empty or self.avail[h] < c or self.avail[h] == 0:
             self.refresh(h)
             return
@@ -265,12 +364,7 @@ class Planning:
     def find_host(self, v: int, excluded: BoolA, key: object = None) -> int:
         """PABFD target of ``v`` (CloudSim ``findHostForVm``), -1 if none."""
         if (k := self.kernel) is not None:
-            w = self.w
-            r, code = float(self.req[v]), k.DETECTOR_CODES[self.kind]
-            cols = (self.f, self.power, self.hist, self.vm_cols, self.terms)
-            ids = (excluded, self.dormant, self.type_id, self.n_types)
-            flags = (code, self.param, w.interval, w.memory_aware)
-            return int(k.find_host(v, r, *ids, *cols, *flags))
+            return int(k.find_host(v, float(self.req[v]), excluded, *self._find_args))
         return self.find_host_numpy(v, excluded, key)
 
     def find_host_numpy(self, v: int, excluded: BoolA, key: object = None) -> int:

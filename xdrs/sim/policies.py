@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from placement.overload import DETECTORS, FALLBACK_THRESHOLD
-from placement.pabfd import choose, first_fit, power_increase, sort_decreasing, suitable
+from placement.pabfd import choose, first_fit, power_increase, suitable
 from placement.selection import SELECTIONS, mc, mmt, mu, rs
 from xdrs.sim.adapter import xdrs_decider
 from xdrs.sim.demand import NAME as DEMAND
@@ -155,17 +155,7 @@ def _select(p: Planning, h: int, pol: Policy, rng: np.random.Generator) -> int:
 def _place(
     p: Planning, vms: list[int], excluded: BoolA, all_or_none: bool, key: object
 ) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for v in np.array(vms, dtype=np.int64)[sort_decreasing(p.req[vms])]:
-        d = p.find_host(int(v), excluded, key)
-        if d >= 0:
-            p.create(d, int(v))
-            out.append((int(v), d))
-        elif all_or_none:
-            for v2, d2 in out:
-                p.destroy(d2, v2)
-            return []
-    return out
+    return p.place(vms, excluded, all_or_none, key)  # a compiled loop when numba is there
 
 
 def optimize(ctx: Context, pol: Policy, rng: np.random.Generator) -> Moves:

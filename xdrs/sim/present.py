@@ -3,8 +3,9 @@
 CPU is counted in cores (a VM's size is its vCPUs, a host's its physical cores; no
 per-core cap), memory in MiB and checked at every placement, and idle VMs stay (unlike
 CloudSim, which destroys VMs whose demand reaches 0). Demand comes from a trace of the
-same VMs (CSV ``timestamp,vm_id,cpu_pct``, % of the VM's vCPUs) or, without one, stays at
-the snapshot's measured demand. Hosts without a power curve get the HP ML110 G5 curve.
+same VMs (CSV ``timestamp,vm_id,cpu_pct``, % of the VM's vCPUs, or the metric history on
+the Kafka metrics topic, :mod:`xdrs.sim.history`) where it has a value, and otherwise stays
+at the snapshot's measured demand. Hosts without a power curve get the HP ML110 G5 curve.
 Migrations take memory / (half of a 10 Gbit/s link): 8 GiB in about 13 s.
 """
 
@@ -59,6 +60,8 @@ def _utilisation(st: ClusterState, trace: Trace | None, steps: int) -> np.ndarra
     for i, vid in enumerate(st.vm_ids):
         if vid in index:
             util[i] = trace_util[index[vid]]
+            if trace.present is not None:  # no value in the history: the measured demand
+                util[i] = np.where(trace.present[index[vid]], util[i], now[i])
     return util
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collectors.replay.traces import Trace
+from xdrs.sim.arrivals import ArrivalPlacer, first_placement, threshold
 from xdrs.sim.engine import Engine, Series
 from xdrs.sim.policies import PolicyError, parse_policy
 from xdrs.sim.setup import Datacenter, World, build_world
@@ -45,6 +46,18 @@ class Result:
     series: Series = field(repr=False, default_factory=Series)
     moves: list[tuple[float, str, str, str]] | None = field(repr=False, default=None)
     cpu_seconds: float = 0.0  # CPU time of this process (less sensitive to a busy machine)
+    # operator traces: VMs placed after the start, VMs gone when their samples stopped,
+    # VMs whose first sample came but that no host could take by the end
+    arrivals: int = 0
+    departures: int = 0
+    waiting: int = 0
+
+    def churn(self) -> str:
+        """One line on arrivals and departures ("" when there were none)."""
+        if not (self.arrivals or self.departures or self.waiting):
+            return ""
+        return (f"{self.policy} {self.trace}: {self.arrivals} VMs arrived during the run, "
+                f"{self.departures} left, {self.waiting} found no host")  # fmt: skip
 
     def row(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("series", "moves")}
@@ -65,7 +78,7 @@ def simulate(
     pol = parse_policy(policy)
     world = build_world(dc, trace)
     return simulate_world(
-        world, pol.initial(world), policy, label=label or trace.name, seed=seed,
+        world, first_placement(pol, world), policy, label=label or trace.name, seed=seed,
         progress=progress, whatif=whatif, start=dc.start, history=dc.history,
     )  # fmt: skip
 
@@ -100,9 +113,14 @@ def simulate_world(
         history=history,
         progress=progress,
         blocked=blocked,
+        place=ArrivalPlacer(threshold(pol)),
     ).run()
     res = _result(eng, world, pol.name, label, time.perf_counter() - t0, log_moves)
     res.cpu_seconds = time.process_time() - c0
+    res.arrivals, res.departures = eng.arrivals, eng.departures
+    if world.arrival is not None:
+        last = int(eng.limit // world.interval)
+        res.waiting = int((eng.waiting & (world.arrival <= last)).sum())
     return res
 
 

@@ -116,6 +116,9 @@ class World:
     # (V, S + 1) bool or None: False once a VM's samples stop (after the trace's gap limit);
     # the VM leaves then, for the rest of the run
     present: NDArray[np.bool_] | None = None
+    # (V,) int64 or None: the slot of each VM's first sample (0: there from the start); a
+    # VM arrives then (outside paper mode; xdrs.sim.arrivals)
+    arrival: NDArray[np.int64] | None = None
 
     @property
     def n_hosts(self) -> int:
@@ -167,13 +170,19 @@ def build_world(dc: Datacenter, trace: Trace) -> World:
         memory_aware=dc.memory_aware,
         drop_idle=trace.paper,
         present=None if trace.present is None else _repeat_last(_until_gone(trace.present)),
+        arrival=None if trace.present is None or trace.paper else _first_sample(trace.present),
     )
 
 
 def _until_gone(present: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    """(V, T) True until a VM's samples stop: a VM is there (idle) before its first
-    sample, since the simulator places every VM at the start."""
+    """(V, T) True until a VM's samples stop (and before its first sample, when the VM has
+    not arrived yet: :attr:`World.arrival` says when it does)."""
     return np.asarray(present | ~np.logical_or.accumulate(present, axis=1))
+
+
+def _first_sample(present: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """(V,) slot of each VM's first sample (0 for a VM without any)."""
+    return np.asarray(np.argmax(present, axis=1), dtype=np.int64)
 
 
 def _given(sizes: FloatA | None, default: FloatA) -> FloatA:

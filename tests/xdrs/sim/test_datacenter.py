@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -154,3 +156,105 @@ def test_any_host_field_loads_or_names_the_file(field: str, value: object) -> No
             assert str(e).startswith(str(p))
         else:
             assert dc.n_hosts >= 1 and all(len(t.power) == 11 for t in dc.host_types)
+
+
+# -- YAML -------------------------------------------------------------------------------
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "datacenter.yaml"
+
+
+def write_yaml(tmp_path: Path, d: object, name: str = "dc.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+def test_yaml_is_the_same_data_centre_as_json(tmp_path: Path) -> None:
+    from_json = read_datacenter(write(tmp_path, doc()))
+    assert read_datacenter(write_yaml(tmp_path, doc())) == from_json
+    assert read_datacenter(write_yaml(tmp_path, doc(), "dc.YML")) == from_json
+
+
+def test_the_example_file_loads() -> None:
+    dc = read_datacenter(EXAMPLE)
+    assert dc.n_hosts == 48 and dc.host_counts == (40, 8)
+    assert [t.name for t in dc.host_types] == ["R640", "R630"]
+    assert dc.host_types[0].power[0] == 55.0 and dc.host_types[0].power[-1] == 290.0
+    assert [v.mips for v in dc.vm_types] == [4800.0, 9600.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("format: xdrs-datacenter/1\nhosts: [\n", r"not YAML"),
+        ("- 1\n- 2\n", r'expected "format"'),
+        ("format: xdrs-datacenter/1\nhosts:\n  - &h {name: a}\n  - *h\n", r"aliases"),
+        ("format: drs-peer-cluster/1\nhosts: []\n", r"snapshot is JSON"),
+        (
+            "format: xdrs-datacenter/1\nhosts:\n  - {name: a, count: 1, cores: 2, core_mhz: .nan,"
+            " memory_mb: 1, power_w: [1,1,1,1,1,1,1,1,1,1,1]}\n",
+            r"\$\.hosts\[0\]\.core_mhz",
+        ),
+        (
+            "format: xdrs-datacenter/1\nhosts:\n  - {name: 2024-01-01, count: 1, cores: 2, "
+            "core_mhz: 1, memory_mb: 1, power_w: [1,1,1,1,1,1,1,1,1,1,1]}\n",
+            r"\$\.hosts\[0\]\.name",
+        ),
+        ("format: xdrs-datacenter/1\nhosts: " + "[" * 99_999 + "]" * 99_999, r"deeper than 32"),
+    ],
+    ids=["syntax", "not-a-mapping", "alias", "snapshot", "nan", "date-name", "deep"],
+)
+def test_yaml_errors_name_file_and_field(tmp_path: Path, text: str, match: str) -> None:
+    p = tmp_path / "dc.yaml"
+    p.write_text(text)
+    with pytest.raises(DatacenterError, match=match) as e:
+        read_datacenter(p)
+    assert str(e.value).startswith(str(p))
+
+
+def test_yaml_without_pyyaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an installation without the sim extra: the import of yaml fails
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    with pytest.raises(DatacenterError, match=r"YAML needs the pyyaml package .*xdrs\[sim\]"):
+        read_datacenter(write_yaml(tmp_path, doc()))
+
+
+def test_yaml_bad_file_is_one_cli_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "t.csv"
+    csv.write_text("0,a,50,65536\n300,a,60,65536\n600,a,70,65536\n")
+    bad = write_yaml(tmp_path, doc(hosts=[{**doc()["hosts"][0], "cores": -4}]))
+    code = main(["simulate", "--quiet", "--trace", str(csv), "--datacenter", str(bad),
+                 "--policy", "npa"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"{bad}: " in err and "cores" in err
+    assert "Traceback" not in err
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    field=st.sampled_from(["name", "count", "cores", "core_mhz", "memory_mb", "power_w",
+                           "specpower", "network_gbps", "extra"]),
+    value=JSON,
+)  # fmt: skip
+def test_any_yaml_host_field_loads_or_names_the_file(field: str, value: object) -> None:
+    d = doc()
+    d["hosts"][0][field] = value
+    with tempfile.TemporaryDirectory() as tmp:
+        p = write_yaml(Path(tmp), d)
+        try:
+            dc = read_datacenter(p)
+        except DatacenterError as e:
+            assert str(e).startswith(str(p))
+        else:
+            assert dc.n_hosts >= 1 and all(len(t.power) == 11 for t in dc.host_types)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=300))
+def test_any_yaml_text_loads_or_names_the_file(text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "dc.yml"
+        p.write_text("format: xdrs-datacenter/1\n" + text, encoding="utf-8", errors="replace")
+        try:
+            read_datacenter(p)
+        except DatacenterError as e:
+            assert str(e).startswith(str(p))

@@ -10,6 +10,7 @@ import pytest
 
 from collectors.replay.traces import Trace, read_csv
 from xdrs.cli import main
+from xdrs.sim.arrivals import ArrivalPlacer, first_placement, threshold
 from xdrs.sim.engine import Engine
 from xdrs.sim.policies import parse_policy
 from xdrs.sim.run import simulate
@@ -22,7 +23,8 @@ CPU = np.array([[0.0, 0.0, 0.0, 30.0, 30.0], [40.0] * 5])
 def run(trace: Trace, dc: Datacenter = DC) -> Engine:
     world = build_world(dc, trace)
     pol = parse_policy("lr-mmt-1.2")
-    return Engine(world, pol.initial(world), pol.decider(0)).run()
+    place = ArrivalPlacer(threshold(pol))
+    return Engine(world, first_placement(pol, world), pol.decider(0), place=place).run()
 
 
 def test_zero_demand_destroys_a_vm_only_in_paper_mode() -> None:
@@ -42,10 +44,12 @@ def test_vm_leaves_when_its_samples_stop(tmp_path: Path) -> None:
     assert tr.vm_names == ("stays", "leaves", "late")
     world = build_world(DC, tr)
     assert world.present is not None and not world.drop_idle
-    # "late" is there (idle) before its first sample; "leaves" is gone 900 s after its last
-    assert world.present[2, :8].all() and not world.present[1, 5:].any()
+    # "late" arrives at its first sample (slot 8); "leaves" is gone 900 s after its last
+    assert world.arrival is not None and world.arrival.tolist() == [0, 0, 8]
+    assert not world.present[1, 5:].any()
     eng = run(tr)
     assert eng.alive.tolist() == [True, False, False]  # "late" stopped again after 2,400 s
+    assert eng.arrivals == 1 and eng.departures == 2
 
 
 def test_vm_sizes_from_the_trace(tmp_path: Path) -> None:

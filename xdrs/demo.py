@@ -76,6 +76,8 @@ class DemoOptions:
     link : the replay mover's migration model (link, dirty rate, failure rate).
     automation : the daemon's automation policy (``full`` everywhere without one).
     limits : the daemon's limits, times in platform seconds.
+    dry_run : the daemon prints what it would do and does nothing.
+    api : serve the daemon's HTTP JSON API there.
     """
 
     duration_s: float = 60.0
@@ -89,6 +91,8 @@ class DemoOptions:
     link: LinkModel = field(default_factory=LinkModel)
     automation: PolicyFile | None = None
     limits: Limits = field(default_factory=lambda: PLATFORM_LIMITS["replay"])
+    dry_run: bool = False
+    api: ApiConfig | None = None
 
 
 def run_demo(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig) -> int:
@@ -110,8 +114,9 @@ def _run(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig)
     stop, stop_feed, progress = threading.Event(), threading.Event(), DemoProgress()
     clock = _replay_clock(collector)
     mover = TimedMover(collector, opts.link, clock, seed=scenario.seed)
-    rebalancer = _rebalancer(config, mover, progress, clock, opts.automation, opts.limits)
+    rebalancer = _rebalancer(config, mover, progress, clock, opts)
     DaemonMetrics(registry, lambda: rebalancer.core)
+    api = ApiServer(rebalancer.control(), opts.api) if opts.api is not None else None
     threads = [
         threading.Thread(target=daemon.run, args=(stop,), name="engine"),
         threading.Thread(target=collector.run, args=(stop_feed,), name="collector"),
@@ -127,10 +132,15 @@ def _run(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig)
     )
     for t in threads:
         t.start()
+    if api is not None:
+        api.start()
+        _say(opts, f"rebalancing daemon API on {api.url}/")
     t0 = time.monotonic()
     try:
         _watch(opts, daemon, collector, progress, t0, threads[1], rebalancer)
     finally:
+        if api is not None:
+            api.close()
         stop_feed.set()  # the collector stops first; the engine takes in what is in flight
         threads[1].join(15)
         _drain_engine(daemon, collector, DRAIN_S)
@@ -149,13 +159,12 @@ def _drain_engine(daemon: EngineDaemon, collector: ReplayCollector, timeout: flo
         time.sleep(0.05)
 
 
-def _rebalancer(config: BusConfig, mover: Mover, progress: DemoProgress,
-                clock: Clock | None = None, automation: PolicyFile | None = None,
-                limits: Limits | None = None) -> RebalanceDaemon:  # fmt: skip
+def _rebalancer(config: BusConfig, mover: Mover, progress: DemoProgress, clock: Clock,
+                opts: DemoOptions) -> RebalanceDaemon:  # fmt: skip
     """The rebalancing daemon (``full`` automation unless a policy is given)."""
-    opts = DaemonOptions(limits=limits or PLATFORM_LIMITS["replay"],
-                         policy=automation or PolicyFile(), on_record=progress.record)  # fmt: skip
-    return RebalanceDaemon(config, mover, opts, clock=clock)
+    daemon = DaemonOptions(limits=opts.limits, policy=opts.automation or PolicyFile(),
+                           on_record=progress.record, dry_run=opts.dry_run)  # fmt: skip
+    return RebalanceDaemon(config, mover, daemon, clock=clock)
 
 
 def apply_recommendations(

@@ -25,6 +25,17 @@ def test_demo_balances_the_replayed_clusters(capsys):
         assert float(now) < float(first)
 
 
+@pytest.mark.broker  # the embedded broker
+def test_demo_dry_run_says_what_it_would_do_and_moves_nothing(capsys):
+    assert main(["demo", "--duration", "6", "--speed", "8", "--quiet", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^dry-run replay-\w-\d+-\d+: cluster replay-\w \(full\), \d+ moves", out, re.M
+    )
+    assert re.search(r"^  wave 0 \S+: \S+ \S+ -> \S+ .*: would run", out, re.M)
+    assert re.search(r"moves applied 0, refused 0", out)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["demo", "--bootstrap-servers", "nohost"], "expected host:port"),
     (["demo", "--bootstrap-servers", "127.0.0.1:99999"], "port 1..65535"),
@@ -34,11 +45,13 @@ def test_demo_balances_the_replayed_clusters(capsys):
     (["demo", "--scenario", "/nonexistent.json"], "/nonexistent.json"),
     (["demo", "--duration", "0"], "--duration"),
     (["demo", "--speed", "-1"], "--speed"),
+    (["demo", "--per-host", "0"], "--per-host"),
+    (["demo", "--api-token-file", "/nonexistent"], "--api-token-file: needs --api"),
     (["engine", "--kafka-option", "sasl_plain_password=x"], "XDRS_KAFKA_SASL_PASSWORD"),
     (["engine", "--kafka-option", "colour=blue"], "kafka option 'colour'"),
     (["engine", "--threshold", "9"], "--threshold"),
-], ids=["host", "port", "trace-dir", "trace-kind", "scenario", "duration", "speed", "secret",
-        "option", "threshold"])  # fmt: skip
+], ids=["host", "port", "trace-dir", "trace-kind", "scenario", "duration", "speed", "per-host",
+        "token", "secret", "option", "threshold"])  # fmt: skip
 def test_bad_configuration_is_one_clear_error(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err

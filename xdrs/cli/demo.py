@@ -3,7 +3,8 @@
 It starts the embedded broker (unless ``--bootstrap-servers`` is given), then the demo
 (:mod:`xdrs.demo`): the trace-replay collector on a PlanetLab day, the engine daemon, the
 Prometheus exporter and the rebalancing daemon over the replay platform's timed mover
-(``--fail-rate``, ``--link-gbps``, ``--dirty-rate``, ``--automation FILE``). ``--duration``
+(``--fail-rate``, ``--link-gbps``, ``--dirty-rate``) with the daemon's own options
+(:mod:`xdrs.cli.daemon`: automation, limits, ``--dry-run``, ``--api``). ``--duration``
 bounds the run.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from xdrs.cli.daemon import add_daemon_args, check_daemon_args
 from xdrs.cli.options import add_bus_args, add_threshold, bus_config, checked, number, port
 from xdrs.cli.platforms.replay import add_mover_args, add_replay_args, check_mover_args, load_replay
 
@@ -33,6 +35,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="summary only")
     add_mover_args(p)
+    add_daemon_args(p, "replay")
     p.set_defaults(func=_run, check=_check)
 
 
@@ -48,6 +51,7 @@ def _check(args: argparse.Namespace) -> None:
         pending_s=30.0,
     )
     check_mover_args(args)
+    check_daemon_args(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -66,6 +70,8 @@ def _run(args: argparse.Namespace) -> int:
         link=args.link_model,
         automation=args.automation_policy,
         limits=args.limits,
+        dry_run=args.dry_run,
+        api=args.api_config,
     )
     with broker_for(args.bootstrap_servers) as bootstrap:
         return run_demo(opts, scenario, trace, bus_config(args, "xdrs-demo", bootstrap))

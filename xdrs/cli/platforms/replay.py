@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,7 @@ from collectors.replay.mover import LinkModel
 from collectors.replay.scenario import DEFAULT, ScenarioError
 from xdrs.cli.daemon import add_daemon_args, check_daemon_args
 from xdrs.cli.options import add_bus_args, bus_config, checked, integer, number
-from xdrs.daemon.limits import PLATFORM_LIMITS
-from xdrs.daemon.policy import PolicyError, PolicyFile
+from xdrs.daemon.policy import PolicyFile
 from xdrs.errors import UsageError
 
 __all__ = [
@@ -67,7 +65,7 @@ def add_replay_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_mover_args(p: argparse.ArgumentParser) -> None:
-    """The replay mover's migration model and the daemon's automation file."""
+    """The replay mover's migration model (the daemon's options: :func:`add_daemon_args`)."""
     p.add_argument("--fail-rate", type=number(0.0), default=0.0, metavar="P",
                    help="probability that a migration fails (0..1, default 0)")  # fmt: skip
     p.add_argument("--link-gbps", type=number(above=True), default=10.0, metavar="GBIT/S",
@@ -79,39 +77,15 @@ def add_mover_args(p: argparse.ArgumentParser) -> None:
         metavar="MIB/S",
         help="memory a guest dirties per second while migrating (default 0)",
     )
-    p.add_argument("--per-host", type=integer(1, 100_000), default=8, metavar="N",
-                   help="migrations in flight per host (default 8)")  # fmt: skip
-    p.add_argument("--per-cluster", type=integer(1, 100_000), default=32, metavar="N",
-                   help="migrations in flight per cluster (default 32)")  # fmt: skip
-    p.add_argument("--max-in-flight", type=integer(1, 100_000), default=64, metavar="N",
-                   help="migrations in flight in all (default 64)")  # fmt: skip
-    p.add_argument("--rate", type=number(0.0), default=0.0, metavar="PER_S",
-                   help="migrations started per second of platform time (0: no limit)")  # fmt: skip
-    p.add_argument("--automation", type=Path, metavar="FILE",
-                   help="automation levels (JSON or YAML; default: full everywhere)")  # fmt: skip
 
 
 def check_mover_args(args: argparse.Namespace) -> None:
-    """Build ``args.link_model``, ``args.limits`` and ``args.automation_policy``; errors
-    name the option."""
+    """Build ``args.link_model``; errors name the option."""
     args.link_model = checked(
         LinkModel, {"fail_rate": "--fail-rate", "link_gbps": "--link-gbps",
                     "dirty_mib_s": "--dirty-rate"},
         fail_rate=args.fail_rate, link_gbps=args.link_gbps, dirty_mib_s=args.dirty_rate,
     )  # fmt: skip
-    args.limits = checked(
-        lambda **kw: replace(PLATFORM_LIMITS["replay"], **kw),
-        {"per_host": "--per-host", "per_cluster": "--per-cluster", "total": "--max-in-flight",
-         "rate_per_s": "--rate"},
-        per_host=args.per_host, per_cluster=args.per_cluster,
-        total=args.max_in_flight, rate_per_s=args.rate,
-    )  # fmt: skip
-    try:
-        args.automation_policy = PolicyFile(args.automation) if args.automation else None
-    except PolicyError as e:
-        raise UsageError(f"--automation: {e}") from None
-    except OSError as e:
-        raise UsageError(f"--automation: {e.filename}: {e.strerror}") from None
 
 
 def load_replay(args: argparse.Namespace) -> tuple[Scenario, Trace]:

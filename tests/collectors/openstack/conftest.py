@@ -29,6 +29,9 @@ from collectors.openstack.loadexporter import LoadExporter, LoadModel, follow
 from collectors.openstack.prometheus import PromClient, PromSpec, SeriesNames
 from collectors.replay.traces import load_trace
 from tests.support import wait_for
+
+# the real Kafka-protocol broker of the bus tests (Tansu), for the bus tests of this folder
+from tests.xdrs.bus.conftest import broker, config  # noqa: F401
 from xdrs.bus.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -85,6 +88,11 @@ def boot(conn: Any, name: str, flavor: str = "m1.small", **kw: Any) -> Any:
     return conn.compute.wait_for_server(s, wait=120, interval=0.5)
 
 
+def nova(action: str, service: str) -> None:
+    """``scripts/openstack.sh stop-nova|start-nova SERVICE`` (fault tests)."""
+    subprocess.run([str(SCRIPT), f"{action}-nova", service], check=True, timeout=120)
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
@@ -135,11 +143,11 @@ def start_prometheus(target: str, d: Path) -> tuple[subprocess.Popen[bytes], str
     out = subprocess.run([str(ROOT / "scripts" / "prometheus.sh")], check=True,
                          capture_output=True, text=True)  # fmt: skip
     binary = out.stdout.strip().splitlines()[-1]
-    config = {
+    settings = {
         "global": {"scrape_interval": f"{SCRAPE_S}s", "evaluation_interval": f"{SCRAPE_S}s"},
         "scrape_configs": [{"job_name": "load", "static_configs": [{"targets": [target]}]}],
     }
-    (d / "prometheus.yml").write_text(yaml.safe_dump(config))
+    (d / "prometheus.yml").write_text(yaml.safe_dump(settings))
     port = free_port()
     log = (d / "prometheus.log").open("wb")
     proc = subprocess.Popen(

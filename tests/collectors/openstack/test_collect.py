@@ -1,0 +1,121 @@
+"""``xdrs collect openstack`` into the real broker, and the collector through faults: Nova's
+API stopped mid-run and brought back, wrong credentials."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collectors.events import HostEvent, MetricBatch, RulesEvent, VmEvent
+from collectors.openstack import cluster_id
+from collectors.openstack.collector import CollectorOptions, OpenStackCollector
+from tests.collectors.openstack.conftest import (
+    CLOUD,
+    Cloud,
+    ListSink,
+    Load,
+    boot,
+    nova,
+    unique,
+)
+from tests.support import wait_for
+from tests.xdrs.bus.conftest import read_all
+from xdrs.bus import BusConfig
+
+pytestmark = [pytest.mark.openstack, pytest.mark.prometheus, pytest.mark.broker]
+
+
+def _xdrs(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from xdrs.cli import main; sys.exit(main())", *args],
+        capture_output=True, text=True, env=env, timeout=180, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(conn: Any) -> Iterator[Any]:
+    s = boot(conn, unique("collect"), availability_zone="az2")
+    try:
+        yield s
+    finally:
+        conn.compute.delete_server(s)
+        conn.compute.wait_for_delete(s, wait=120)
+
+
+def test_collect_command_publishes_inventory_and_batches(
+    cloud: Cloud, conn: Any, load: Load, server: Any, config: BusConfig
+) -> None:
+    load.refresh(conn)
+    # the exporter's series for the new server: two scrapes inside the rate window
+    assert wait_for(lambda: server.id in load.client().query(
+        load.names.queries()["server_cpu"], "resource")[1], 30, every=0.5)  # fmt: skip
+    bus = ["--bootstrap-servers", config.bootstrap, "--topic-prefix", config.topics.prefix]
+    r = _xdrs(cloud.env(), "collect", "openstack", "--cloud", CLOUD, "--prometheus-url",
+              load.url, "--window", "5", "--interval", "1", "--cycles", "3", *bus)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "3 collections" in r.stdout and "9 Prometheus queries" in r.stdout, r.stdout
+    inv = [x.event for x in read_all(config, config.topics.inventory)]
+    hosts = {e.uuid: e for e in inv if isinstance(e, HostEvent)}
+    assert set(hosts) == {f"{CLOUD}/fake-{i}" for i in (1, 2, 3)}
+    assert {h.domain for h in hosts.values()} == {"az1", "az2"}
+    vms = {e.uuid: e for e in inv if isinstance(e, VmEvent)}
+    mine = vms[f"{CLOUD}/{server.id}"]
+    assert mine.host == f"{CLOUD}/{conn.compute.get_server(server.id).compute_host}"
+    assert mine.vcpus == 1 and not mine.pinned
+    assert any(isinstance(e, RulesEvent) for e in inv)
+    batches = [x.event for x in read_all(config, config.topics.metrics)]
+    assert all(isinstance(b, MetricBatch) and b.cluster == cluster_id(CLOUD) for b in batches)
+    assert len(batches) == 9  # three hosts, three cycles
+    assert any(f"{CLOUD}/{server.id}" in b.vms for b in batches if isinstance(b, MetricBatch))
+
+
+def test_wrong_password_is_one_clear_error(cloud: Cloud, load: Load, tmp_path: Path) -> None:
+    text = cloud.clouds_yaml.read_text()
+    password = next(
+        line.split(":", 1)[1].strip() for line in text.splitlines() if "password:" in line
+    )
+    bad = tmp_path / "clouds.yaml"
+    bad.write_text(text.replace(password, "not-the-password-42"))
+    env = dict(cloud.env(), OS_CLIENT_CONFIG_FILE=str(bad))
+    r = _xdrs(env, "collect", "openstack", "--cloud", CLOUD, "--prometheus-url", load.url,
+              "--cycles", "1", "--bootstrap-servers", "127.0.0.1:9")  # fmt: skip
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"xdrs: error: cloud {CLOUD}: authentication failed (check user, password, project)"
+    ]
+    assert "not-the-password-42" not in r.stderr + r.stdout
+
+
+def test_nova_api_down_mid_run_is_retried_without_duplicates(
+    conn: Any, load: Load, server: Any
+) -> None:
+    sink = ListSink()
+    opts = CollectorOptions(CLOUD, interval_s=0.5, backoff_s=0.5, backoff_max_s=2.0,
+                            names=load.names)  # fmt: skip
+    col = OpenStackCollector(conn, load.client(), sink, opts)
+    stop = threading.Event()
+    runner = threading.Thread(target=col.run, args=(stop,))
+    runner.start()
+    try:
+        assert wait_for(lambda: col.done >= 2 and not col.held_servers, 60, every=0.2)
+        nova("stop", "api")
+        try:
+            assert wait_for(lambda: col.failures >= 2, 60, every=0.2)
+            assert runner.is_alive()
+        finally:
+            nova("start", "api")
+        after = col.done
+        assert wait_for(lambda: col.done >= after + 3, 90, every=0.2)
+    finally:
+        stop.set()
+        runner.join(30)
+    assert not runner.is_alive()
+    keys = Counter(k for kind, k, _ in sink.items if kind == "inventory")
+    assert keys and max(keys.values()) == 1, [k for k, n in keys.items() if n > 1]

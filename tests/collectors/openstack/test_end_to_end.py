@@ -83,17 +83,31 @@ def _delete(conn: Any, servers: list[Any]) -> None:
         conn.compute.wait_for_delete(s, wait=120)
 
 
-def _placement_agrees(conn: Any) -> None:
-    """Placement's VCPU and memory usage of every host is what Nova's servers there use."""
+def _placement_usage(conn: Any) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Placement's VCPU and memory usage of every host, and what Nova's servers there use."""
     flavors = {f.name: f for f in conn.compute.flavors()}
     want = {h: [0, 0] for h in ZONES}
     for s in conn.compute.servers(details=True, all_projects=True):
         f = flavors[s.flavor.original_name]
         want[s.compute_host][0] += f.vcpus
         want[s.compute_host][1] += f.ram
+    got = {}
     for rp in conn.placement.resource_providers():
         usages = conn.placement.get(f"/resource_providers/{rp.id}/usages").json()["usages"]
-        assert [usages.get("VCPU", 0), usages.get("MEMORY_MB", 0)] == want[rp.name], rp.name
+        got[rp.name] = [usages.get("VCPU", 0), usages.get("MEMORY_MB", 0)]
+    return got, want
+
+
+def _placement_agrees(conn: Any) -> None:
+    """Placement agrees with Nova once Nova's clean-up after the last migration is done
+    (the source's allocation goes after the server is active on its destination)."""
+    seen: list[Any] = []
+
+    def agree() -> bool:
+        seen[:] = _placement_usage(conn)
+        return seen[0] == seen[1]
+
+    assert wait_for(agree, 60, every=1.0), f"Placement {seen[0]} != Nova {seen[1]}"
 
 
 def _same_zone(moves: list[Move]) -> None:

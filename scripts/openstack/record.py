@@ -39,7 +39,7 @@ from tests.collectors.openstack.conftest import CLOUD, boot, start_prometheus  #
 
 KEPT_HEADERS = ("content-type", "x-subject-token", "openstack-api-version",
                 "x-openstack-nova-api-version")  # fmt: skip
-TOKEN = "recorded-token"  # noqa: S105 (a placeholder, not a secret)
+TOKEN = "recorded-token"  # a placeholder for the recorded token
 LOOPBACK = "http://127.0.0.1:"
 
 
@@ -139,9 +139,8 @@ def main(out: Path) -> None:
                boot(conn, "rec-b", "m1.tiny", availability_zone="az2:fake-3")]  # fmt: skip
     try:
         prom = _load(conn, SeriesNames(window_s=5.0), servers)
-        fresh = connect(CloudSpec(CLOUD))  # authenticated under the recorder: the catalog
-        with Recorder() as rec:
-            fresh.authorize()
+        with Recorder() as rec:  # from the first request: discovery, token and catalog
+            fresh = connect(CloudSpec(CLOUD))
             collect_inventory(fresh, CLOUD)
         fresh.close()
     finally:

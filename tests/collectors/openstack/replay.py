@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import socket
+import sys
 import threading
 import urllib.parse
 import uuid
@@ -24,7 +25,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["RECORDED", "Replay", "scaled"]
+__all__ = ["RECORDED", "Replay", "clouds_yaml", "keystone_port", "load", "scaled"]
 
 RECORDED = Path(__file__).with_name("data") / "recorded.json"
 PAGE = 1000
@@ -115,6 +116,21 @@ def _scale_prometheus(out: Recording, rec: Recording, hosts: list[str], ids: lis
         out.exchanges[(method, query)] = _with_body(e, answer)
 
 
+def keystone_port(rec: Recording) -> str:
+    """The port Keystone was recorded on (its path prefix in a replay)."""
+    return next(p for _, p in rec.exchanges if p.endswith("/auth/tokens")).split("@")[1]
+
+
+def clouds_yaml(path: Path, cloud: str, auth_url: str) -> Path:
+    path.write_text(
+        f"clouds:\n  {cloud}:\n    auth:\n      auth_url: {auth_url}\n"
+        "      username: admin\n      password: replayed\n      project_name: admin\n"
+        "      user_domain_id: default\n      project_domain_id: default\n"
+        "    region_name: RegionOne\n    identity_api_version: 3\n"
+    )
+    return path
+
+
 class Replay:
     """``rec`` served on ``127.0.0.1`` until :meth:`close`; ``url`` its address."""
 
@@ -135,15 +151,7 @@ class Replay:
 
     def clouds_yaml(self, path: Path, cloud: str) -> Path:
         """A clouds.yaml naming ``cloud`` at the replay's Keystone (any password works)."""
-        keystone = next(p for m, p in self.rec.exchanges if p.endswith("/auth/tokens"))
-        port = keystone.split("@")[1]
-        path.write_text(
-            f"clouds:\n  {cloud}:\n    auth:\n      auth_url: {self.url}/{port}/v3\n"
-            "      username: admin\n      password: replayed\n      project_name: admin\n"
-            "      user_domain_id: default\n      project_domain_id: default\n"
-            "    region_name: RegionOne\n    identity_api_version: 3\n"
-        )
-        return path
+        return clouds_yaml(path, cloud, f"{self.url}/{keystone_port(self.rec)}/v3")
 
     def answer(self, method: str, raw_path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         self.rec.requests.append(f"{method} {raw_path}")
@@ -206,3 +214,17 @@ def _handler(replay: Replay) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def main(argv: list[str]) -> None:
+    """``python -m tests.collectors.openstack.replay HOSTS SERVERS``: serve a scaled recording
+    in a process of its own (the benchmark's cloud) until stdin closes; prints its URL."""
+    hosts, servers = (int(x) for x in argv)
+    replay = Replay(scaled(load(), hosts, servers))
+    print(replay.url, flush=True)
+    sys.stdin.read()
+    replay.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from tests.collectors.openstack.conftest import (
 from tests.support import wait_for
 from tests.xdrs.bus.conftest import read_all
 from xdrs.bus import BusConfig
+from xdrs.bus.broker import free_port
 
 pytestmark = [pytest.mark.openstack, pytest.mark.prometheus, pytest.mark.broker]
 
@@ -119,3 +121,43 @@ def test_nova_api_down_mid_run_is_retried_without_duplicates(
     assert not runner.is_alive()
     keys = Counter(k for kind, k, _ in sink.items if kind == "inventory")
     assert keys and max(keys.values()) == 1, [k for k, n in keys.items() if n > 1]
+
+
+def test_actuate_with_wrong_password_is_one_clear_error(cloud: Cloud, tmp_path: Path) -> None:
+    text = cloud.clouds_yaml.read_text()
+    password = next(
+        line.split(":", 1)[1].strip() for line in text.splitlines() if "password:" in line
+    )
+    bad = tmp_path / "clouds.yaml"
+    bad.write_text(text.replace(password, "not-the-password-42"))
+    env = dict(cloud.env(), OS_CLIENT_CONFIG_FILE=str(bad))
+    r = _xdrs(env, "actuate", "openstack", "--cloud", CLOUD, "--bootstrap-servers", "127.0.0.1:9")
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"xdrs: error: cloud {CLOUD}: authentication failed (check user, password, project)"
+    ]
+
+
+def test_load_exporter_command_serves_every_host_and_server(
+    cloud: Cloud, server: Any, tmp_path: Path
+) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from xdrs.cli import main; sys.exit(main())",
+         "openstack", "load-exporter", "--cloud", CLOUD, "--listen", f"127.0.0.1:{port}",
+         "--host-label", "node", "--server-label", "instance"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cloud.env(),
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert "3 hosts" in line and f"127.0.0.1:{port}/metrics" in line, line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        for h in ("fake-1", "fake-2", "fake-3"):
+            assert f'node_memory_MemTotal_bytes{{node="{h}"}} 8.589934592e+09' in text
+            assert f'node_cpu_seconds_total{{cpu="9",mode="idle",node="{h}"}}' in text
+        assert f'ceilometer_cpu{{instance="{server.id}"}}' in text
+        assert f'ceilometer_memory_usage{{instance="{server.id}"}}' in text
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from collectors.events import Event, HostEvent, MetricBatch, Sink, VmEvent, inventory_key
 from collectors.openstack.connection import AuthError, OpenStackError, error
-from collectors.openstack.inventory import Inventory, collect_inventory
+from collectors.openstack.inventory import Inventory, ProviderCache, collect_inventory
 from collectors.openstack.mapping import cluster_id, inventory_events
 from collectors.openstack.prometheus import Load, PromClient, PromError, SeriesNames, query_load
 
@@ -88,6 +88,7 @@ class OpenStackCollector:
         self.cycles, self.clock = cycles, clock
         self.cluster = cluster_id(opts.scope)
         self.current: dict[str, Event] = {}  # key -> last published inventory event
+        self.providers = ProviderCache()
         self.seq: dict[str, int] = {}
         self.last_ts: dict[str, float] = {}
         self.done = self.failures = self.published = self.tombstones = self.batches = 0
@@ -100,7 +101,7 @@ class OpenStackCollector:
         """Collect once and publish; raises :class:`OpenStackError` or :class:`PromError`
         (nothing published then)."""
         try:
-            inv = collect_inventory(self.conn, self.opts.scope)
+            inv = collect_inventory(self.conn, self.opts.scope, self.providers)
         except OpenStackError:
             raise
         except Exception as e:  # the SDK's and keystoneauth's many failure types
@@ -217,5 +218,6 @@ class OpenStackCollector:
         return (
             f"{self.done} collections, {self.failures} failed and retried, "
             f"{self.published} inventory events, {self.tombstones} tombstones, "
-            f"{self.batches} metric batches, {self.prom.queries} Prometheus queries"
+            f"{self.batches} metric batches, {self.prom.queries} Prometheus queries, "
+            f"{self.providers.fetched} Placement providers read"
         )

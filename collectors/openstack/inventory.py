@@ -79,30 +79,59 @@ class Inventory:
     groups: tuple[ServerGroupRecord, ...]
 
 
-def collect_inventory(conn: Any, source: str) -> Inventory:
-    """Everything the placement picture needs from ``conn`` (an SDK connection)."""
+class ProviderCache:
+    """Placement inventories and usages by resource provider, kept while the provider's
+    generation stays the same (Placement bumps it on every inventory or allocation change):
+    a steady cycle then asks Placement one listing, not two calls per host.
+    ``fetched`` counts the providers read."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[int, dict[str, Any], dict[str, Any]]] = {}
+        self.fetched = 0
+
+    def get(self, conn: Any, rp: str, generation: int | None) -> tuple[dict[str, Any], ...]:
+        hit = self.entries.get(rp)
+        if hit is not None and generation is not None and hit[0] == generation:
+            return hit[1], hit[2]
+        inv = _get(conn, f"/resource_providers/{rp}/inventories")
+        used = _get(conn, f"/resource_providers/{rp}/usages")
+        self.fetched += 1
+        # the generation the answers describe; two that differ are read again next time
+        gen = inv.get("resource_provider_generation")
+        if not isinstance(gen, int) or gen != used.get("resource_provider_generation"):
+            gen = -1
+        self.entries[rp] = (gen, inv["inventories"], used["usages"])
+        return inv["inventories"], used["usages"]
+
+
+def collect_inventory(conn: Any, source: str, cache: ProviderCache | None = None) -> Inventory:
+    """Everything the placement picture needs from ``conn`` (an SDK connection);
+    ``cache`` keeps Placement's answers from one call to the next (a collector's)."""
     return Inventory(
         source=source,
         collected_at=time.time(),
-        hosts=tuple(_hosts(conn)),
+        hosts=tuple(_hosts(conn, cache or ProviderCache())),
         servers=tuple(_server(s) for s in _server_pages(conn)),
         groups=tuple(_group(g) for g in conn.compute.server_groups(all_projects=True)),
     )
 
 
-def _hosts(conn: Any) -> Iterable[HostRecord]:
-    providers = {rp.name: rp.id for rp in conn.placement.resource_providers()}
-    for svc in conn.compute.services(binary="nova-compute"):
-        rp = providers.get(svc.host)
-        inv = _get(conn, f"/resource_providers/{rp}/inventories", "inventories") if rp else {}
-        used = _get(conn, f"/resource_providers/{rp}/usages", "usages") if rp else {}
+def _hosts(conn: Any, cache: ProviderCache) -> Iterable[HostRecord]:
+    providers = {rp["name"]: rp for rp in _get(conn, "/resource_providers")["resource_providers"]}
+    services = conn.compute.get(
+        "/os-services", params={"binary": "nova-compute"}, microversion=MICROVERSION
+    )
+    services.raise_for_status()
+    for svc in services.json()["services"]:
+        rp = providers.get(svc["host"])
+        inv, used = cache.get(conn, rp["uuid"], rp.get("generation")) if rp else ({}, {})
         yield HostRecord(
-            name=svc.host,
-            zone=svc.availability_zone or "",
-            enabled=svc.status == "enabled",
-            up=svc.state == "up",
-            forced_down=bool(svc.is_forced_down),
-            disabled_reason=svc.disabled_reason or "",
+            name=svc["host"],
+            zone=svc.get("zone") or "",
+            enabled=svc.get("status") == "enabled",
+            up=svc.get("state") == "up",
+            forced_down=bool(svc.get("forced_down")),
+            disabled_reason=svc.get("disabled_reason") or "",
             total={r: float(inv[r]["total"]) for r in RESOURCES if r in inv},
             reserved={r: float(inv[r]["reserved"]) for r in RESOURCES if r in inv},
             ratio={r: float(inv[r]["allocation_ratio"]) for r in RESOURCES if r in inv},
@@ -110,10 +139,10 @@ def _hosts(conn: Any) -> Iterable[HostRecord]:
         )
 
 
-def _get(conn: Any, path: str, key: str) -> dict[str, Any]:
+def _get(conn: Any, path: str) -> dict[str, Any]:
     resp = conn.placement.get(path)
     resp.raise_for_status()
-    body: dict[str, Any] = resp.json()[key]
+    body: dict[str, Any] = resp.json()
     return body
 
 

@@ -72,14 +72,14 @@ def scaled(rec: Recording, hosts: int, servers: int) -> Recording:
     names = [f"h{i:05d}" for i in range(hosts)]
     zones = [services[i % len(services)]["zone"] for i in range(hosts)]
     rps = []
-    inv_e, use_e = _find(rec, "/inventories"), _find(rec, "/usages")
+    base = _find(rec, "/inventories")["path"].split("/resource_providers/")[0]
     for i, n in enumerate(names):
-        rp = copy.deepcopy(providers[i % len(providers)])
-        rp.update(uuid=str(uuid.uuid5(NS, n)), name=n, links=[])
+        template = providers[i % len(providers)]
+        rp = dict(copy.deepcopy(template), uuid=str(uuid.uuid5(NS, n)), name=n, links=[])
         rps.append(rp)
-        base = inv_e["path"].split("/resource_providers/")[0]
-        ex[("GET", f"{base}/resource_providers/{rp['uuid']}/inventories")] = inv_e
-        ex[("GET", f"{base}/resource_providers/{rp['uuid']}/usages")] = use_e
+        for what in ("inventories", "usages"):  # the template's own, generation and all
+            e = _find(rec, f"/resource_providers/{template['uuid']}/{what}")
+            ex[("GET", f"{base}/resource_providers/{rp['uuid']}/{what}")] = e
     pe = _find(rec, "/resource_providers")
     ex[("GET", pe["path"])] = _with_body(pe, {"resource_providers": rps})
     se = _find(rec, "/os-services")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from collectors.events import HostEvent, MetricBatch, RulesEvent, VmEvent
+from collectors.events import HostEvent, MetricBatch, RulesEvent, VmEvent, inventory_key
 from collectors.openstack import cluster_id
 from collectors.openstack.collector import CollectorOptions, OpenStackCollector
 from tests.collectors.openstack.conftest import (
@@ -161,3 +161,22 @@ def test_load_exporter_command_serves_every_host_and_server(
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
+
+
+def test_only_a_changed_provider_is_read_again(conn: Any, load: Load) -> None:
+    col = OpenStackCollector(conn, load.client(), ListSink(), CollectorOptions(CLOUD,
+                             names=load.names))  # fmt: skip
+    col.cycle()
+    col.cycle()
+    assert col.providers.fetched == 3  # the second cycle read Placement's listing only
+    s = boot(conn, unique("gen"), availability_zone="az1:fake-2")
+    try:
+        col.cycle()  # the allocation bumped fake-2's provider generation: fake-2 read again
+        assert col.providers.fetched == 4
+        host = col.current[inventory_key(cluster_id(CLOUD), "host", f"{CLOUD}/fake-2")]
+        assert isinstance(host, HostEvent)
+        vm = col.current[inventory_key(cluster_id(CLOUD), "vm", f"{CLOUD}/{s.id}")]
+        assert isinstance(vm, VmEvent) and vm.host == host.uuid
+    finally:
+        conn.compute.delete_server(s)
+        conn.compute.wait_for_delete(s, wait=120)

@@ -97,3 +97,13 @@ def test_a_missing_answer_is_one_error_naming_the_cloud(serve: Any) -> None:
     with pytest.raises(OpenStackError, match=rf"^cloud {CLOUD}: HTTP 404"):
         OpenStackCollector(conn, PromClient(PromSpec(replay.prometheus)), ListSink(),
                            CollectorOptions(CLOUD, names=NAMES)).cycle()  # fmt: skip
+
+
+def test_a_steady_cycle_reads_no_provider_again(serve: Any) -> None:
+    replay, conn = serve(scaled(load(), 20, 100))
+    col, _ = _cycle(replay, conn)
+    per_provider = sum("/inventories" in r or "/usages" in r for r in replay.rec.requests)
+    assert col.providers.fetched == 20 and per_provider == 40
+    col.cycle()  # every provider's generation unchanged: Placement's listing only
+    assert sum("/inventories" in r or "/usages" in r for r in replay.rec.requests) == 40
+    assert col.providers.fetched == 20

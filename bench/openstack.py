@@ -71,8 +71,15 @@ def _connect(url: str, tmp: Path) -> Any:
     from tests.collectors.openstack.replay import clouds_yaml, keystone_port, load
 
     auth = f"{url}/{keystone_port(load())}/v3"
+    before = os.environ.get("OS_CLIENT_CONFIG_FILE")
     os.environ["OS_CLIENT_CONFIG_FILE"] = str(clouds_yaml(tmp / "clouds.yaml", CLOUD, auth))
-    return connect(CloudSpec(CLOUD))
+    try:
+        return connect(CloudSpec(CLOUD))
+    finally:  # the live cloud's clouds.yaml again (--live)
+        if before is None:
+            del os.environ["OS_CLIENT_CONFIG_FILE"]
+        else:
+            os.environ["OS_CLIENT_CONFIG_FILE"] = before
 
 
 def measure(hosts: int, servers: int, repeat: int) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 the OpenStack collector -> Kafka (Tansu) -> engine -> recommendation -> rebalancing daemon
 -> NovaMover -> Nova, which then reports the servers on their new hosts, with Placement's
 usages in agreement. An anti-affinity group is never violated by a proposed move, a host
-whose compute service is disabled is evacuated, and nothing moves across zones."""
+whose compute service is disabled is evacuated, a host whose series are missing in
+Prometheus receives nothing until they return, and nothing moves across zones."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from collectors.events import ActionResult, Move
-from collectors.openstack import NovaMover
+from collectors.openstack import NovaMover, cluster_id
 from collectors.openstack.collector import CollectorOptions, OpenStackCollector
 from tests.collectors.openstack.conftest import CLOUD, ZONES, Cloud, Load, boot, unique
 from tests.support import wait_for
@@ -188,4 +189,44 @@ def test_a_disabled_compute_service_is_evacuated_inside_its_zone(
         _placement_agrees(conn)
     finally:
         conn.compute.enable_service(service)
+        _delete(conn, made)
+
+
+def test_a_host_without_series_receives_nothing_until_they_return(
+    conn: Any, load: Load, pipeline: Pipeline
+) -> None:
+    load.model.hide("fake-2")
+    made = [boot(conn, unique("held"), "m1.medium", availability_zone="az1:fake-1")
+            for _ in range(2)]  # fmt: skip
+    ours = {f"{CLOUD}/{s.id}" for s in made}
+    cluster, fake1 = cluster_id(CLOUD), f"{CLOUD}/fake-1"
+    try:
+        load.refresh(conn)
+        for s in made:
+            load.model.set(s.id, 95.0)
+
+        def busy_and_held() -> bool:
+            view = pipeline.engine.views.get(cluster)
+            if view is None or not view.complete or fake1 not in view.hosts:
+                return False
+            held = f"{CLOUD}/fake-2" in pipeline.collector.held_hosts
+            return held and float(view.cpu_load[view.hosts.index(fake1)]) > 0.3
+
+        assert wait_for(busy_and_held, 90, every=0.5)
+        # fake-1 busy, its only zone peer held: several engine cooldowns pass, no move
+        time.sleep(8.0)
+        assert not [m for m in pipeline.moves() if m.vm in ours], pipeline.moves()
+        assert all(_host(conn, s) == "fake-1" for s in made)
+    finally:
+        load.model.hide("fake-2", False)
+    try:
+        # the same load with fake-2's series back: now a server goes there
+        def moved() -> bool:
+            return any(_host(conn, s) == "fake-2" for s in made)
+
+        assert wait_for(moved, 180, every=1.0), pipeline.moves()
+        assert wait_for(lambda: _quiet(conn, made), 60, every=1.0)
+    finally:
+        for s in made:
+            load.model.set(s.id, None)
         _delete(conn, made)

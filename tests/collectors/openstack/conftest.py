@@ -10,6 +10,7 @@ session's ``start`` then returns at once).
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import threading
 import time
@@ -131,15 +132,20 @@ class Load:
 
 
 def _ready(url: str) -> bool:
+    ctx = ssl.create_default_context()  # readiness only: the certificate is the TLS tests'
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
             return bool(r.status == 200)
     except OSError:
         return False
 
 
-def start_prometheus(target: str, d: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Debian's Prometheus scraping ``target`` every second, storage in ``d``."""
+def start_prometheus(
+    target: str, d: Path, tls: tuple[Path, Path] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's Prometheus scraping ``target`` every second, storage in ``d``; with ``tls``
+    (certificate, key) it serves HTTPS."""
     out = subprocess.run([str(ROOT / "scripts" / "prometheus.sh")], check=True,
                          capture_output=True, text=True)  # fmt: skip
     binary = out.stdout.strip().splitlines()[-1]
@@ -148,15 +154,20 @@ def start_prometheus(target: str, d: Path) -> tuple[subprocess.Popen[bytes], str
         "scrape_configs": [{"job_name": "load", "static_configs": [{"targets": [target]}]}],
     }
     (d / "prometheus.yml").write_text(yaml.safe_dump(settings))
+    extra = []
+    if tls is not None:
+        web = {"tls_server_config": {"cert_file": str(tls[0]), "key_file": str(tls[1])}}
+        (d / "web.yml").write_text(yaml.safe_dump(web))
+        extra = [f"--web.config.file={d / 'web.yml'}"]
     port = free_port()
     log = (d / "prometheus.log").open("wb")
     proc = subprocess.Popen(
         [binary, f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *extra],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     log.close()
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     if not wait_for(lambda: _ready(f"{url}/-/ready"), 30):
         proc.kill()
         pytest.fail((d / "prometheus.log").read_text())

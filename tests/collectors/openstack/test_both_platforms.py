@@ -1,18 +1,25 @@
 """Both platforms in one engine: the vCenter simulator and the Nova test cloud publish to
 one bus, one engine plans for both, each platform's rebalancing daemon applies only its own
-clusters' moves, no move crosses platforms, and the engine's exporter shows both platforms'
-clusters side by side. All real: vcsim, Nova, Prometheus with our load exporter, Tansu."""
+clusters' moves, no move crosses platforms, and both platforms' clusters show side by side
+in the engine's exporter and in the Grafana dashboard's queries, evaluated on a real
+Prometheus scraping the engine. All real: vcsim, Nova, Prometheus, our load exporter, Tansu.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, start_http_server
 
 from collectors.events import ActionResult
 from collectors.openstack import NovaMover, cluster_id
@@ -22,7 +29,14 @@ from collectors.platform import Mover
 from collectors.vsphere import CollectorOptions, Connection, ConnectionSpec, VSphereCollector
 from collectors.vsphere.events import BridgeOptions, EventBridge, scope_of
 from collectors.vsphere.mover import VSphereMover
-from tests.collectors.openstack.conftest import CLOUD, Cloud, Load, boot, unique
+from tests.collectors.openstack.conftest import (
+    CLOUD,
+    Cloud,
+    Load,
+    boot,
+    start_prometheus,
+    unique,
+)
 
 # the vCenter simulator's fixtures (tests/collectors/vsphere/conftest.py)
 from tests.collectors.vsphere.conftest import (  # noqa: F401
@@ -31,6 +45,7 @@ from tests.collectors.vsphere.conftest import (  # noqa: F401
     vcsim_factory,
     vcsim_small,
 )
+from tests.deploy.test_dashboard import _dashboard, _queries
 from tests.support import wait_for
 from tests.xdrs.bus.conftest import Broker
 from xdrs.bus import BusConfig, Topics
@@ -106,8 +121,50 @@ def both(vcsim_small: Vcsim, cloud: Cloud, conn: Any, load: Load,  # noqa: F811
         b.close()
 
 
+@pytest.fixture
+def scraped(both: Both, tmp_path: Path) -> Iterator[str]:
+    """A Prometheus scraping the engine's exporter every second; its URL."""
+    server, _ = start_http_server(0, addr="127.0.0.1", registry=both.registry)
+    proc, url = start_prometheus(f"127.0.0.1:{server.server_address[1]}", tmp_path)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        server.shutdown()
+
+
+def _series(url: str, expr: str) -> list[dict[str, str]]:
+    qs = urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{qs}", timeout=10) as r:
+        answer = orjson.loads(r.read())
+    assert answer["status"] == "success", (expr, answer)
+    return [s["metric"] for s in answer["data"]["result"]]
+
+
+def _fill(expr: str, clusters: list[str]) -> str:
+    """Grafana's substitution for Prometheus: a multi-value variable becomes (a|b), each value
+    regex-escaped with its backslashes doubled inside the PromQL string (cluster ids here hold
+    dots and colons: ``127.0.0.1:8989/domain-c7``)."""
+    values = "|".join(re.escape(c).replace("\\", "\\\\") for c in clusters)
+    out = expr.replace("$__rate_interval", "4s").replace("$cluster", f"({values})")
+    assert "$" not in out, out
+    return out
+
+
+def _side_by_side(url: str, nova: str, vsphere: str) -> dict[str, set[str]]:
+    """Each per-cluster dashboard panel's clusters, the variable holding both platforms'."""
+    panels = {t: es for t, es in _queries(_dashboard()).items()
+              if any("by (cluster)" in e or e.startswith("xdrs_") for e in es)}  # fmt: skip
+    out = {}
+    for title, exprs in panels.items():
+        out[title] = {m.get("cluster", "") for e in exprs
+                      for m in _series(url, _fill(e, [nova, vsphere]))}  # fmt: skip
+    return out
+
+
 def test_one_engine_plans_both_platforms_and_each_daemon_moves_its_own(
-    conn: Any, load: Load, both: Both
+    conn: Any, load: Load, both: Both, scraped: str
 ) -> None:
     made = [boot(conn, unique("both"), "m1.medium", availability_zone="az1:fake-1")
             for _ in range(3)]  # fmt: skip
@@ -130,8 +187,18 @@ def test_one_engine_plans_both_platforms_and_each_daemon_moves_its_own(
             assert all(x.startswith(f"{scope}/") for m in r.moves for x in (m.vm, m.src, m.dst))
         shown = {c for c in both.engine.views}
         assert nova in shown and any(c.startswith(f"{both.scope}/") for c in shown)
-        for c in (nova, next(c for c in shown if c != nova)):  # side by side in the exporter
+        vsphere = next(c for c in shown if c != nova)
+        for c in (nova, vsphere):  # side by side in the exporter
             assert both.registry.get_sample_value("xdrs_cluster_vms", {"cluster": c})
+        # and in the dashboard: its queries on a real Prometheus scraping the engine
+        want = {nova, vsphere}
+
+        def scraped_both() -> bool:
+            return want <= {m["cluster"] for m in _series(scraped, "xdrs_cluster_imbalance")}
+
+        assert wait_for(scraped_both, 30, every=0.5)
+        panels = _side_by_side(scraped, nova, vsphere)
+        assert len(panels) >= 6 and all(want <= got for got in panels.values()), panels
     finally:
         for s in made:
             load.model.set(s.id, None)

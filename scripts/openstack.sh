@@ -7,6 +7,8 @@
 #   scripts/openstack.sh stop    # stop every process by the PID kept in the state dir
 #   scripts/openstack.sh status  # exit 0 when every process runs
 #   scripts/openstack.sh install # only the apt install (a no-op once installed)
+#   scripts/openstack.sh stop-nova api|conductor|scheduler   # one Nova service (fault tests)
+#   scripts/openstack.sh start-nova api|conductor|scheduler  # start it again, wait for the API
 #
 # The state dir ($XDRS_OPENSTACK_STATE, default /tmp/xdrs-openstack-$UID) holds the
 # generated admin password (password, mode 600), clouds.yaml, cloud.env (ports), the
@@ -210,6 +212,38 @@ uwsgi_app() {  # uwsgi_app NAME PORT WSGI_SCRIPT ENV=VALUE
         --add-header "Connection: close" --logto2 "$state/logs/$1.uwsgi.log"
 }
 
+start_nova() {  # start_nova api|conductor|scheduler
+    run "nova-$1" "nova-$1" --config-file "$state/etc/nova.conf" \
+        --log-file "$state/logs/nova-$1.service.log"
+}
+
+stop_one() {  # stop_one NAME: the service's process group, SIGKILL after 15 s
+    local pid
+    [ -f "$state/pids/$1" ] || return 0
+    pid="$(cat "$state/pids/$1")"
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    local until=$((SECONDS + 15))
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $until ]; do sleep 0.2; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    rm -f "$state/pids/$1"
+}
+
+nova_service() {  # nova_service stop|start api|conductor|scheduler
+    case "${2:-}" in
+    api | conductor | scheduler) ;;
+    *) echo "usage: $0 $1-nova api|conductor|scheduler" >&2; exit 2 ;;
+    esac
+    [ -f "$state/ready" ] || { log "no cloud running in $state"; exit 1; }
+    if [ "$1" = stop ]; then stop_one "nova-$2"; return; fi
+    alive "nova-$2" && return
+    start_nova "$2"
+    if [ "$2" = api ]; then
+        local port
+        port="$(sed -n 's/^NOVA_PORT=//p' "$state/cloud.env")"
+        wait_for nova-api 60 http_up "http://127.0.0.1:$port/"
+    fi
+}
+
 start_services() {
     local etc="$state/etc" h
     uwsgi_app keystone "$KEYSTONE_PORT" /usr/bin/keystone-wsgi-public \
@@ -222,9 +256,7 @@ start_services() {
     wait_for placement 60 http_up "http://127.0.0.1:$PLACEMENT_PORT/"
     wait_for glance 60 http_up "http://127.0.0.1:$GLANCE_PORT/versions"
     wait_for rabbitmq 60 port_open "$RABBIT_PORT"  # AMQP listens once the broker is up
-    for h in api conductor scheduler; do
-        run "nova-$h" "nova-$h" --config-file "$etc/nova.conf" --log-file "$state/logs/nova-$h.service.log"
-    done
+    for h in api conductor scheduler; do start_nova "$h"; done
     for h in "${HOSTS[@]}"; do
         h="${h%%=*}"
         run "compute-$h" "$PY" -c 'import sys; from nova.cmd.compute import main; sys.argv[0] = "nova-compute"; main()' \
@@ -260,7 +292,9 @@ main() {
     install) install ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 start|stop|status|install" >&2; exit 2 ;;
+    stop-nova) nova_service stop "${2:-}" ;;
+    start-nova) nova_service start "${2:-}" ;;
+    *) echo "usage: $0 start|stop|status|install|stop-nova S|start-nova S" >&2; exit 2 ;;
     esac
 }
 

@@ -10,10 +10,12 @@ password.
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 from typing import Any
 
 import openstack
+import requests
 from keystoneauth1 import exceptions as ksa
 from openstack import exceptions as sdk
 
@@ -82,18 +84,24 @@ def connect(spec: CloudSpec) -> Any:
     return conn
 
 
+_KINDS: tuple[tuple[type[BaseException] | types.UnionType, str], ...] = (
+    (sdk.ConfigException | ksa.MissingRequiredOptions | ksa.NoMatchingPlugin, "configuration"),
+    (ksa.SSLError, "TLS verification failed"),
+    (ksa.ConnectFailure | ksa.ConnectTimeout | ksa.DiscoveryFailure, "unreachable"),
+)
+
+
 def error(label: str, e: BaseException) -> OpenStackError:
     """``e`` as one line naming the cloud (no credentials: SDK messages carry none)."""
     if _unauthorized(e):
         return AuthError(f"cloud {label}: authentication failed (check user, password, project)")
-    if isinstance(e, sdk.ConfigException | ksa.MissingRequiredOptions | ksa.NoMatchingPlugin):
-        return OpenStackError(f"cloud {label}: configuration: {e}")
-    if isinstance(e, ksa.SSLError):
-        return OpenStackError(f"cloud {label}: TLS verification failed: {_first_line(e)}")
-    if isinstance(e, ksa.ConnectFailure | ksa.ConnectTimeout | ksa.DiscoveryFailure):
-        return OpenStackError(f"cloud {label}: unreachable: {_first_line(e)}")
-    if isinstance(e, sdk.HttpException):
-        return OpenStackError(f"cloud {label}: HTTP {e.status_code}: {_first_line(e)}")
+    for kinds, what in _KINDS:
+        if isinstance(e, kinds):
+            return OpenStackError(f"cloud {label}: {what}: {_first_line(e)}")
+    status = getattr(e, "status_code", None) or getattr(getattr(e, "response", None),
+                                                        "status_code", None)  # fmt: skip
+    if isinstance(e, sdk.HttpException | requests.HTTPError) and status:
+        return OpenStackError(f"cloud {label}: HTTP {status}: {_first_line(e)}")
     return OpenStackError(f"cloud {label}: {type(e).__name__}: {_first_line(e)}")
 
 

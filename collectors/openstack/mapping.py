@@ -42,8 +42,13 @@ def inventory_events(inv: Inventory, scope: str) -> list[HostEvent | VmEvent | R
     """Host events, then server events, then the cluster's rules event."""
     cluster = cluster_id(scope)
     servers = movable_servers(inv)
+    by_host: dict[str | None, list[ServerRecord]] = {}
+    for s in servers:
+        by_host.setdefault(s.host, []).append(s)
     hosts: list[HostEvent | VmEvent | RulesEvent] = [
-        _host_event(h, cluster, scope, servers) for h in inv.hosts if h.total.get("VCPU")
+        _host_event(h, cluster, scope, by_host.get(h.name, []))
+        for h in inv.hosts
+        if h.total.get("VCPU")
     ]
     known = {f"{scope}/{h.name}" for h in inv.hosts if h.total.get("VCPU")}
     vms: list[HostEvent | VmEvent | RulesEvent] = [
@@ -64,8 +69,8 @@ def inventory_events(inv: Inventory, scope: str) -> list[HostEvent | VmEvent | R
     return [*hosts, *vms, RulesEvent(cluster=cluster, rules=_rules(inv, scope, members))]
 
 
-def _host_event(h: HostRecord, cluster: str, scope: str, servers: list[ServerRecord]) -> HostEvent:
-    mine = [s for s in servers if s.host == h.name]
+def _host_event(h: HostRecord, cluster: str, scope: str, mine: list[ServerRecord]) -> HostEvent:
+    """``mine``: the placed servers on ``h``."""
     counted = {
         "VCPU": sum(s.vcpus for s in mine),
         "MEMORY_MB": sum(s.ram_mb for s in mine),

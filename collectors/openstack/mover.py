@@ -4,7 +4,8 @@ The move's ids are scoped (``SCOPE/<server uuid>``, ``SCOPE/<host>``); a move na
 another cloud's object is refused. The server's host is read first: a server no longer on
 the move's source is not moved (``StalePlan``). The migration is started with
 ``block_migration="auto"`` (Nova picks shared-storage or block migration), then the server
-is polled until its task ends, and the server's migration record tells how it ended. A 409
+is polled until its task ends, and the server's migration record tells how it ended (a
+successful move also waits for that record to finish: Nova's clean-up on the source). A 409
 (server busy, e.g. another task running) or a transient API failure is retried a bounded
 number of times with doubling back-off.
 """
@@ -26,6 +27,7 @@ __all__ = ["NovaMover"]
 
 log = logging.getLogger(__name__)
 
+FINISHED = frozenset({"completed", "done", "error", "failed", "cancelled"})
 TRANSIENT = (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.RetriableConnectionFailure)
 
 
@@ -103,8 +105,21 @@ class NovaMover:
         )
         s = self._wait(server)
         if s.compute_host == dst and s.status == "ACTIVE":
+            self._settle(server, before)
             return
         raise MoveError("MigrationFailed", self._why(server, s, before))
+
+    def _settle(self, server: str, before: set[Any]) -> None:
+        """Wait for the migration record to end too: Nova cleans up on the source after the
+        server is active on the destination, and until then the source's migration slot
+        (``max_concurrent_live_migrations``) is taken. A record still running after the
+        timeout is left to Nova: the server is where it should be."""
+        deadline = self._clock() + self.timeout_s
+        while self._clock() < deadline:
+            new = [m for m in self._migrations(server) if m.id not in before]
+            if all(m.status in FINISHED for m in new):
+                return
+            self._sleep(self.poll_s)
 
     def _wait(self, server: str) -> Any:
         deadline = self._clock() + self.timeout_s

@@ -52,10 +52,13 @@ def test_registry_refuses_a_second_platform_of_the_same_name() -> None:
 
 def test_collect_and_actuate_commands_come_from_the_registry() -> None:
     parser = build_parser()
+    vc = ["--url", "vc", "--user", "u"]
+    collect_args = {"vsphere": vc, "openstack": ["--prometheus-url", "http://prom:9090"]}
     for name, platform in PLATFORMS.items():
-        argv = ["collect", name] + (["--url", "vc", "--user", "u"] if name == "vsphere" else [])
+        argv = ["collect", name, *collect_args.get(name, [])]
         assert parser.parse_args(argv).collect_platform == name
         if platform.actuate is not None:
-            assert parser.parse_args(["actuate", *argv[1:]]).actuate_platform == name
-    assert set(PLATFORMS) == {"replay", "vsphere"}
+            argv = ["actuate", name, *(vc if name == "vsphere" else [])]
+            assert parser.parse_args(argv).actuate_platform == name
+    assert set(PLATFORMS) == {"replay", "vsphere", "openstack"}
     assert PLATFORMS["replay"].actuate is None  # the replayed cluster lives in its collector

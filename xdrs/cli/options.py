@@ -26,6 +26,8 @@ __all__ = [
     "add_ratio_args",
     "add_seed",
     "add_threshold",
+    "add_tls_args",
+    "address",
     "bus_config",
     "checked",
     "integer",
@@ -178,18 +180,29 @@ def bus_config(args: argparse.Namespace, client_id: str, bootstrap: str) -> BusC
         raise UsageError(f"--bootstrap-servers/--kafka-option: {e}") from None
 
 
-def add_tls_args(p: argparse.ArgumentParser) -> None:
+def add_tls_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
     """TLS verification (on unless ``--insecure``, a CA bundle optional) and a request timeout:
-    the options of every platform connection."""
+    the options of every platform connection; ``prefix`` names another server's (e.g.
+    ``prometheus-``: ``--prometheus-ca-bundle``, ``--prometheus-insecure``, ...)."""
     tls = p.add_mutually_exclusive_group()
-    tls.add_argument("--ca-bundle", metavar="FILE", help="PEM file of trusted CAs")
+    tls.add_argument(f"--{prefix}ca-bundle", metavar="FILE", help="PEM file of trusted CAs")
     tls.add_argument(
-        "--insecure", action="store_true", help="do not verify the server's TLS certificate"
+        f"--{prefix}insecure",
+        action="store_true",
+        help="do not verify the server's TLS certificate",
     )
     p.add_argument(
-        "--timeout",
+        f"--{prefix}timeout",
         type=number(above=True),
         default=60.0,
         metavar="SECONDS",
         help="per-request timeout",
     )
+
+
+def address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``:PORT``: loopback) of a listening socket."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host or "127.0.0.1", int(port)

@@ -12,7 +12,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from xdrs.cli.options import add_bus_args, add_threshold, bus_config, checked, integer, number
+from xdrs.cli.options import (
+    add_bus_args,
+    add_threshold,
+    address,
+    bus_config,
+    checked,
+    integer,
+    number,
+)
 from xdrs.cli.platforms import replay
 
 __all__ = ["register", "run_engine"]
@@ -21,20 +29,13 @@ ENGINE_NAMES = {"threshold": "--threshold", "period_s": "--period", "max_moves":
                 "demand_window": "--demand-window", "demand_q": "--demand-q"}  # fmt: skip
 
 
-def _metrics_addr(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host or "127.0.0.1", int(port)
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser("engine", help="run the engine daemon (recommendations + /metrics)")
     add_bus_args(p)
     p.add_argument("--group", default="xdrs-engine", help="consumer group of the engines")
     p.add_argument(
         "--metrics-addr",
-        type=_metrics_addr,
+        type=address,
         default=("127.0.0.1", 9464),
         metavar="HOST:PORT",
         help="Prometheus /metrics (default 127.0.0.1:9464)",

@@ -10,8 +10,11 @@ session's ``start`` then returns at once).
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
+import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,8 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from prometheus_client import CollectorRegistry, start_http_server
 
-from collectors.openstack import CloudSpec, connect
+from collectors.openstack import CloudSpec, collect_inventory, connect
+from collectors.openstack.loadexporter import LoadExporter, LoadModel, follow
+from collectors.openstack.prometheus import PromClient, PromSpec, SeriesNames
+from collectors.replay.traces import load_trace
+from tests.support import wait_for
+
+# the real Kafka-protocol broker of the bus tests (Tansu), for the bus tests of this folder
+from tests.xdrs.bus.conftest import broker, config  # noqa: F401
+from xdrs.bus.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "openstack.sh"
@@ -76,6 +89,11 @@ def boot(conn: Any, name: str, flavor: str = "m1.small", **kw: Any) -> Any:
     return conn.compute.wait_for_server(s, wait=120, interval=0.5)
 
 
+def nova(action: str, service: str) -> None:
+    """``scripts/openstack.sh stop-nova|start-nova SERVICE`` (fault tests)."""
+    subprocess.run([str(SCRIPT), f"{action}-nova", service], check=True, timeout=120)
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
@@ -88,3 +106,119 @@ def wait_host(conn: Any, server_id: str, host: str, timeout: float = 60.0) -> An
             return s
         assert time.monotonic() < deadline, f"{server_id} not on {host}: {s.compute_host}"
         time.sleep(0.5)
+
+
+# ---- load: our exporter, scraped by a real Prometheus ---------------------------------------
+
+SCRAPE_S = 1
+WINDOW_S = 5.0  # the collector's rate window: five scrapes
+
+
+@dataclass
+class Load:
+    """The load exporter (in this process, so tests steer it) and the Prometheus scraping it."""
+
+    model: LoadModel
+    exporter_port: int
+    url: str  # Prometheus
+    names: SeriesNames
+
+    def client(self) -> PromClient:
+        return PromClient(PromSpec(self.url))
+
+    def refresh(self, conn: Any) -> None:
+        """Read where the servers run now (the exporter also does so every second)."""
+        self.model.update(collect_inventory(conn, CLOUD))
+
+
+def _ready(url: str) -> bool:
+    ctx = ssl.create_default_context()  # readiness only: the certificate is the TLS tests'
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def start_prometheus(
+    target: str, d: Path, tls: tuple[Path, Path] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's Prometheus scraping ``target`` every second, storage in ``d``; with ``tls``
+    (certificate, key) it serves HTTPS."""
+    out = subprocess.run([str(ROOT / "scripts" / "prometheus.sh")], check=True,
+                         capture_output=True, text=True)  # fmt: skip
+    binary = out.stdout.strip().splitlines()[-1]
+    settings = {
+        "global": {"scrape_interval": f"{SCRAPE_S}s", "evaluation_interval": f"{SCRAPE_S}s"},
+        "scrape_configs": [{"job_name": "load", "static_configs": [{"targets": [target]}]}],
+    }
+    (d / "prometheus.yml").write_text(yaml.safe_dump(settings))
+    extra = []
+    if tls is not None:
+        web = {"tls_server_config": {"cert_file": str(tls[0]), "key_file": str(tls[1])}}
+        (d / "web.yml").write_text(yaml.safe_dump(web))
+        extra = [f"--web.config.file={d / 'web.yml'}"]
+    port = free_port()
+    log = (d / "prometheus.log").open("wb")
+    proc = subprocess.Popen(
+        [binary, f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *extra],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    log.close()
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    if not wait_for(lambda: _ready(f"{url}/-/ready"), 30):
+        proc.kill()
+        pytest.fail((d / "prometheus.log").read_text())
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def load(cloud: Cloud, conn: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Load]:
+    """The load exporter over the test cloud (the packaged PlanetLab day, one step a
+    second) and a Prometheus scraping it every second."""
+    model = LoadModel(load_trace("planetlab:20110303"), step_s=1.0)
+    names = SeriesNames(window_s=WINDOW_S)
+    registry = CollectorRegistry()
+    registry.register(LoadExporter(model, names))
+    server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
+    stop = threading.Event()
+    follower = threading.Thread(
+        target=follow, args=(model, lambda: collect_inventory(conn, CLOUD), 1.0, stop),
+        daemon=True,
+    )  # fmt: skip
+    follower.start()
+    proc, url = start_prometheus(
+        f"127.0.0.1:{server.server_address[1]}", tmp_path_factory.mktemp("prometheus")
+    )
+    try:
+        yield Load(model, server.server_address[1], url, names)
+    finally:
+        stop.set()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        server.shutdown()
+        follower.join(10)
+
+
+class ListSink:
+    """A :class:`collectors.events.Sink` that keeps what it is given (for cycle tests)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str, Any]] = []
+        self.flushes = 0
+
+    def publish(self, kind: str, key: str, event: Any) -> None:
+        self.items.append((kind, key, event))
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def take(self) -> list[tuple[str, str, Any]]:
+        out, self.items = self.items, []
+        return out

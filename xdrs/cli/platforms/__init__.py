@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from xdrs.cli.platforms import replay, vsphere
+from xdrs.cli.platforms import openstack, replay, vsphere
 
 __all__ = ["PLATFORMS", "Platform", "add", "register"]
 
@@ -48,6 +48,15 @@ add(Platform("replay", replay.HELP, replay.collect))
 add(
     Platform(
         "vsphere", vsphere.COLLECT_HELP, vsphere.collect, vsphere.ACTUATE_HELP, vsphere.actuate
+    )
+)
+add(
+    Platform(
+        "openstack",
+        openstack.COLLECT_HELP,
+        openstack.collect,
+        openstack.ACTUATE_HELP,
+        openstack.actuate,
     )
 )
 

@@ -1,0 +1,232 @@
+"""The whole path on real components: load made uneven through our exporter -> Prometheus ->
+the OpenStack collector -> Kafka (Tansu) -> engine -> recommendation -> rebalancing daemon
+-> NovaMover -> Nova, which then reports the servers on their new hosts, with Placement's
+usages in agreement. An anti-affinity group is never violated by a proposed move, a host
+whose compute service is disabled is evacuated, a host whose series are missing in
+Prometheus receives nothing until they return, and nothing moves across zones."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from collectors.events import ActionResult, Move
+from collectors.openstack import NovaMover, cluster_id
+from collectors.openstack.collector import CollectorOptions, OpenStackCollector
+from tests.collectors.openstack.conftest import CLOUD, ZONES, Cloud, Load, boot, unique
+from tests.support import wait_for
+from tests.xdrs.bus.conftest import Broker, read_all
+from xdrs.bus import BusConfig, Topics
+from xdrs.bus.kafka import KafkaSink, create_topics
+from xdrs.daemon.limits import PLATFORM_LIMITS
+from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
+from xdrs.engine.daemon import EngineDaemon
+from xdrs.engine.engine import Engine, EngineArgs
+
+pytestmark = [pytest.mark.openstack, pytest.mark.prometheus, pytest.mark.broker]
+
+
+@dataclass
+class Pipeline:
+    config: BusConfig
+    collector: OpenStackCollector
+    engine: EngineDaemon
+    results: list[ActionResult]
+
+    def moves(self) -> list[Move]:
+        return [m for r in list(self.engine.published) for m in r.moves]
+
+
+@pytest.fixture(scope="module")
+def pipeline(cloud: Cloud, conn: Any, load: Load, broker: Broker) -> Iterator[Pipeline]:
+    config = BusConfig(broker.bootstrap, topics=Topics(f"os{time.time_ns()}."),
+                       fast_groups=True)  # fmt: skip
+    create_topics(config)
+    sink = KafkaSink(config)
+    opts = CollectorOptions(CLOUD, interval_s=1.0, names=load.names)
+    collector = OpenStackCollector(conn, load.client(), sink, opts)
+    engine = EngineDaemon(config, Engine(EngineArgs(cooldown_s=2.0, pending_s=60.0)),
+                          group=f"engine-{time.time_ns()}")  # fmt: skip
+    mover_conn = cloud.connect()  # the mover's own session: it runs in the daemon's threads
+    limits = replace(PLATFORM_LIMITS["nova"], vm_cooldown_s=0.0, host_hold_s=0.0,
+                     backoff_s=5.0, metric_age_s=30.0)  # fmt: skip
+    results: list[ActionResult] = []
+    daemon = RebalanceDaemon(config, NovaMover(mover_conn, CLOUD, timeout_s=120, poll_s=0.5),
+                             DaemonOptions(limits=limits, on_record=results.append))  # fmt: skip
+    stop = threading.Event()
+    threads = [threading.Thread(target=t.run, args=(stop,), daemon=True)
+               for t in (collector, engine, daemon)]  # fmt: skip
+    for t in threads:
+        t.start()
+    try:
+        yield Pipeline(config, collector, engine, results)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+        sink.close()
+        mover_conn.close()
+
+
+def _host(conn: Any, server: Any) -> str:
+    return str(conn.compute.get_server(server.id).compute_host)
+
+
+def _delete(conn: Any, servers: list[Any]) -> None:
+    for s in servers:
+        conn.compute.delete_server(s)
+    for s in servers:
+        conn.compute.wait_for_delete(s, wait=120)
+
+
+def _placement_usage(conn: Any) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Placement's VCPU and memory usage of every host, and what Nova's servers there use."""
+    flavors = {f.name: f for f in conn.compute.flavors()}
+    want = {h: [0, 0] for h in ZONES}
+    for s in conn.compute.servers(details=True, all_projects=True):
+        f = flavors[s.flavor.original_name]
+        want[s.compute_host][0] += f.vcpus
+        want[s.compute_host][1] += f.ram
+    got = {}
+    for rp in conn.placement.resource_providers():
+        usages = conn.placement.get(f"/resource_providers/{rp.id}/usages").json()["usages"]
+        got[rp.name] = [usages.get("VCPU", 0), usages.get("MEMORY_MB", 0)]
+    return got, want
+
+
+def _placement_agrees(conn: Any) -> None:
+    """Placement agrees with Nova once Nova's clean-up after the last migration is done
+    (the source's allocation goes after the server is active on its destination)."""
+    seen: list[Any] = []
+
+    def agree() -> bool:
+        seen[:] = _placement_usage(conn)
+        return seen[0] == seen[1]
+
+    assert wait_for(agree, 60, every=1.0), f"Placement {seen[0]} != Nova {seen[1]}"
+
+
+def _same_zone(moves: list[Move]) -> None:
+    for m in moves:
+        src, dst = m.src.removeprefix(f"{CLOUD}/"), m.dst.removeprefix(f"{CLOUD}/")
+        assert ZONES[src] == ZONES[dst], f"{m.vm}: {src} ({ZONES[src]}) -> {dst} ({ZONES[dst]})"
+
+
+def test_uneven_load_is_balanced_inside_the_zone_never_against_anti_affinity(
+    conn: Any, load: Load, pipeline: Pipeline
+) -> None:
+    group = conn.compute.create_server_group(name=unique("apart"), policy="anti-affinity")
+    hint = {"group": group.id}
+    made: list[Any] = []
+    try:
+        a1 = boot(conn, unique("a1"), "m1.medium", availability_zone="az1:fake-1",
+                  scheduler_hints=hint)  # fmt: skip
+        a2 = boot(conn, unique("a2"), "m1.medium", availability_zone="az1:fake-2",
+                  scheduler_hints=hint)  # fmt: skip
+        made += [a1, a2]
+        busy = [boot(conn, unique("b"), "m1.medium", availability_zone="az1:fake-1")
+                for _ in range(2)]  # fmt: skip
+        made += busy
+        other = boot(conn, unique("c"), "m1.small", availability_zone="az2:fake-3")
+        made.append(other)
+        load.refresh(conn)
+        for s in (a1, *busy):
+            load.model.set(s.id, 95.0)  # fake-1: 3 x 2 vCPUs at 95 % of 10 cores
+        for s in (a2, other):
+            load.model.set(s.id, 5.0)
+
+        def moved() -> bool:
+            return any(_host(conn, s) == "fake-2" for s in busy)
+
+        assert wait_for(moved, 180, every=1.0), (pipeline.moves(), pipeline.results)
+        assert _host(conn, a1) == "fake-1" and _host(conn, a2) == "fake-2"
+        assert _host(conn, other) == "fake-3"
+        moves = pipeline.moves()
+        _same_zone(moves)
+        apart = {f"{CLOUD}/{a1.id}": "fake-2", f"{CLOUD}/{a2.id}": "fake-1"}
+        assert not [m for m in moves if m.dst == f"{CLOUD}/{apart.get(m.vm)}"], moves
+        ok = [r for r in pipeline.results if r.status == "ok"]
+        assert {r.vm for r in ok} <= {f"{CLOUD}/{s.id}" for s in busy}
+        assert wait_for(lambda: _quiet(conn, made), 60, every=1.0)
+        _placement_agrees(conn)
+        done = [r.event for r in read_all(pipeline.config, pipeline.config.topics.actions)]
+        assert any(isinstance(e, ActionResult) and e.status == "ok" for e in done)
+    finally:
+        for s in made:
+            load.model.set(s.id, None)
+        _delete(conn, made)
+        conn.compute.delete_server_group(group)
+
+
+def _quiet(conn: Any, servers: list[Any]) -> bool:
+    """No server of ``servers`` migrating."""
+    return all(conn.compute.get_server(s.id).task_state is None for s in servers)
+
+
+def test_a_disabled_compute_service_is_evacuated_inside_its_zone(
+    conn: Any, load: Load, pipeline: Pipeline
+) -> None:
+    made = [boot(conn, unique("evac"), "m1.small", availability_zone="az1:fake-2")
+            for _ in range(2)]  # fmt: skip
+    service = next(s for s in conn.compute.services(binary="nova-compute") if s.host == "fake-2")
+    try:
+        load.refresh(conn)
+        conn.compute.disable_service(service, disabled_reason="xdrs evacuation test")
+
+        def evacuated() -> bool:
+            return all(_host(conn, s) == "fake-1" for s in made) and _quiet(conn, made)
+
+        assert wait_for(evacuated, 180, every=1.0), (pipeline.moves(), pipeline.results)
+        ours = {f"{CLOUD}/{s.id}" for s in made}
+        evac = [m for m in pipeline.moves() if m.vm in ours]
+        assert evac and {m.reason for m in evac} == {"maintenance"}
+        _same_zone(pipeline.moves())
+        _placement_agrees(conn)
+    finally:
+        conn.compute.enable_service(service)
+        _delete(conn, made)
+
+
+def test_a_host_without_series_receives_nothing_until_they_return(
+    conn: Any, load: Load, pipeline: Pipeline
+) -> None:
+    load.model.hide("fake-2")
+    made = [boot(conn, unique("held"), "m1.medium", availability_zone="az1:fake-1")
+            for _ in range(2)]  # fmt: skip
+    ours = {f"{CLOUD}/{s.id}" for s in made}
+    cluster, fake1 = cluster_id(CLOUD), f"{CLOUD}/fake-1"
+    try:
+        load.refresh(conn)
+        for s in made:
+            load.model.set(s.id, 95.0)
+
+        def busy_and_held() -> bool:
+            view = pipeline.engine.views.get(cluster)
+            if view is None or not view.complete or fake1 not in view.hosts:
+                return False
+            held = f"{CLOUD}/fake-2" in pipeline.collector.held_hosts
+            return held and float(view.cpu_load[view.hosts.index(fake1)]) > 0.3
+
+        assert wait_for(busy_and_held, 90, every=0.5)
+        # fake-1 busy, its only zone peer held: several engine cooldowns pass, no move
+        time.sleep(8.0)
+        assert not [m for m in pipeline.moves() if m.vm in ours], pipeline.moves()
+        assert all(_host(conn, s) == "fake-1" for s in made)
+    finally:
+        load.model.hide("fake-2", False)
+    try:
+        # the same load with fake-2's series back: now a server goes there
+        def moved() -> bool:
+            return any(_host(conn, s) == "fake-2" for s in made)
+
+        assert wait_for(moved, 180, every=1.0), pipeline.moves()
+        assert wait_for(lambda: _quiet(conn, made), 60, every=1.0)
+    finally:
+        for s in made:
+            load.model.set(s.id, None)
+        _delete(conn, made)

@@ -50,6 +50,8 @@ class EngineArgs:
     pending_s : how long a published recommendation blocks the next optional one while its
         moves are being applied (results on the actions topic end the wait early).
     max_moves : move budget of one recommendation (mandatory moves are never cut).
+    stale_s : a host whose last metrics are this far (sample time) behind its cluster's
+        newest is held: no move to or from it (``0``: never).
     demand_window, demand_q : with a window (samples, > 0) a VM's CPU demand is the
         ``demand_q`` quantile of its last ``demand_window`` samples, the forecast that won
         the simulator's backtest (``bench/RESULTS-forecast.md``: 72 samples, 0.95);
@@ -65,13 +67,14 @@ class EngineArgs:
     order: OrderArgs = field(default_factory=OrderArgs)
     demand_window: int = 0
     demand_q: float = 0.95
+    stale_s: float = 900.0
 
     def validate(self) -> None:
         if self.threshold not in THRESHOLDS:
             raise ValueError(f"threshold: expected 1..5, got {self.threshold}")
         if not 0.0 < self.alpha <= 1.0:
             raise ValueError(f"alpha: expected a number in (0, 1], got {self.alpha}")
-        for name in ("period_s", "cooldown_s", "pending_s"):
+        for name in ("period_s", "cooldown_s", "pending_s", "stale_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected a number >= 0")
         if not 0 <= self.demand_window <= MAX_DEMAND_WINDOW:
@@ -244,7 +247,7 @@ class Engine:
         cpu, mem = t.loads()
         ha = t.host_arrays()
         args = self.args.balance()
-        live = ~(ha["maintenance"] | ha["disabled"])
+        live = ~(ha["maintenance"] | ha["disabled"] | t.stale_hosts(self.args.stale_s))
         sd = imbalance(np.column_stack([cpu, mem]), args.weights, live)
         if clock.first_sd is None:
             clock.first_sd = sd
@@ -264,7 +267,7 @@ class Engine:
         clock = self.clocks[name]
         clock.last_run = now
         try:
-            state = self.tables[name].to_state()
+            state = self.tables[name].to_state(self.args.stale_s)
         except (StateError, SnapshotError):
             return None  # an inconsistent picture (e.g. a VM on a deleted host) waits
         strategy = "evacuate" if trigger == "maintenance" else "balance"

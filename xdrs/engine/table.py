@@ -215,8 +215,18 @@ class ClusterTable:
         phys: FloatA = ha["phys"]
         return cpu / phys[:, 0], mem / phys[:, 1]
 
-    def to_state(self) -> ClusterState:
-        """A validated :class:`ClusterState` of the VMs whose host is known.
+    def stale_hosts(self, max_age: float) -> NDArray[np.bool_]:
+        """(H,) hosts whose last metric batch is older than ``max_age`` (sample time) behind
+        the cluster's newest; a host that never sent one is not judged (``0``: none)."""
+        if max_age <= 0:
+            return np.zeros(len(self.hosts), dtype=bool)
+        last = np.array([self.last_ts_of.get(h, np.inf) for h in self.hosts])
+        return last < self.last_ts - max_age
+
+    def to_state(self, stale_s: float = 0.0) -> ClusterState:
+        """A validated :class:`ClusterState` of the VMs whose host is known. A host whose
+        metrics are more than ``stale_s`` behind (:meth:`stale_hosts`) is held: nothing is
+        placed on it and its VMs stay, unless it is in maintenance (evacuated anyway).
 
         Raises
         ------
@@ -228,10 +238,12 @@ class ClusterTable:
         n = self.n_vms
         vids = [v for v, k in zip(self.vm_ids, ok.tolist(), strict=True) if k]
         demand = np.column_stack([self.cpu_demand(), self.mem[:n], self.alloc[:n, 2]])[ok]
+        held = self.stale_hosts(stale_s) & ~ha["maintenance"]
+        pinned = self.pinned[:n][ok] | held[rows[ok]]
         return make_state(
             list(self.hosts), vids, ha["phys"], self.alloc[:n][ok], demand, rows[ok],
             alloc_cap=ha["alloc_cap"], domain=ha["domain"], maintenance=ha["maintenance"],
-            disabled=ha["disabled"], pinned=self.pinned[:n][ok], rules=self._rules(vids),
+            disabled=ha["disabled"] | held, pinned=pinned, rules=self._rules(vids),
             power=ha["power"],
         )  # fmt: skip
 

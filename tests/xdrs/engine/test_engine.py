@@ -179,6 +179,31 @@ def test_an_evacuation_under_way_is_not_planned_again_until_pending_s():
     assert e.due(80.0) == [("c", "maintenance")]  # nothing reported moved: looked at again
 
 
+def test_a_host_whose_metrics_stopped_is_held():
+    """h0 is overloaded and h1 empty, but h1's metrics stopped: nothing goes to h1; once h0's
+    stop too, nothing leaves h0; h1's return makes it a destination again."""
+    e = _engine(n_vms=8, on=lambda j: "h0", stale_s=600.0)
+    ids = [f"v{j}" for j in range(8)]
+
+    def step(ts, silent=()):
+        if "h0" not in silent:
+            e.apply(batch("h0", ids, [100.0] * 8, [100.0] * 8, ts=ts))
+        for h in ("h1", "h2", "h3"):
+            if h not in silent:
+                e.apply(batch(h, [], [], [], ts=ts))
+
+    step(300.0)
+    step(1200.0, silent=("h1",))  # h1 last heard at 300: 900 s behind
+    rec = e.recommend("c", "overload", 0.0)
+    assert rec is not None and "h1" not in {m.dst for m in rec.moves}
+    e.clocks["c"].pending.clear()
+    step(2400.0, silent=("h1", "h0"))  # h0 is 1,200 s behind as well
+    assert e.recommend("c", "overload", 10.0) is None  # its VMs stay where they are
+    step(2700.0)
+    rec = e.recommend("c", "overload", 20.0)
+    assert rec is not None and "h1" in {m.dst for m in rec.moves}
+
+
 def test_cooldown_spaces_optimiser_runs():
     e = Engine(EngineArgs(cooldown_s=10.0))
     for ev in hosts() + vms():

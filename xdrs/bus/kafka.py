@@ -82,8 +82,31 @@ def create_topics(config: BusConfig, timeout_s: float = 10.0) -> None:
         for spec in specs:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([spec])
+        _wait_for_leaders(admin, [s.name for s in specs], timeout_s)
     finally:
         admin.close()
+
+
+def _wait_for_leaders(admin: KafkaAdminClient, names: list[str], timeout_s: float) -> None:
+    """Return once every partition of ``names`` has a leader in the broker's metadata.
+
+    Apache Kafka answers CreateTopics before its metadata shows the new topics: a consumer
+    group formed in that gap is given no partition (its assignor has no metadata for the
+    topics) and would sit idle until the next metadata refresh, minutes later.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = admin.describe_topics(names)
+        ready = len(described) == len(names) and all(
+            t["error_code"] == 0 and t["partitions"]
+            and all(p["leader_id"] >= 0 for p in t["partitions"])
+            for t in described
+        )  # fmt: skip
+        if ready or time.monotonic() > deadline:
+            if not ready:
+                log.warning("topics without a leader after %.0f s: %s", timeout_s, names)
+            return
+        time.sleep(0.1)
 
 
 def make_producer(config: BusConfig, **overrides: Any) -> KafkaProducer:

@@ -40,6 +40,7 @@ __all__ = ["ROUTES", "ApiConfig", "ApiServer", "load_token"]  # the first two re
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
+DRAIN_MAX = 8 << 20  # an oversized body up to this is read and dropped before the 413
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 By = Annotated[str, msgspec.Meta(max_length=200)]
 Ids = Annotated[list[Id], msgspec.Meta(min_length=1, max_length=10_000)]
@@ -238,6 +239,10 @@ class _Handler(BaseHTTPRequestHandler):
         n = int(length)
         if n > MAX_BODY:
             self.close_connection = True
+            left = n if n <= DRAIN_MAX else 0  # read and drop it, so that the client is
+            while left > 0:  # not cut off mid-send and gets the answer, not a reset
+                got = len(self.rfile.read(min(1 << 16, left)))
+                left = left - got if got else 0
             raise ApiError(413, f"body: larger than {MAX_BODY} bytes")
         body = self.rfile.read(n)
         ctype = self.headers.get("Content-Type", "application/json").split(";")[0].strip()

@@ -158,6 +158,7 @@ def test_many_at_once_all_or_nothing_on_unknown_ids(api: Api):
         ("PUT", "/v1/automation", b'{"vms": {"v": "always"}}', {}, 422, "body.vms['v']"),
         ("GET", "/v1/held-back", b"{}", {}, 400, "a GET takes none"),
         ("POST", "/v1/decisions", b"x" * (1 << 21), {}, 413, "larger than"),
+        ("POST", "/v1/decisions", b"x" * ((1 << 20) + 1), {}, 413, "larger than"),
     ],
     ids=lambda v: v if isinstance(v, str | int) and len(str(v)) < 40 else None,
 )

@@ -243,13 +243,16 @@ def place(
     type_id: NDArray[np.int64], n_types: int, f: NDArray[np.float64],
     power: NDArray[np.float64], hist: NDArray[np.float64], vm: NDArray[np.float64],
     terms: NDArray[np.float64], kind: int, param: float, interval: float,
-    memory_aware: bool, coef: NDArray[np.float64],
+    memory_aware: bool, coef: NDArray[np.float64], host_ram: NDArray[np.float64],
+    host_bw: NDArray[np.float64],
 ) -> int:  # fmt: skip
     """PABFD-place ``order[start:]`` one after the other (``Planning.place``): ``hosts[j]``
-    gets each VM's target (-1: none). A VM whose target must be re-summed from its list
-    (an empty host, or over-subscribed) is left to the caller, as is the first VM without
-    a target when ``all_or_none``: the index of that VM is returned (``order.size`` when
+    gets each VM's target (-1: none). A VM created on an empty host is summed as a list
+    of one (:func:`refresh`, as ``Planning.create``). A VM whose target must be re-summed
+    from its list (over-subscribed) is left to the caller, as is the first VM without a
+    target when ``all_or_none``: the index of that VM is returned (``order.size`` when
     all are done). ``count`` (H,) is each host's list length, kept up to date here."""
+    one = np.empty(1, dtype=np.int64)
     for j in range(start, order.size):
         v = order[j]
         r = req[v]
@@ -260,7 +263,10 @@ def place(
             if all_or_none:
                 return j
             continue
-        if count[h] == 0 or not create(h, v, r, f, hist, vm, terms, coef):
+        if count[h] == 0:
+            one[0] = v
+            refresh(h, one, req, host_ram[h], host_bw[h], f, hist, vm, terms, coef)
+        elif not create(h, v, r, f, hist, vm, terms, coef):
             return j
         count[h] += 1
         if idle_now[h]:

@@ -126,6 +126,9 @@ class Planning:
                 self.vm_cols, self.terms, code, self.param, w.interval, w.memory_aware,
             )  # fmt: skip
             self._create_args = (self.f, self.hist, self.vm_cols, self.terms, self.coef)
+            f64 = np.float64
+            self._place_tail = (self.coef, w.host_ram.astype(f64, copy=False),
+                                w.host_bw.astype(f64, copy=False))  # fmt: skip
             self._idle_arr = self.util_now == 0
 
     def _host_hist(self, rows: IntA, vm_of: IntA) -> FloatA:
@@ -270,7 +273,7 @@ class Planning:
         while start < order.size:
             j = int(self.kernel.place(order, start, hosts, excluded, self.count,
                                       self._idle_arr, self.req, all_or_none, *self._find_args,
-                                      self.coef))  # fmt: skip
+                                      *self._place_tail))  # fmt: skip
             stop = min(j, order.size)
             for v, h in zip(order[start:stop].tolist(), hosts[start:stop].tolist(), strict=True):
                 if h >= 0:  # created by the kernel: the list follows

@@ -36,6 +36,7 @@ __all__ = [
     "power_rows",
     "refresh",
     "robust_threshold",
+    "slots",
 ]
 
 DETECTOR_CODES = {"thr": 0, "iqr": 1, "mad": 2, "lr": 3, "lrr": 3}
@@ -393,3 +394,32 @@ def evaluate(
             alloc_sum += a
             per_entry[0, i], per_entry[1, i], per_entry[2, i] = a, req, 1.0 if out else 0.0
         sums[0, h], sums[1, h], sums[2, h] = util, reqs, alloc_sum
+
+
+@njit(cache=True)
+def slots(
+    host: NDArray[np.int64], seq: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``xdrs.sim.hosts.slots`` for at least one entry: occupied hosts (R,) and the (R, K)
+    entry index of each list slot (-1 pads), ordered by host then ``seq`` (stable)."""
+    key = host * (seq.max() + 1) + seq
+    order = np.argsort(key, kind="mergesort")
+    counts = np.bincount(host)
+    rank = np.full(counts.size, -1, dtype=np.int64)
+    n_rows, width = 0, 0
+    for h in range(counts.size):
+        if counts[h] > 0:
+            rank[h] = n_rows
+            n_rows += 1
+            width = max(width, counts[h])
+    rows = np.empty(n_rows, dtype=np.int64)
+    for h in range(counts.size):
+        if rank[h] >= 0:
+            rows[rank[h]] = h
+    grid = np.full((n_rows, width), -1, dtype=np.int64)
+    pos = np.zeros(n_rows, dtype=np.int64)
+    for i in order:
+        r = rank[host[i]]
+        grid[r, pos[r]] = i
+        pos[r] += 1
+    return rows, grid

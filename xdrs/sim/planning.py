@@ -10,6 +10,7 @@ as in CloudSim.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 from numpy.typing import NDArray
@@ -114,22 +115,26 @@ class Planning:
         np.maximum.at(self.max_ram, on, w.vm_ram[ctx.alive])
         self._lr_init()
         if self.kernel is not None:
-            self.type_id = np.unique(w.host_type, return_inverse=True)[1].astype(np.int64)
-            self.n_types = int(self.type_id.max()) + 1
-            self.power = np.column_stack([w.host_power, self.power_now])
-            self.vm_cols = np.vstack([w.vm_ram, w.vm_bw, self.vm_a, self.vm_b, self.vm_long])
-            # the kernels' arguments that stay the same objects for the whole decision
-            # (arrays are changed in place): built once, not at each of ~100 calls
-            code = self.kernel.DETECTOR_CODES[self.kind]
-            self._find_args = (
-                self.dormant, self.type_id, self.n_types, self.f, self.power, self.hist,
-                self.vm_cols, self.terms, code, self.param, w.interval, w.memory_aware,
-            )  # fmt: skip
-            self._create_args = (self.f, self.hist, self.vm_cols, self.terms, self.coef)
-            f64 = np.float64
-            self._place_tail = (self.coef, w.host_ram.astype(f64, copy=False),
-                                w.host_bw.astype(f64, copy=False))  # fmt: skip
-            self._idle_arr = self.util_now == 0
+            self._kernel_args(self.kernel)
+
+    def _kernel_args(self, k: ModuleType) -> None:
+        """The kernels' arguments that stay the same objects for the whole decision
+        (arrays are changed in place): built once, not at each of ~100 calls."""
+        w = self.w
+        self.type_id = np.unique(w.host_type, return_inverse=True)[1].astype(np.int64)
+        self.n_types = int(self.type_id.max()) + 1
+        self.power = np.column_stack([w.host_power, self.power_now])
+        self.vm_cols = np.vstack([w.vm_ram, w.vm_bw, self.vm_a, self.vm_b, self.vm_long])
+        code = k.DETECTOR_CODES[self.kind]
+        self._find_args = (
+            self.dormant, self.type_id, self.n_types, self.f, self.power, self.hist,
+            self.vm_cols, self.terms, code, self.param, w.interval, w.memory_aware,
+        )  # fmt: skip
+        self._create_args = (self.f, self.hist, self.vm_cols, self.terms, self.coef)
+        f64 = np.float64
+        self._place_tail = (self.coef, w.host_ram.astype(f64, copy=False),
+                            w.host_bw.astype(f64, copy=False))  # fmt: skip
+        self._idle_arr = self.util_now == 0
 
     def _host_hist(self, rows: IntA, vm_of: IntA) -> FloatA:
         """(R, L) history of the hosts ``rows``: their VMs' terms / host MIPS, added one

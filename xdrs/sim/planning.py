@@ -270,7 +270,8 @@ class Planning:
         each on :meth:`find_host`'s target, created there at once; ``all_or_none``: a VM
         without a target undoes the others and nothing is placed. ``key`` names
         ``excluded``'s content (see :meth:`candidates`). Returns (VM, host) pairs."""
-        order = np.array(vms, dtype=np.int64)[sort_decreasing(self.req[vms])]
+        ids = np.array(vms, dtype=np.int64)
+        order = ids[sort_decreasing(self.req[ids])]
         if self.kernel is None:
             return self._place_numpy(order, excluded, all_or_none, key)
         hosts = np.full(order.size, -1, dtype=np.int64)

@@ -35,6 +35,7 @@ __all__ = [
     "place",
     "power_rows",
     "refresh",
+    "relieve_mmt",
     "robust_threshold",
     "slots",
 ]
@@ -423,3 +424,34 @@ def slots(
         grid[r, pos[r]] = i
         pos[r] += 1
     return rows, grid
+
+
+@njit(cache=True)
+def relieve_mmt(
+    h: int, ids: NDArray[np.int64], blocked: bool, in_migration: NDArray[np.bool_],
+    req: NDArray[np.float64], host_ram: float, host_bw: float, f: NDArray[np.float64],
+    hist: NDArray[np.float64], vm: NDArray[np.float64], terms: NDArray[np.float64],
+    coef: NDArray[np.float64], kind: int, param: float, interval: float,
+    out: NDArray[np.int64],
+) -> int:  # fmt: skip
+    """The overload phase of one host with MMT selection (``policies.optimize``): take the
+    VM with the least memory (the first such in list order) among those of ``ids`` (the
+    host's list) not migrating, re-sum the host without it (:func:`refresh`), until none
+    is left or the host (unless ``blocked``) is no longer overloaded. The VMs taken go to
+    ``out`` in order; returns how many."""
+    keep = np.ones(ids.size, dtype=np.bool_)
+    n = 0
+    while True:
+        best = -1
+        for i in range(ids.size):
+            movable = keep[i] and not in_migration[ids[i]]
+            if movable and (best < 0 or vm[0, ids[i]] < vm[0, ids[best]]):
+                best = i
+        if best < 0:
+            return n
+        keep[best] = False
+        out[n] = ids[best]
+        n += 1
+        refresh(h, ids[keep], req, host_ram, host_bw, f, hist, vm, terms, coef)
+        if not blocked and not overloaded(h, kind, param, f, hist, interval):
+            return n

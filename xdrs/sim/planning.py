@@ -258,6 +258,25 @@ class Planning:
             self.dormant[h] = dormant
             self.dormant_version += 1
 
+    def relieve_mmt(self, h: int, blocked: bool) -> list[int]:
+        """Compiled overload phase of host ``h`` with MMT selection (see
+        ``kernel.relieve_mmt``); the VMs taken off its list, in order. Kernel path only."""
+        k, w = self.kernel, self.w
+        assert k is not None
+        ids = np.array(self.vms[h], dtype=np.int64)
+        out = np.empty(ids.size, dtype=np.int64)
+        n = k.relieve_mmt(
+            h, ids, blocked, self.ctx.in_migration, self.req, float(w.host_ram[h]),
+            float(w.host_bw[h]), self.f, self.hist, self.vm_cols, self.terms, self.coef,
+            k.DETECTOR_CODES[self.kind], self.param, w.interval, out,
+        )  # fmt: skip
+        gone: list[int] = out[:n].tolist()
+        for v in gone:
+            self.vms[h].remove(v)
+        self.count[h] -= n
+        self._dormant(h)
+        return gone
+
     def destroy(self, h: int, v: int) -> None:
         self.vms[h].remove(v)
         self.count[h] -= 1

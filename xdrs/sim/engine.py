@@ -20,7 +20,15 @@ from numpy.typing import NDArray
 
 from placement.power import spec_power
 from xdrs.sim.fast import kernel_module
-from xdrs.sim.hosts import Entries, HostState, evaluate, evaluate_compiled, slots, utilisation
+from xdrs.sim.hosts import (
+    Entries,
+    HostState,
+    evaluate,
+    evaluate_compiled,
+    slots,
+    slots_compiled,
+    utilisation,
+)
 from xdrs.sim.record import HostRecorder, VmRecorder
 from xdrs.sim.setup import World
 
@@ -102,6 +110,7 @@ class Engine:
         self.f_host: list[int] = []
         self.f_seq: list[int] = []
         self.cur = np.zeros(h)  # host utilisation MIPS after the last update
+        self._cur_power: tuple[FloatA, FloatA] | None = None  # _power_at(cur) if known
         self.vm_hist = np.zeros((v, history))
         self.vm_hist_len = np.zeros(v, dtype=np.int64)
         self.start, self.last = start, start
@@ -188,7 +197,9 @@ class Engine:
         """Entries and their list slots, rebuilt only after a structural change."""
         if self._layout is None or self._layout[0] != self.version:
             e = self.entries()
-            self._layout = (self.version, e, slots(e.host, e.seq))
+            k = self.kernel
+            lay = slots(e.host, e.seq) if k is None else slots_compiled(k, e.host, e.seq)
+            self._layout = (self.version, e, lay)
         return self._layout[1], self._layout[2]
 
     def evaluate(self, req: FloatA) -> tuple[Entries, HostState]:
@@ -202,16 +213,18 @@ class Engine:
     def account(self, t: float, new_util_mips: FloatA) -> None:
         """Energy of all hosts from the last update to ``t``, ending at ``new_util_mips``."""
         dt = t - self.last
+        end: tuple[FloatA, FloatA] | None = None
         if dt > 0:
             if self.power_aware:
-                u0, p0 = self._power_at(self.cur)
-                p1 = self._power_at(new_util_mips)[1]
-                e = np.where(u0 == 0, 0.0, (p0 + (p1 - p0) / 2) * dt)
+                # the start's power is the last interval's end power (the same array) if known
+                u0, p0 = self._cur_power or self._power_at(self.cur)
+                end = self._power_at(new_util_mips)
+                e = np.where(u0 == 0, 0.0, (p0 + (end[1] - p0) / 2) * dt)
                 self.energy_ws += float(e.sum())
             else:
                 self.energy_ws += float(self.w.host_power[:, -1].sum()) * dt
             self.last = t
-        self.cur = new_util_mips
+        self.cur, self._cur_power = new_util_mips, end
 
     def _power_at(self, util_mips: FloatA) -> tuple[FloatA, FloatA]:
         """(H,) utilisation and power (W) of hosts using ``util_mips``."""

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from xdrs.sim.sums import seq_sum
 
-__all__ = ["Entries", "HostState", "evaluate", "evaluate_compiled", "slots"]
+__all__ = ["Entries", "HostState", "evaluate", "evaluate_compiled", "slots", "slots_compiled"]
 
 FloatA = NDArray[np.float64]
 IntA = NDArray[np.int64]
@@ -76,6 +76,14 @@ def slots(host: IntA, seq: IntA) -> tuple[IntA, IntA]:
     grid = np.full((rows.size, int(counts.max())), -1, dtype=np.int64)
     grid[rank[hs], pos] = order
     return rows.astype(np.int64), grid
+
+
+def slots_compiled(k: ModuleType, host: IntA, seq: IntA) -> tuple[IntA, IntA]:
+    """:func:`slots` by the compiled kernel module ``k`` (the same arrays)."""
+    if host.size == 0:
+        return slots(host, seq)
+    rows, grid = k.slots(host, seq)
+    return rows, grid
 
 
 def gather(values: FloatA, grid: IntA) -> FloatA:

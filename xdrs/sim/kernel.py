@@ -35,7 +35,9 @@ __all__ = [
     "place",
     "power_rows",
     "refresh",
+    "relieve_mmt",
     "robust_threshold",
+    "slots",
 ]
 
 DETECTOR_CODES = {"thr": 0, "iqr": 1, "mad": 2, "lr": 3, "lrr": 3}
@@ -243,13 +245,16 @@ def place(
     type_id: NDArray[np.int64], n_types: int, f: NDArray[np.float64],
     power: NDArray[np.float64], hist: NDArray[np.float64], vm: NDArray[np.float64],
     terms: NDArray[np.float64], kind: int, param: float, interval: float,
-    memory_aware: bool, coef: NDArray[np.float64],
+    memory_aware: bool, coef: NDArray[np.float64], host_ram: NDArray[np.float64],
+    host_bw: NDArray[np.float64],
 ) -> int:  # fmt: skip
     """PABFD-place ``order[start:]`` one after the other (``Planning.place``): ``hosts[j]``
-    gets each VM's target (-1: none). A VM whose target must be re-summed from its list
-    (an empty host, or over-subscribed) is left to the caller, as is the first VM without
-    a target when ``all_or_none``: the index of that VM is returned (``order.size`` when
+    gets each VM's target (-1: none). A VM created on an empty host is summed as a list
+    of one (:func:`refresh`, as ``Planning.create``). A VM whose target must be re-summed
+    from its list (over-subscribed) is left to the caller, as is the first VM without a
+    target when ``all_or_none``: the index of that VM is returned (``order.size`` when
     all are done). ``count`` (H,) is each host's list length, kept up to date here."""
+    one = np.empty(1, dtype=np.int64)
     for j in range(start, order.size):
         v = order[j]
         r = req[v]
@@ -260,7 +265,10 @@ def place(
             if all_or_none:
                 return j
             continue
-        if count[h] == 0 or not create(h, v, r, f, hist, vm, terms, coef):
+        if count[h] == 0:
+            one[0] = v
+            refresh(h, one, req, host_ram[h], host_bw[h], f, hist, vm, terms, coef)
+        elif not create(h, v, r, f, hist, vm, terms, coef):
             return j
         count[h] += 1
         if idle_now[h]:
@@ -387,3 +395,63 @@ def evaluate(
             alloc_sum += a
             per_entry[0, i], per_entry[1, i], per_entry[2, i] = a, req, 1.0 if out else 0.0
         sums[0, h], sums[1, h], sums[2, h] = util, reqs, alloc_sum
+
+
+@njit(cache=True)
+def slots(
+    host: NDArray[np.int64], seq: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``xdrs.sim.hosts.slots`` for at least one entry: occupied hosts (R,) and the (R, K)
+    entry index of each list slot (-1 pads), ordered by host then ``seq`` (stable)."""
+    key = host * (seq.max() + 1) + seq
+    order = np.argsort(key, kind="mergesort")
+    counts = np.bincount(host)
+    rank = np.full(counts.size, -1, dtype=np.int64)
+    n_rows, width = 0, 0
+    for h in range(counts.size):
+        if counts[h] > 0:
+            rank[h] = n_rows
+            n_rows += 1
+            width = max(width, counts[h])
+    rows = np.empty(n_rows, dtype=np.int64)
+    for h in range(counts.size):
+        if rank[h] >= 0:
+            rows[rank[h]] = h
+    grid = np.full((n_rows, width), -1, dtype=np.int64)
+    pos = np.zeros(n_rows, dtype=np.int64)
+    for i in order:
+        r = rank[host[i]]
+        grid[r, pos[r]] = i
+        pos[r] += 1
+    return rows, grid
+
+
+@njit(cache=True)
+def relieve_mmt(
+    h: int, ids: NDArray[np.int64], blocked: bool, in_migration: NDArray[np.bool_],
+    req: NDArray[np.float64], host_ram: float, host_bw: float, f: NDArray[np.float64],
+    hist: NDArray[np.float64], vm: NDArray[np.float64], terms: NDArray[np.float64],
+    coef: NDArray[np.float64], kind: int, param: float, interval: float,
+    out: NDArray[np.int64],
+) -> int:  # fmt: skip
+    """The overload phase of one host with MMT selection (``policies.optimize``): take the
+    VM with the least memory (the first such in list order) among those of ``ids`` (the
+    host's list) not migrating, re-sum the host without it (:func:`refresh`), until none
+    is left or the host (unless ``blocked``) is no longer overloaded. The VMs taken go to
+    ``out`` in order; returns how many."""
+    keep = np.ones(ids.size, dtype=np.bool_)
+    n = 0
+    while True:
+        best = -1
+        for i in range(ids.size):
+            movable = keep[i] and not in_migration[ids[i]]
+            if movable and (best < 0 or vm[0, ids[i]] < vm[0, ids[best]]):
+                best = i
+        if best < 0:
+            return n
+        keep[best] = False
+        out[n] = ids[best]
+        n += 1
+        refresh(h, ids[keep], req, host_ram, host_bw, f, hist, vm, terms, coef)
+        if not blocked and not overloaded(h, kind, param, f, hist, interval):
+            return n

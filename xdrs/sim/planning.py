@@ -10,6 +10,7 @@ as in CloudSim.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 from numpy.typing import NDArray
@@ -114,19 +115,26 @@ class Planning:
         np.maximum.at(self.max_ram, on, w.vm_ram[ctx.alive])
         self._lr_init()
         if self.kernel is not None:
-            self.type_id = np.unique(w.host_type, return_inverse=True)[1].astype(np.int64)
-            self.n_types = int(self.type_id.max()) + 1
-            self.power = np.column_stack([w.host_power, self.power_now])
-            self.vm_cols = np.vstack([w.vm_ram, w.vm_bw, self.vm_a, self.vm_b, self.vm_long])
-            # the kernels' arguments that stay the same objects for the whole decision
-            # (arrays are changed in place): built once, not at each of ~100 calls
-            code = self.kernel.DETECTOR_CODES[self.kind]
-            self._find_args = (
-                self.dormant, self.type_id, self.n_types, self.f, self.power, self.hist,
-                self.vm_cols, self.terms, code, self.param, w.interval, w.memory_aware,
-            )  # fmt: skip
-            self._create_args = (self.f, self.hist, self.vm_cols, self.terms, self.coef)
-            self._idle_arr = self.util_now == 0
+            self._kernel_args(self.kernel)
+
+    def _kernel_args(self, k: ModuleType) -> None:
+        """The kernels' arguments that stay the same objects for the whole decision
+        (arrays are changed in place): built once, not at each of ~100 calls."""
+        w = self.w
+        self.type_id = np.unique(w.host_type, return_inverse=True)[1].astype(np.int64)
+        self.n_types = int(self.type_id.max()) + 1
+        self.power = np.column_stack([w.host_power, self.power_now])
+        self.vm_cols = np.vstack([w.vm_ram, w.vm_bw, self.vm_a, self.vm_b, self.vm_long])
+        code = k.DETECTOR_CODES[self.kind]
+        self._find_args = (
+            self.dormant, self.type_id, self.n_types, self.f, self.power, self.hist,
+            self.vm_cols, self.terms, code, self.param, w.interval, w.memory_aware,
+        )  # fmt: skip
+        self._create_args = (self.f, self.hist, self.vm_cols, self.terms, self.coef)
+        f64 = np.float64
+        self._place_tail = (self.coef, w.host_ram.astype(f64, copy=False),
+                            w.host_bw.astype(f64, copy=False))  # fmt: skip
+        self._idle_arr = self.util_now == 0
 
     def _host_hist(self, rows: IntA, vm_of: IntA) -> FloatA:
         """(R, L) history of the hosts ``rows``: their VMs' terms / host MIPS, added one
@@ -250,6 +258,25 @@ class Planning:
             self.dormant[h] = dormant
             self.dormant_version += 1
 
+    def relieve_mmt(self, h: int, blocked: bool) -> list[int]:
+        """Compiled overload phase of host ``h`` with MMT selection (see
+        ``kernel.relieve_mmt``); the VMs taken off its list, in order. Kernel path only."""
+        k, w = self.kernel, self.w
+        assert k is not None
+        ids = np.array(self.vms[h], dtype=np.int64)
+        out = np.empty(ids.size, dtype=np.int64)
+        n = k.relieve_mmt(
+            h, ids, blocked, self.ctx.in_migration, self.req, float(w.host_ram[h]),
+            float(w.host_bw[h]), self.f, self.hist, self.vm_cols, self.terms, self.coef,
+            k.DETECTOR_CODES[self.kind], self.param, w.interval, out,
+        )  # fmt: skip
+        gone: list[int] = out[:n].tolist()
+        for v in gone:
+            self.vms[h].remove(v)
+        self.count[h] -= n
+        self._dormant(h)
+        return gone
+
     def destroy(self, h: int, v: int) -> None:
         self.vms[h].remove(v)
         self.count[h] -= 1
@@ -262,7 +289,8 @@ class Planning:
         each on :meth:`find_host`'s target, created there at once; ``all_or_none``: a VM
         without a target undoes the others and nothing is placed. ``key`` names
         ``excluded``'s content (see :meth:`candidates`). Returns (VM, host) pairs."""
-        order = np.array(vms, dtype=np.int64)[sort_decreasing(self.req[vms])]
+        ids = np.array(vms, dtype=np.int64)
+        order = ids[sort_decreasing(self.req[ids])]
         if self.kernel is None:
             return self._place_numpy(order, excluded, all_or_none, key)
         hosts = np.full(order.size, -1, dtype=np.int64)
@@ -270,7 +298,7 @@ class Planning:
         while start < order.size:
             j = int(self.kernel.place(order, start, hosts, excluded, self.count,
                                       self._idle_arr, self.req, all_or_none, *self._find_args,
-                                      self.coef))  # fmt: skip
+                                      *self._place_tail))  # fmt: skip
             stop = min(j, order.size)
             for v, h in zip(order[start:stop].tolist(), hosts[start:stop].tolist(), strict=True):
                 if h >= 0:  # created by the kernel: the list follows

@@ -152,6 +152,23 @@ def _select(p: Planning, h: int, pol: Policy, rng: np.random.Generator) -> int:
     return int(vms[i])
 
 
+def _relieve(p: Planning, h: int, pol: Policy, rng: np.random.Generator) -> list[int]:
+    """Take VMs off the overloaded host ``h`` by the selection policy until it is not
+    overloaded any more (a host in maintenance: until it is empty)."""
+    blocked = bool(p.ctx.blocked[h])
+    if pol.selection == "mmt" and p.kernel is not None:
+        return p.relieve_mmt(h, blocked)  # the same loop, compiled
+    out: list[int] = []
+    while True:
+        v = _select(p, h, pol, rng)
+        if v < 0:
+            return out
+        out.append(v)
+        p.destroy(h, v)
+        if not blocked and not p.overloaded_one(h):
+            return out
+
+
 def _place(
     p: Planning, vms: list[int], excluded: BoolA, all_or_none: bool, key: object
 ) -> list[tuple[int, int]]:
@@ -165,15 +182,8 @@ def optimize(ctx: Context, pol: Policy, rng: np.random.Generator) -> Moves:
     hosts = np.arange(ctx.world.n_hosts)
     over = p.overloaded(hosts) | ctx.blocked  # hosts in maintenance are emptied first
     leaving: list[int] = []
-    for h in np.flatnonzero(over):
-        while True:
-            v = _select(p, int(h), pol, rng)
-            if v < 0:
-                break
-            leaving.append(v)
-            p.destroy(int(h), v)
-            if not ctx.blocked[h] and not p.overloaded_one(int(h)):
-                break
+    for h in np.flatnonzero(over).tolist():
+        leaving += _relieve(p, h, pol, rng)
     moves = _place(p, leaving, over, all_or_none=False, key=("over",))
     moves += _underloaded(p, over)
     return moves

@@ -10,7 +10,6 @@ is accepted only towards a loopback address (the test simulator).
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from collectors.net import is_loopback
 from collectors.vsphere._sdk import Disconnect, SmartConnect, vim, vmodl
 
 __all__ = [
@@ -122,7 +122,7 @@ class ConnectionSpec:
                                f"file or ${PASSWORD_ENV}")  # fmt: skip
         if u.scheme not in ("https", "http") or not hostname:
             raise VSphereError(f"--url: expected https://HOST[:PORT][/sdk], got {self.shown_url!r}")
-        if u.scheme == "http" and not _loopback(hostname):
+        if u.scheme == "http" and not is_loopback(hostname):
             raise VSphereError(
                 f"--url: plain http is only allowed to a loopback address (the simulator), "
                 f"got {hostname!r}; use https"
@@ -143,15 +143,6 @@ class ConnectionSpec:
             return ssl.create_default_context(cafile=self.ca_bundle)
         except (OSError, ssl.SSLError) as e:
             raise TLSError(f"--ca-bundle: cannot load {self.ca_bundle}: {e}") from None
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def login(spec: ConnectionSpec) -> Any:

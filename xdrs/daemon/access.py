@@ -8,11 +8,12 @@ loopback); :func:`load_token` reads the token from a file or ``$XDRS_API_TOKEN``
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from collectors.net import is_loopback
 
 __all__ = ["TOKEN_ENV", "ApiConfig", "ApiError", "is_loopback", "load_token"]
 
@@ -42,15 +43,6 @@ class ApiConfig:
         if self.token is None and not is_loopback(self.host):
             raise ValueError(f"API on {self.host}: binding beyond loopback needs a bearer token "
                              f"(--api-token-file FILE or {TOKEN_ENV})")  # fmt: skip
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def load_token(path: Path | None, env: Mapping[str, str] = os.environ) -> str | None:

@@ -218,7 +218,11 @@ def test_kafka_restarted_on_its_log_dir_loses_and_duplicates_nothing(apache_kafk
     on_topic = {(r.event.host, r.event.ts) for r in read_all(config, t.metrics)}
     assert everything <= on_topic, f"{len(everything - on_topic)} batches lost by the broker"
     _recommendations_settle(config, daemon)
-    assert wait_for(lambda: _answered(config), 60)
+    # results written while the broker was away wait in the producer, which reconnects with
+    # a growing back-off (up to kafka-python's 30 s), and moves not started then are tried
+    # again: on a loaded machine this took over 60 s in 3 of about 15 runs (the likely cause,
+    # not proven: each of those logged moves "not started" while the broker was down)
+    assert wait_for(lambda: _answered(config), 180, 0.5)
     keys = [r.event.key for r in read_all(config, t.actions) if r.event.status != "started"]
     assert keys and len(keys) == len(set(keys)), "an action is on the topic twice"
     assert set(keys) == {m.key for r in read_all(config, t.recommendations) for m in r.event.moves}

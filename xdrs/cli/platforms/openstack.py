@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from xdrs.cli.options import (
     integer,
     number,
 )
+from xdrs.daemon.limits import PLATFORM_LIMITS
+from xdrs.daemon.policy import PolicyError, PolicyFile
 from xdrs.errors import CommandError, UsageError
 from xdrs.snapshot import snapshot_doc
 
@@ -258,11 +261,7 @@ def _run_collect(args: argparse.Namespace) -> int:
 
 def _run_actuate(args: argparse.Namespace) -> int:
     # lazy: openstacksdk (optional extra) and the bus (kafka-python)
-    from dataclasses import replace  # noqa: PLC0415
-
     from collectors.openstack import NovaMover  # noqa: PLC0415
-    from xdrs.daemon.limits import PLATFORM_LIMITS  # noqa: PLC0415
-    from xdrs.daemon.policy import PolicyError, PolicyFile  # noqa: PLC0415
     from xdrs.daemon.service import DaemonOptions, RebalanceDaemon  # noqa: PLC0415
     from xdrs.services import broker_for, create_or_fail, until_signalled  # noqa: PLC0415
 

@@ -27,7 +27,8 @@ from tests.support.kafka import ApacheKafka
 from xdrs.bus import BusConfig, EmbeddedBroker, Topics
 from xdrs.bus.kafka import Record, create_topics, make_consumer, records
 
-__all__ = ["Broker", "busy_trace", "fast_groups", "read_all", "small_scenario", "wait_for"]
+__all__ = ["Broker", "busy_trace", "fast_groups", "group", "read_all", "small_scenario",
+           "wait_for"]  # fmt: skip
 
 _ids = itertools.count()
 BROKERS = [pytest.param("tansu", id="tansu"),
@@ -63,6 +64,13 @@ def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
         return
     with EmbeddedBroker() as b:
         yield b
+
+
+def group(config: BusConfig, name: str) -> str:
+    """A consumer group of this test alone (its topics' prefix is unique). Tests share the
+    session's broker: in one shared group, a member left by an earlier test (subscribed to
+    that test's topics) was seen to lead the group and assign this test's engine nothing."""
+    return f"{config.topics.prefix}{name}"
 
 
 def fast_groups(broker: Broker) -> bool:

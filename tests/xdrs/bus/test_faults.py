@@ -20,6 +20,7 @@ from .conftest import (
     busy_trace,
     committed_up_to,
     fast_groups,
+    group,
     read_all,
     small_scenario,
     wait_for,
@@ -51,7 +52,7 @@ def _setup(broker, running, speed=20.0, engine_cls=RecordingEngine):
                        extra=FAST)  # fmt: skip
     create_topics(config)
     engine = engine_cls(EngineArgs(cooldown_s=0.5, pending_s=30.0))
-    daemon = EngineDaemon(config, engine, registry=CollectorRegistry())
+    daemon = EngineDaemon(config, engine, group(config, "engine"), registry=CollectorRegistry())
     collector = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=speed,
                                 inventory_every=10)  # fmt: skip
     return config, daemon, collector
@@ -151,7 +152,8 @@ def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
     collector = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=0.0)
     progress = DemoProgress()
     first_rebalancer = running.start(apply_recommendations, config, collector, progress)
-    first = EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.2, pending_s=30.0)))
+    first = EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.2, pending_s=30.0)),
+                         group(config, "engine"))  # fmt: skip
     stop_first = running.start(first.run)
     collector.publish_inventory()
     for s in range(3):
@@ -166,7 +168,8 @@ def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
     first_rebalancer.join(20)
     assert not stop_first.is_alive() and not first_rebalancer.is_alive()
     running.stop.clear()
-    second = EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.2, pending_s=30.0)))
+    second = EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.2, pending_s=30.0)),
+                          group(config, "engine"))  # fmt: skip
     running.start(second.run)
     running.start(apply_recommendations, config, collector, progress)
     where = {

@@ -28,14 +28,14 @@ from xdrs.engine import daemon as daemon_module
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
-from .conftest import busy_trace, read_all, small_scenario, wait_for
+from .conftest import busy_trace, group, read_all, small_scenario, wait_for
 
 pytestmark = pytest.mark.broker
 
 
-def _daemon(config, registry=None, group="engine"):
+def _daemon(config, registry=None, name="engine"):
     engine = Engine(EngineArgs(threshold=3, cooldown_s=0.5, pending_s=60.0))
-    daemon = EngineDaemon(config, engine, group=group, registry=registry)
+    daemon = EngineDaemon(config, engine, group=group(config, name), registry=registry)
     return daemon
 
 
@@ -206,7 +206,7 @@ class FailingOn(Engine):
 
 
 def test_an_optimiser_fault_on_one_cluster_spares_the_others(config, running):
-    daemon = EngineDaemon(config, FailingOn(EngineArgs(cooldown_s=0.5)))
+    daemon = EngineDaemon(config, FailingOn(EngineArgs(cooldown_s=0.5)), group(config, "engine"))
     running.start(daemon.run)
     c = _collector(config)
     c.publish_inventory()
@@ -275,7 +275,7 @@ def test_consumer_lag_counts_the_messages_not_yet_consumed(apache_kafka, monkeyp
     config = BusConfig(apache_kafka.bootstrap, topics=Topics(f"lag{time.time_ns()}."))
     create_topics(config)
     registry = CollectorRegistry()
-    daemon = _daemon(config, registry, group="lag")
+    daemon = _daemon(config, registry, name="lag")
     t = config.topics
     consumer = make_consumer(config, "lag", [t.inventory, t.metrics, t.actions])
     sink = KafkaSink(config)

@@ -34,7 +34,7 @@ from xdrs.daemon.service import RebalanceDaemon
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
-from .conftest import busy_trace, read_all, small_scenario, wait_for
+from .conftest import busy_trace, group, read_all, small_scenario, wait_for
 
 DEEP = b"[" * 1000 + b"]" * 1000
 
@@ -110,7 +110,7 @@ def _dead(config: BusConfig) -> list[dict]:
 
 def _engine_daemon(config: BusConfig) -> EngineDaemon:
     engine = FragileEngine(EngineArgs(cooldown_s=0.5, pending_s=60.0))
-    return EngineDaemon(config, engine, group="poison-engine")
+    return EngineDaemon(config, engine, group=group(config, "poison-engine"))
 
 
 def _check_reasons(dead: list[dict], t) -> None:

@@ -12,7 +12,7 @@ from xdrs.bus.kafka import KafkaSink
 from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
-from .conftest import busy_trace, wait_for
+from .conftest import busy_trace, group, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -38,7 +38,7 @@ def test_two_engines_split_the_clusters(config, running):
                      for n in names],
         "flavors": [{"vcpus": 2, "memory_mb": 4096}],
     })  # fmt: skip
-    engines = [EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.5)), group="pair")
+    engines = [EngineDaemon(config, Engine(EngineArgs(cooldown_s=0.5)), group=group(config, "pair"))
                for _ in range(2)]  # fmt: skip
     for e in engines:
         running.start(e.run)

@@ -110,11 +110,7 @@ def _machine() -> list[str]:
     except OSError:
         pass
     kernel = kernel_module()
-    impl = (
-        f"compiled kernels (numba {kernel.numba_version})"
-        if kernel is not None
-        else "numpy reference path (no numba)"
-    )
+    impl = kernel.IMPL if kernel is not None else "numpy reference path (no numba)"
     git = ["git", "log", "-1", "--format=%h %s"]
     rev = subprocess.run(git, capture_output=True, text=True, check=False)
     return [

@@ -7,8 +7,8 @@ bit-identical (the tests compare both paths move by move): the sums and the LR t
 defined once in :mod:`xdrs.sim.sums` (no BLAS, so no dependence on which kernel OpenBLAS
 picks), the power curve as ``placement.power.spec_power_rows``, the detectors as
 ``placement.overload``.
-Set ``XDRS_SIM_KERNEL=numpy`` to use the reference path; without numba (the ``sim``
-extra) the reference path is used.
+Detector codes: ``xdrs.sim.fast.DETECTOR_CODES``. :mod:`xdrs.sim.aot` compiles these
+functions ahead of time; ``XDRS_SIM_KERNEL`` chooses (:mod:`xdrs.sim.fast`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from xdrs.sim.sums import dot, seq_sum
 
 __all__ = [
-    "DETECTOR_CODES",
+    "IMPL",
     "create",
     "evaluate",
     "find_host",
@@ -40,7 +40,7 @@ __all__ = [
     "slots",
 ]
 
-DETECTOR_CODES = {"thr": 0, "iqr": 1, "mad": 2, "lr": 3, "lrr": 3}
+IMPL = f"JIT-compiled kernels (numba {numba_version})"
 _FALLBACK = 0.7  # placement.overload.FALLBACK_THRESHOLD
 _MIN_ROBUST = 12  # placement.overload.MIN_ROBUST
 

@@ -19,7 +19,7 @@ from placement.overload import FALLBACK_THRESHOLD, LR_WINDOW, overloaded, trimme
 from placement.pabfd import choose, sort_decreasing, suitable
 from placement.power import spec_power, spec_power_rows
 from xdrs.sim.engine import Context
-from xdrs.sim.fast import kernel_module
+from xdrs.sim.fast import DETECTOR_CODES, kernel_module
 from xdrs.sim.hosts import utilisation
 from xdrs.sim.sums import dot, seq_sum
 
@@ -125,7 +125,7 @@ class Planning:
         self.n_types = int(self.type_id.max()) + 1
         self.power = np.column_stack([w.host_power, self.power_now])
         self.vm_cols = np.vstack([w.vm_ram, w.vm_bw, self.vm_a, self.vm_b, self.vm_long])
-        code = k.DETECTOR_CODES[self.kind]
+        code = DETECTOR_CODES[self.kind]
         self._find_args = (
             self.dormant, self.type_id, self.n_types, self.f, self.power, self.hist,
             self.vm_cols, self.terms, code, self.param, w.interval, w.memory_aware,
@@ -203,7 +203,7 @@ class Planning:
     def overloaded_one(self, h: int) -> bool:
         """:meth:`overloaded` of the single host ``h``."""
         if (k := self.kernel) is not None:
-            code = k.DETECTOR_CODES[self.kind]
+            code = DETECTOR_CODES[self.kind]
             return bool(k.overloaded(h, code, self.param, self.f, self.hist, self.w.interval))
         return bool(self.overloaded(np.array([h]))[0])
 
@@ -268,7 +268,7 @@ class Planning:
         n = k.relieve_mmt(
             h, ids, blocked, self.ctx.in_migration, self.req, float(w.host_ram[h]),
             float(w.host_bw[h]), self.f, self.hist, self.vm_cols, self.terms, self.coef,
-            k.DETECTOR_CODES[self.kind], self.param, w.interval, out,
+            DETECTOR_CODES[self.kind], self.param, w.interval, out,
         )  # fmt: skip
         gone: list[int] = out[:n].tolist()
         for v in gone:

@@ -1,4 +1,5 @@
-"""The compiled host search (xdrs.sim.kernel) against the pure numpy reference path.
+"""The compiled kernels (xdrs.sim.kernel: numba's JIT and the ahead-of-time module of
+xdrs.sim.aot) against the pure numpy reference path.
 
 Both must give bit-identical results: the same moves at the same times and the same
 metrics to the last bit, for every detector, on synthetic days and a real PlanetLab
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -48,31 +50,31 @@ def _synthetic(seed: int) -> Trace:
 
 @pytest.mark.parametrize("policy", POLICIES)
 def test_compiled_equals_numpy_on_synthetic_days(
-    policy: str, monkeypatch: pytest.MonkeyPatch
+    policy: str, compiled_mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for seed, dc in ((1, Datacenter(n_hosts=200)), (2, Datacenter(n_hosts=200, memory_aware=True))):
         trace = _synthetic(seed)
         _same(
-            _run(trace, dc, policy, "numba", monkeypatch),
+            _run(trace, dc, policy, compiled_mode, monkeypatch),
             _run(trace, dc, policy, "numpy", monkeypatch),
         )
 
 
 @pytest.mark.parametrize("policy", ("iqr-mmt-1.5", "lr-mmt-1.2"))
 def test_compiled_equals_numpy_on_a_planetlab_morning(
-    policy: str, monkeypatch: pytest.MonkeyPatch
+    policy: str, compiled_mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     day = load_trace("planetlab:20110303", ROOT, ROOT.parent / "reference" / "cloudsim-vm-order")
     morning = replace(day, cpu_pct=day.cpu_pct[:, :50])
     dc = Datacenter()
     fast, ref = (
-        _run(morning, dc, policy, "numba", monkeypatch),
+        _run(morning, dc, policy, compiled_mode, monkeypatch),
         _run(morning, dc, policy, "numpy", monkeypatch),
     )
     _same(fast, ref)
 
 
-def test_robust_thresholds_match_the_numpy_detectors() -> None:
+def test_robust_thresholds_match_the_numpy_detectors(compiled: ModuleType) -> None:
     rng = np.random.default_rng(3)
     hist = rng.random((400, 30)).round(3)
     cut = rng.integers(0, 31, 400)
@@ -80,7 +82,7 @@ def test_robust_thresholds_match_the_numpy_detectors() -> None:
     length = trimmed_length(hist)
     for code, ref in ((1, iqr_threshold), (2, mad_threshold)):
         want = ref(hist, length, 1.7)
-        got = np.array([kernel.robust_threshold(row, code, 1.7) for row in hist])
+        got = np.array([compiled.robust_threshold(row, code, 1.7) for row in hist])
         assert np.array_equal(np.isnan(got), np.isnan(want)) and np.isnan(want).any()
         ok = ~np.isnan(want)
         assert np.array_equal(got[ok], want[ok])
@@ -128,7 +130,9 @@ def test_compiled_seq_sum_is_the_left_to_right_definition() -> None:
     assert np.array_equal(sums.seq_sum(rows), np.cumsum(rows, axis=0)[-1])
 
 
-def test_compiled_evaluate_matches_numpy_with_migrations_and_oversubscription() -> None:
+def test_compiled_evaluate_matches_numpy_with_migrations_and_oversubscription(
+    compiled: ModuleType,
+) -> None:
     rng = np.random.default_rng(6)
     n_h, n_v = 40, 300
     mips = np.where(np.arange(n_h) % 2 == 0, 3720.0, 5320.0)
@@ -145,7 +149,7 @@ def test_compiled_evaluate_matches_numpy_with_migrations_and_oversubscription() 
     )
     req = rng.random(n_v) * 2500 * (rng.random(n_v) < 0.95)  # some over one core, some 0
     ref = evaluate(e, req, in_mig, mips, pe)
-    got = evaluate_compiled(kernel, e, req, in_mig, mips, pe, slots(e.host, e.seq))
+    got = evaluate_compiled(compiled, e, req, in_mig, mips, pe, slots(e.host, e.seq))
     assert (ref.avail[ref.rows] == 0).any() and ref.migrating_out.any()  # both cases exercised
     for name in ("util_mips", "req_mips", "alloc_mips", "avail", "alloc", "req", "migrating_out"):
         assert np.array_equal(getattr(got, name), getattr(ref, name)), name

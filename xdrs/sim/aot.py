@@ -40,6 +40,7 @@ SIGNATURES = {
     "create": f"b1(i8,i8,f8,{_A2F},{_A2F},{_A2F},{_A2F},{_A2F})",
     "evaluate": f"void({_A1I},{_A2I},{_A1I},{_A1B},{_A1F},{_A1B},{_A1F},{_A1F},{_A2F},{_A2F})",
     "find_host": f"i8(i8,f8,{_A1B},{_A1B},{_A1I},i8,{_F},i8,f8,f8,b1)",
+    "initial": f"i8({','.join([_A1F] * 7)},{_A2F},b1,f8,{_A1I})",
     "host_hist": f"void({_A1I},{_A2I},{_A2F},{_A1F},{_A2F})",
     "lr_rows": f"void({_A2F},{_A2F},{_A1F},{_A1F})",
     "overloaded": f"b1(i8,i8,f8,{_A2F},{_A2F},f8)",

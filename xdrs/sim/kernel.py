@@ -455,3 +455,41 @@ def relieve_mmt(
         refresh(h, ids[keep], req, host_ram, host_bw, f, hist, vm, terms, coef)
         if not blocked and not overloaded(h, kind, param, f, hist, interval):
             return n
+
+
+@njit(cache=True)
+def initial(
+    vm_mips: NDArray[np.float64], vm_ram: NDArray[np.float64], vm_bw: NDArray[np.float64],
+    host_pe: NDArray[np.float64], host_mips: NDArray[np.float64],
+    host_ram: NDArray[np.float64], host_bw: NDArray[np.float64],
+    table: NDArray[np.float64], pabfd: bool, threshold: float, host: NDArray[np.int64],
+) -> int:  # fmt: skip
+    """``policies.initial_placement``: VMs in order at full size, first fit (not ``pabfd``)
+    or PABFD skipping non-empty hosts the VM alone would push over ``threshold``; ``host``
+    (V,) gets each VM's host. Returns the first VM no host can take (``V`` if none)."""
+    n_h = host_mips.size
+    alloc = np.zeros(n_h)
+    ram_free, bw_free = host_ram.copy(), host_bw.copy()
+    for v in range(vm_mips.size):
+        m = vm_mips[v]
+        best, best_inc = -1, math.inf
+        for h in range(n_h):
+            if not (host_pe[h] >= m and host_mips[h] - alloc[h] >= m
+                    and ram_free[h] >= vm_ram[v] and bw_free[h] >= vm_bw[v]):  # fmt: skip
+                continue
+            if not pabfd:
+                best = h
+                break
+            if alloc[h] != 0 and m / host_mips[h] > threshold:
+                continue
+            after = min((alloc[h] + m) / host_mips[h], 1.0)
+            inc = _power(after, table[h]) - _power(0.0, table[h])
+            if inc < best_inc:
+                best, best_inc = h, inc
+        if best < 0:
+            return v
+        host[v] = best
+        alloc[best] += m
+        ram_free[best] -= vm_ram[v]
+        bw_free[best] -= vm_bw[v]
+    return vm_mips.size

@@ -50,6 +50,8 @@ SIGNATURES = {
     "refresh": f"void(i8,{_A1I},{_A1F},f8,f8,{_A2F},{_A2F},{_A2F},{_A2F},{_A2F})",
     "relieve_mmt": f"i8(i8,{_A1I},b1,{_A1B},{_A1F},f8,f8,{_F},i8,f8,f8,{_A1I})",
     "robust_threshold": f"f8({_A1F},i8,f8)",
+    "underload": f"i8({_A1I},{_A1B},{_A1B},{_A1B},{_A1B},{_A2I},{_A1I},{_A1B},{_A1F},{_A1B},"
+    f"{_A1I},i8,{_F},i8,f8,f8,b1,{_A2F},{_A1F},{_A1F},{_A1I},{_A1I})",
     "slots": f"Tuple(({_A1I},{_A2I}))({_A1I},{_A1I})",
 }
 _SOURCES = ("kernel.py", "sums.py")

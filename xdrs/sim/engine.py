@@ -286,29 +286,27 @@ class Engine:
         s.slatah.append(self.hosts_rec.slatah)
 
     def start_migrations(self, t: float, moves: Moves, req: FloatA) -> list[tuple[float, int, int]]:
-        done: list[tuple[float, int, int]] = []
-        flying = set(zip(self.f_vm, self.f_host, strict=True))
-        vs = np.array([m[0] for m in moves], dtype=np.int64)
-        dsts = np.array([m[1] for m in moves], dtype=np.int64)
+        """Start ``moves`` (VM, destination) at ``t``; their completions (time, VM,
+        destination). A VM already flying to the same destination keeps its entry there."""
+        vms, dsts = (list(c) for c in zip(*moves, strict=True))
+        vs = np.array(vms, dtype=np.int64)
         # memory over half the destination's bandwidth, element by element as one at a time
-        delays = (self.w.vm_ram[vs] / (self.w.host_bw[dsts] / (2 * 8000))).tolist()
+        delays = self.w.vm_ram[vs] / (self.w.host_bw[np.array(dsts, dtype=np.int64)] / (2 * 8000))
         srcs = self.host[vs].tolist()
-        for (v, dst), src, delay in zip(moves, srcs, delays, strict=True):
-            self.migrations += 1
-            self.log.append((t, v, src, dst))
-            if (v, dst) not in flying:
-                flying.add((v, dst))
-                self.f_vm.append(v)
-                self.f_host.append(dst)
-                self.f_seq.append(self.next_seq)
-                self.next_seq += 1
-            done.append((t + delay, v, dst))
+        self.migrations += len(vms)
+        self.log.extend(zip([t] * len(vms), vms, srcs, dsts, strict=True))
+        flying = set(zip(self.f_vm, self.f_host, strict=True))
+        new = [m for m in dict.fromkeys(zip(vms, dsts, strict=True)) if m not in flying]
+        self.f_vm += [v for v, _ in new]
+        self.f_host += [d for _, d in new]
+        self.f_seq += range(self.next_seq, self.next_seq + len(new))
+        self.next_seq += len(new)
         self.in_mig[vs] = True
         self.version += 1
         e, st = self.evaluate(req)
         self.account(t, st.util_mips)
         self.record(t, e, st)
-        return done
+        return list(zip([t + d for d in delays.tolist()], vms, dsts, strict=True))
 
     def complete(self, tau: float, group: list[tuple[float, int, int]]) -> None:
         """Migrations finishing at ``tau`` (in the order they started)."""

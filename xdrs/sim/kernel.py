@@ -493,3 +493,90 @@ def initial(
         ram_free[best] -= vm_ram[v]
         bw_free[best] -= vm_bw[v]
     return vm_mips.size
+
+
+@njit(cache=True)
+def _drop(lists: NDArray[np.int64], count: NDArray[np.int64], h: int, v: int) -> None:
+    """Remove VM ``v`` (listed once) from host ``h``'s list, keeping the others' order."""
+    n = count[h]
+    i = 0
+    while lists[h, i] != v:
+        i += 1
+    lists[h, i : n - 1] = lists[h, i + 1 : n].copy()
+    count[h] = n - 1
+
+
+@njit(cache=True)
+def _all_or_none(
+    order: NDArray[np.int64], targets: NDArray[np.int64], excluded: NDArray[np.bool_],
+    lists: NDArray[np.int64], count: NDArray[np.int64], idle_now: NDArray[np.bool_],
+    req: NDArray[np.float64], dormant: NDArray[np.bool_], type_id: NDArray[np.int64],
+    n_types: int, f: NDArray[np.float64], power: NDArray[np.float64],
+    hist: NDArray[np.float64], vm: NDArray[np.float64], terms: NDArray[np.float64],
+    kind: int, param: float, interval: float, memory_aware: bool, coef: NDArray[np.float64],
+    host_ram: NDArray[np.float64], host_bw: NDArray[np.float64],
+) -> bool:  # fmt: skip
+    """``Planning.place`` of ``order`` with ``all_or_none``, host lists in ``lists`` (H, K)
+    (``count`` long): each VM created on its target (appended, summed in place or re-summed
+    as ``Planning.create``); a VM without a target undoes the others (``Planning.destroy``
+    in placement order) and returns False."""
+    for j in range(order.size):
+        v = order[j]
+        t = find_host(v, req[v], excluded, dormant, type_id, n_types, f, power, hist, vm,
+                      terms, kind, param, interval, memory_aware)  # fmt: skip
+        targets[j] = t
+        if t < 0:
+            for i in range(j):
+                h = targets[i]
+                _drop(lists, count, h, order[i])
+                refresh(h, lists[h, : count[h]], req, host_ram[h], host_bw[h], f, hist, vm,
+                        terms, coef)  # fmt: skip
+                if idle_now[h]:
+                    dormant[h] = f[3, h] == 0
+            return False
+        lists[t, count[t]] = v
+        count[t] += 1
+        if count[t] == 1 or not create(t, v, req[v], f, hist, vm, terms, coef):
+            refresh(t, lists[t, : count[t]], req, host_ram[t], host_bw[t], f, hist, vm, terms,
+                    coef)  # fmt: skip
+        if idle_now[t]:
+            dormant[t] = f[3, t] == 0
+    return True
+
+
+@njit(cache=True)
+def underload(
+    hosts: NDArray[np.int64], skip: NDArray[np.bool_], excluded: NDArray[np.bool_],
+    incoming: NDArray[np.bool_], in_migration: NDArray[np.bool_], lists: NDArray[np.int64],
+    count: NDArray[np.int64], idle_now: NDArray[np.bool_], req: NDArray[np.float64],
+    dormant: NDArray[np.bool_], type_id: NDArray[np.int64], n_types: int,
+    f: NDArray[np.float64], power: NDArray[np.float64], hist: NDArray[np.float64],
+    vm: NDArray[np.float64], terms: NDArray[np.float64], kind: int, param: float,
+    interval: float, memory_aware: bool, coef: NDArray[np.float64],
+    host_ram: NDArray[np.float64], host_bw: NDArray[np.float64],
+    out_vm: NDArray[np.int64], out_host: NDArray[np.int64],
+) -> int:  # fmt: skip
+    """The under-load phase (``policies._underloaded``): try to empty each of ``hosts`` in
+    turn, all its VMs (by decreasing request, stable) or none, skipping hosts with a
+    migration under way; the moves go to ``out_vm``/``out_host`` in order; returns how
+    many. ``lists`` (H, K) holds each host's VM list (``count`` long) with room to grow."""
+    n_out = 0
+    for h in hosts:
+        if skip[h]:
+            continue
+        skip[h] = excluded[h] = True
+        n = count[h]
+        if n == 0 or incoming[h] or in_migration[lists[h, :n]].any():
+            continue  # CloudSim skips hosts with migrations under way
+        ids = lists[h, :n].copy()
+        order = ids[np.argsort(-req[ids], kind="mergesort")]
+        targets = np.empty(n, dtype=np.int64)
+        if not _all_or_none(order, targets, excluded, lists, count, idle_now, req, dormant,
+                            type_id, n_types, f, power, hist, vm, terms, kind, param,
+                            interval, memory_aware, coef, host_ram, host_bw):  # fmt: skip
+            continue
+        for j in range(n):
+            skip[targets[j]] = True
+            out_vm[n_out], out_host[n_out] = order[j], targets[j]
+            n_out += 1
+    return n_out

@@ -10,6 +10,7 @@ as in CloudSim.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from types import ModuleType
 
 import numpy as np
@@ -276,6 +277,34 @@ class Planning:
         self.count[h] -= n
         self._dormant(h)
         return gone
+
+    def underload(self, hosts: IntA, skip: BoolA, excluded: BoolA) -> list[tuple[int, int]]:
+        """Compiled under-load phase over ``hosts`` in order (``kernel.underload``; see
+        ``policies._underloaded``); the moves. The host lists are left stale (the phase is
+        the decision's last). Kernel path only."""
+        k = self.kernel
+        assert k is not None
+        lists, total = self._list_grid()
+        out_vm, out_host = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+        n = k.underload(
+            hosts, skip, excluded, self.incoming, self.ctx.in_migration, lists, self.count,
+            self._idle_arr, self.req, *self._find_args, *self._place_tail, out_vm, out_host,
+        )  # fmt: skip
+        return list(zip(out_vm[:n].tolist(), out_host[:n].tolist(), strict=True))
+
+    def _list_grid(self) -> tuple[IntA, int]:
+        """The host lists as an (H, K) array (``count`` long each) with room for every
+        listed VM to be appended to any one list; and the number of listed VMs."""
+        hosts = [h for h, vms in self.vms.items() if vms]
+        lens = np.array([len(self.vms[h]) for h in hosts], dtype=np.int64)
+        total = int(lens.sum())
+        lists = np.empty((self.w.n_hosts, int(lens.max(initial=0)) + total), dtype=np.int64)
+        if total:
+            flat = np.fromiter(chain.from_iterable(self.vms[h] for h in hosts), np.int64, total)
+            starts = np.cumsum(lens) - lens
+            pos = np.arange(total) - np.repeat(starts, lens)
+            lists[np.repeat(np.array(hosts, dtype=np.int64), lens), pos] = flat
+        return lists, total
 
     def destroy(self, h: int, v: int) -> None:
         self.vms[h].remove(v)

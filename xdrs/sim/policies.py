@@ -219,8 +219,11 @@ def _underloaded(p: Planning, over: BoolA) -> list[tuple[int, int]]:
     skip, excluded = over | off, over | off
     u = p.util_now
     cand = np.flatnonzero((u > 0) & (u < 1))
+    order = cand[np.lexsort((cand, u[cand]))]
+    if p.kernel is not None:
+        return p.underload(order, skip, excluded)  # the same loop, compiled
     moves: list[tuple[int, int]] = []
-    for h in cand[np.lexsort((cand, u[cand]))]:
+    for h in order:
         if skip[h]:
             continue
         skip[h] = excluded[h] = True

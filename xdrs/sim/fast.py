@@ -39,7 +39,8 @@ def _jit() -> ModuleType | None:
 
 @cache
 def _aot(directory: str) -> ModuleType | None:
-    return aot.load(Path(directory))
+    """The ahead-of-time module in ``XDRS_SIM_AOT_DIR`` = ``directory`` ("": the default)."""
+    return aot.load(Path(directory) if directory else None)
 
 
 def kernel_module() -> ModuleType | None:
@@ -54,7 +55,7 @@ def kernel_module() -> ModuleType | None:
         if (k := _jit()) is None:
             raise KernelError("XDRS_SIM_KERNEL=jit: numba is not installed (the `sim` extra)")
         return k
-    if (k := _aot(str(aot.default_dir()))) is not None:
+    if (k := _aot(os.environ.get("XDRS_SIM_AOT_DIR", ""))) is not None:
         return k
     if mode == "aot":
         raise KernelError(

@@ -9,6 +9,7 @@ as in CloudSim.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from itertools import chain
 from types import ModuleType
@@ -22,6 +23,7 @@ from placement.power import spec_power, spec_power_rows
 from xdrs.sim.engine import Context
 from xdrs.sim.fast import DETECTOR_CODES, kernel_module
 from xdrs.sim.hosts import utilisation
+from xdrs.sim.setup import World
 from xdrs.sim.sums import dot, seq_sum
 
 __all__ = ["Planning"]
@@ -69,8 +71,49 @@ def _host_lists(rows: IntA, vm_of: IntA) -> _Lists:
     return out
 
 
+def _lr_coefficients() -> tuple[FloatA, FloatA]:
+    """The LR intercept and slope coefficients of the history columns (newest first): the
+    OLS prediction is linear in the last 10 samples."""
+    x = np.arange(1.0, LR_WINDOW + 1)
+    xc = x - x.mean()
+    sxx = seq_sum(xc * xc)  # 82.5 exactly (halves squared)
+    a = 1 / LR_WINDOW + xc * (LR_WINDOW - x.mean()) / sxx
+    b = xc / sxx
+    # column i of the history (newest first) is x = 10 - i
+    return a[::-1].copy(), b[::-1].copy()
+
+
+@dataclass(frozen=True)
+class _Static:
+    """What a decision's planning takes from the world alone (built once per world)."""
+
+    world: weakref.ref[World]  # not kept alive by this cache
+    types: list[IntA]  # the hosts of each type
+    type_id: IntA  # (H,) index of each host's type
+    host_ram: FloatA  # (H,) as float64 for the kernels
+    host_bw: FloatA
+
+
+_STATIC: list[_Static] = []  # one slot: the world of the run under way
+
+
+def _static(w: World) -> _Static:
+    if _STATIC and _STATIC[0].world() is w:
+        return _STATIC[0]
+    kinds, type_id = np.unique(w.host_type, return_inverse=True)
+    f64 = np.float64
+    st = _Static(
+        weakref.ref(w), [np.flatnonzero(w.host_type == k) for k in kinds], type_id.astype(np.int64),
+        w.host_ram.astype(f64, copy=False), w.host_bw.astype(f64, copy=False),
+    )  # fmt: skip
+    _STATIC[:] = [st]
+    return st
+
+
 class Planning:
     """Mutable per-decision copy; ``detector`` is ``(kind, parameter)``."""
+
+    COEF_A, COEF_B = _lr_coefficients()
 
     def __init__(self, ctx: Context, detector: tuple[str, float]) -> None:
         w, st = ctx.world, ctx.state
@@ -103,7 +146,8 @@ class Planning:
         self._idle_now: list[bool] = (self.util_now == 0).tolist()
         self.count = np.zeros(w.n_hosts, dtype=np.int64)  # length of each host's VM list
         self.count[rows] = (vm_of >= 0).sum(axis=1)
-        self.types = [np.flatnonzero(w.host_type == k) for k in np.unique(w.host_type)]
+        self.static = _static(w)
+        self.types = self.static.types
         self.dormant_version = 0
         self._cand: _Candidates | None = None
         self.terms = ctx.vm_hist * w.vm_mips[:, None]  # history x MIPS, divided per host
@@ -122,8 +166,8 @@ class Planning:
         """The kernels' arguments that stay the same objects for the whole decision
         (arrays are changed in place): built once, not at each of ~100 calls."""
         w = self.w
-        self.type_id = np.unique(w.host_type, return_inverse=True)[1].astype(np.int64)
-        self.n_types = int(self.type_id.max()) + 1
+        self.type_id = self.static.type_id
+        self.n_types = len(self.static.types)
         self.power = np.column_stack([w.host_power, self.power_now])
         self.vm_cols = np.vstack([w.vm_ram, w.vm_bw, self.vm_a, self.vm_b, self.vm_long])
         code = DETECTOR_CODES[self.kind]
@@ -132,9 +176,7 @@ class Planning:
             self.vm_cols, self.terms, code, self.param, w.interval, w.memory_aware,
         )  # fmt: skip
         self._create_args = (self.f, self.hist, self.vm_cols, self.terms, self.coef)
-        f64 = np.float64
-        self._place_tail = (self.coef, w.host_ram.astype(f64, copy=False),
-                            w.host_bw.astype(f64, copy=False))  # fmt: skip
+        self._place_tail = (self.coef, self.static.host_ram, self.static.host_bw)
         self._idle_arr = self.util_now == 0
 
     def _host_hist(self, rows: IntA, vm_of: IntA) -> FloatA:
@@ -151,15 +193,9 @@ class Planning:
     # The terms are xdrs.sim.sums.dot of the history and the coefficients, in both paths
     # (a BLAS product here would make the decisions depend on the machine's BLAS kernel).
     def _lr_init(self) -> None:
-        x = np.arange(1.0, LR_WINDOW + 1)
-        xc = x - x.mean()
-        sxx = seq_sum(xc * xc)  # 82.5 exactly (halves squared)
-        a = 1 / LR_WINDOW + xc * (LR_WINDOW - x.mean()) / sxx
-        b = xc / sxx
-        # column i of the history (newest first) is x = 10 - i
-        self.coef_a, self.coef_b = a[::-1].copy(), b[::-1].copy()
+        self.coef_a, self.coef_b = self.COEF_A, self.COEF_B
         self.coef = np.vstack([self.coef_a, self.coef_b])
-        if (k := kernel_module()) is not None:  # the same sums.dot, compiled
+        if (k := self.kernel) is not None:  # the same sums.dot, compiled
             self.vm_a, self.vm_b = np.zeros(self.terms.shape[0]), np.zeros(self.terms.shape[0])
             k.lr_rows(self.hist, self.coef, self.lr_a, self.lr_b)
             k.lr_rows(self.terms, self.coef, self.vm_a, self.vm_b)

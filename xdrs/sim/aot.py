@@ -46,7 +46,7 @@ SIGNATURES = {
     "overloaded": f"b1(i8,i8,f8,{_A2F},{_A2F},f8)",
     "place": f"i8({_A1I},i8,{_A1I},{_A1B},{_A1I},{_A1B},{_A1F},b1,{_A1B},{_A1I},i8,{_F},"
     f"i8,f8,f8,b1,{_A2F},{_A1F},{_A1F})",
-    "power_rows": f"{_A1F}({_A1F},{_A2F})",
+    "power_at": f"{_A1F}({_A1F},{_A1F},{_A2F},{_A1F})",
     "refresh": f"void(i8,{_A1I},{_A1F},f8,f8,{_A2F},{_A2F},{_A2F},{_A2F},{_A2F})",
     "relieve_mmt": f"i8(i8,{_A1I},b1,{_A1B},{_A1F},f8,f8,{_F},i8,f8,f8,{_A1I})",
     "robust_threshold": f"f8({_A1F},i8,f8)",

@@ -228,9 +228,10 @@ class Engine:
 
     def _power_at(self, util_mips: FloatA) -> tuple[FloatA, FloatA]:
         """(H,) utilisation and power (W) of hosts using ``util_mips``."""
+        if self.kernel is not None:  # the same float operations, compiled
+            u = np.empty(util_mips.shape[0])
+            return u, self.kernel.power_at(util_mips, self.w.host_mips, self.w.host_power, u)
         u = utilisation(util_mips, self.w.host_mips)
-        if self.kernel is not None:  # spec_power's float operations, compiled
-            return u, self.kernel.power_rows(np.minimum(u, 1.0), self.w.host_power)
         return u, spec_power(np.minimum(u, 1.0), self.w.host_power)
 
     def record(self, t: float, e: Entries, st: HostState) -> None:

@@ -33,7 +33,7 @@ __all__ = [
     "numba_version",
     "overloaded",
     "place",
-    "power_rows",
+    "power_at",
     "refresh",
     "relieve_mmt",
     "robust_threshold",
@@ -83,12 +83,21 @@ def _power(u: float, row: NDArray[np.float64]) -> float:
 
 
 @njit(cache=True)
-def power_rows(u: NDArray[np.float64], table: NDArray[np.float64]) -> NDArray[np.float64]:
-    """(H,) power of every host at utilisation ``u`` (H,) in [0, 1] by its curve ``table``
-    (H, 11): ``placement.power.spec_power`` host by host, in the same float operations."""
-    out = np.empty(u.size)
-    for h in range(u.size):
-        out[h] = _power(u[h], table[h])
+def power_at(
+    util_mips: NDArray[np.float64], host_mips: NDArray[np.float64],
+    table: NDArray[np.float64], u: NDArray[np.float64],
+) -> NDArray[np.float64]:  # fmt: skip
+    """(H,) power of every host using ``util_mips`` (H,) MIPS; ``u`` (H,) gets its
+    utilisation (``hosts.utilisation``: values in (1, 1.01) are 1); the power is
+    ``placement.power.spec_power`` at ``min(u, 1)``, host by host in the same float
+    operations."""
+    out = np.empty(util_mips.size)
+    for h in range(util_mips.size):
+        x = util_mips[h] / host_mips[h]
+        if x > 1 and x < 1.01:
+            x = 1.0
+        u[h] = x
+        out[h] = _power(min(x, 1.0), table[h])
     return out
 
 
@@ -404,7 +413,11 @@ def slots(
     """``xdrs.sim.hosts.slots`` for at least one entry: occupied hosts (R,) and the (R, K)
     entry index of each list slot (-1 pads), ordered by host then ``seq`` (stable)."""
     key = host * (seq.max() + 1) + seq
-    order = np.argsort(key, kind="mergesort")
+    order = np.argsort(key)  # quicksort: the stable order when no two keys are equal
+    for i in range(1, order.size):
+        if key[order[i]] == key[order[i - 1]]:  # ties (not the engine's unique seq)
+            order = np.argsort(key, kind="mergesort")
+            break
     counts = np.bincount(host)
     rank = np.full(counts.size, -1, dtype=np.int64)
     n_rows, width = 0, 0

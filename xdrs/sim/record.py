@@ -44,12 +44,13 @@ class HostRecorder:
         self.violation_time = 0.0
 
     def record(self, t: float, alloc: FloatA, req: FloatA, active: BoolA) -> None:
-        idx = np.arange(alloc.shape[0])
-        dt = self.last.advance(t, idx)
-        live = self.last.flag
+        last = self.last  # every host gets an entry: whole arrays, no index
+        dt = np.where(last.t >= 0, t - last.t, 0.0)
+        live = last.flag
         self.active_time += float(dt[live].sum())
-        self.violation_time += float(dt[live & (self.last.alloc < self.last.req)].sum())
-        self.last.store(t, idx, alloc, req, active)
+        self.violation_time += float(dt[live & (last.alloc < last.req)].sum())
+        last.t[:] = t
+        last.alloc[:], last.req[:], last.flag[:] = alloc, req, active
 
     @property
     def slatah(self) -> float:

@@ -17,8 +17,9 @@ import pytest
 
 from collectors.replay.traces import Trace, load_trace, traces_root
 from placement.overload import iqr_threshold, mad_threshold, trimmed_length
+from placement.power import spec_power
 from xdrs.sim import kernel, sums
-from xdrs.sim.hosts import Entries, evaluate, evaluate_compiled, slots
+from xdrs.sim.hosts import Entries, evaluate, evaluate_compiled, slots, utilisation
 from xdrs.sim.policies import parse_policy
 from xdrs.sim.run import Result, simulate_world
 from xdrs.sim.setup import Datacenter, build_world
@@ -153,3 +154,19 @@ def test_compiled_evaluate_matches_numpy_with_migrations_and_oversubscription(
     assert (ref.avail[ref.rows] == 0).any() and ref.migrating_out.any()  # both cases exercised
     for name in ("util_mips", "req_mips", "alloc_mips", "avail", "alloc", "req", "migrating_out"):
         assert np.array_equal(getattr(got, name), getattr(ref, name)), name
+
+
+def test_compiled_power_is_utilisation_then_spec_power(compiled: ModuleType) -> None:
+    rng = np.random.default_rng(8)
+    n = 4000
+    mips = np.where(np.arange(n) % 2 == 0, 3720.0, 5320.0)
+    u = np.concatenate([rng.random(n - 1000) * 1.05, [0.0] * 200, [1.0] * 200,
+                        1 + rng.random(600) * 0.02])  # fmt: skip
+    used = u * mips
+    table = np.sort(rng.random((n, 11)) * 100 + 80, axis=1)
+    want_u = utilisation(used, mips)
+    assert ((want_u == 1.0) & (used / mips != 1.0)).any()  # the (1, 1.01) rule is exercised
+    got_u = np.empty(n)
+    got = compiled.power_at(used, mips, table, got_u)
+    assert np.array_equal(got_u, want_u)
+    assert np.array_equal(got, spec_power(np.minimum(want_u, 1.0), table))

@@ -38,8 +38,10 @@ _F = f"{_A2F},{_A2F},{_A2F},{_A2F},{_A2F}"  # f, power or hist, hist, vm columns
 # every kernel the simulator calls, with the one signature it is called with
 SIGNATURES = {
     "create": f"b1(i8,i8,f8,{_A2F},{_A2F},{_A2F},{_A2F},{_A2F})",
+    "energy": f"void({_A1F},{_A1F},{_A1F},f8,{_A1F})",
     "evaluate": f"void({_A1I},{_A2I},{_A1I},{_A1B},{_A1F},{_A1B},{_A1F},{_A1F},{_A2F},{_A2F})",
     "find_host": f"i8(i8,f8,{_A1B},{_A1B},{_A1I},i8,{_F},i8,f8,f8,b1)",
+    "host_record": f"UniTuple(i8,2)(f8,{_A1F},{_A1F},{_A1B},{_A1F},{_A1F},{_A1F},{_A1B},{_A2F})",
     "initial": f"i8({','.join([_A1F] * 7)},{_A2F},b1,f8,{_A1I})",
     "host_hist": f"void({_A1I},{_A2I},{_A2F},{_A1F},{_A2F})",
     "lr_rows": f"void({_A2F},{_A2F},{_A1F},{_A1F})",
@@ -48,10 +50,12 @@ SIGNATURES = {
     f"i8,f8,f8,b1,{_A2F},{_A1F},{_A1F})",
     "power_at": f"{_A1F}({_A1F},{_A1F},{_A2F},{_A1F})",
     "refresh": f"void(i8,{_A1I},{_A1F},f8,f8,{_A2F},{_A2F},{_A2F},{_A2F},{_A2F})",
+    "push_history": f"void({_A1F},{_A2F},{_A1I})",
     "relieve_mmt": f"i8(i8,{_A1I},b1,{_A1B},{_A1F},f8,f8,{_F},i8,f8,f8,{_A1I})",
     "robust_threshold": f"f8({_A1F},i8,f8)",
     "underload": f"i8({_A1I},{_A1B},{_A1B},{_A1B},{_A1B},{_A2I},{_A1I},{_A1B},{_A1F},{_A1B},"
     f"{_A1I},i8,{_F},i8,f8,f8,b1,{_A2F},{_A1F},{_A1F},{_A1I},{_A1I})",
+    "vm_record": f"i8(f8,{_A1I},{_A1F},{_A1F},{_A1B},{_A1F},{_A1F},{_A1F},{_A1B},{_A2F})",
     "slots": f"Tuple(({_A1I},{_A2I}))({_A1I},{_A1I})",
 }
 _SOURCES = ("kernel.py", "sums.py")

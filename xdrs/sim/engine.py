@@ -117,24 +117,25 @@ class Engine:
         self.energy_ws = 0.0
         self.migrations = 0
         self.log: list[tuple[float, int, int, int]] = []  # (start, vm, source, destination)
-        self.hosts_rec, self.vms_rec = HostRecorder(h), VmRecorder(v)
+        self.kernel = kernel_module()
+        self.hosts_rec, self.vms_rec = HostRecorder(h, self.kernel), VmRecorder(v, self.kernel)
         self.series = Series()
         self.progress = progress
         self.blocked = blocked or (lambda t: np.zeros(h, dtype=bool))
         self.limit = world.interval * (world.samples.shape[1] - 1)
-        self.kernel = kernel_module()
+        self._by_sample = np.ascontiguousarray(world.samples.T)  # (S + 1, V): rows, not columns
         self.version = 0  # bumped when the VM-on-host lists change
         self._layout: tuple[int, Entries, tuple[IntA, IntA]] | None = None
 
     # -- time and requests -------------------------------------------------------------
     def requests(self, t: float) -> FloatA:
         """(V,) requested MIPS at ``t``: the trace interpolated as CloudSim's PlanetLab model."""
-        s, iv = self.w.samples, self.w.interval
+        s, iv = self._by_sample, self.w.interval
         if math.fmod(t, iv) == 0:
-            u = s[:, int(t) // int(iv)]
+            u = s[int(t) // int(iv)]
         else:
             t1, t2 = math.floor(t / iv), math.ceil(t / iv)
-            u1, u2 = s[:, t1], s[:, t2]
+            u1, u2 = s[t1], s[t2]
             u = u1 + (u2 - u1) / ((t2 - t1) * iv) * (t - t1 * iv)
         return np.asarray(u * self.w.vm_mips)
 
@@ -219,7 +220,11 @@ class Engine:
                 # the start's power is the last interval's end power (the same array) if known
                 u0, p0 = self._cur_power or self._power_at(self.cur)
                 end = self._power_at(new_util_mips)
-                e = np.where(u0 == 0, 0.0, (p0 + (end[1] - p0) / 2) * dt)
+                if self.kernel is not None:  # the same terms, compiled; numpy sums them
+                    e = np.empty(u0.shape[0])
+                    self.kernel.energy(u0, p0, end[1], dt, e)
+                else:
+                    e = np.where(u0 == 0, 0.0, (p0 + (end[1] - p0) / 2) * dt)
                 self.energy_ws += float(e.sum())
             else:
                 self.energy_ws += float(self.w.host_power[:, -1].sum()) * dt
@@ -248,6 +253,9 @@ class Engine:
     # -- events ------------------------------------------------------------------------
     def push_history(self, req: FloatA) -> None:
         u = req / self.w.vm_mips
+        if self.kernel is not None:  # the same shifts, compiled
+            self.kernel.push_history(u, self.vm_hist, self.vm_hist_len)
+            return
         m = u != 0  # CloudSim keeps only non-zero samples
         h = self.vm_hist
         h[m, 1:] = h[m, :-1]

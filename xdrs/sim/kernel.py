@@ -25,19 +25,25 @@ from xdrs.sim.sums import dot, seq_sum
 __all__ = [
     "IMPL",
     "create",
+    "energy",
     "evaluate",
     "find_host",
     "host_hist",
+    "host_record",
+    "initial",
     "lr_rows",
     "lr_terms",
     "numba_version",
     "overloaded",
     "place",
     "power_at",
+    "push_history",
     "refresh",
     "relieve_mmt",
     "robust_threshold",
     "slots",
+    "underload",
+    "vm_record",
 ]
 
 IMPL = f"JIT-compiled kernels (numba {numba_version})"
@@ -593,3 +599,76 @@ def underload(
             out_vm[n_out], out_host[n_out] = order[j], targets[j]
             n_out += 1
     return n_out
+
+
+@njit(cache=True)
+def push_history(u: NDArray[np.float64], hist: NDArray[np.float64],
+                 length: NDArray[np.int64]) -> None:  # fmt: skip
+    """``Engine.push_history``: each VM's non-zero utilisation ``u`` goes first in its
+    history row (the others shift right by one, the oldest drops), its ``length`` counts
+    up to the row's width; a VM at 0 keeps its row."""
+    width = hist.shape[1]
+    for v in range(u.size):
+        if u[v] == 0:
+            continue
+        for i in range(width - 1, 0, -1):
+            hist[v, i] = hist[v, i - 1]
+        hist[v, 0] = u[v]
+        length[v] = min(length[v] + 1, width)
+
+
+@njit(cache=True)
+def vm_record(
+    t: float, idx: NDArray[np.int64], alloc: NDArray[np.float64], req: NDArray[np.float64],
+    flag: NDArray[np.bool_], last_t: NDArray[np.float64], last_alloc: NDArray[np.float64],
+    last_req: NDArray[np.float64], last_flag: NDArray[np.bool_], out: NDArray[np.float64],
+) -> int:  # fmt: skip
+    """``record.VmRecorder.record``'s element-wise part: ``out`` (3, E) gets each entry's
+    requested and allocated MIPS x s since its series' last entry and, compacted in entry
+    order, the shortfall x s of those short while migrating (their number is returned);
+    then entries ``idx`` (unique) become the last ones. numpy sums the rows (same order)."""
+    n_short = 0
+    for i in range(idx.size):
+        v = idx[i]
+        dt = t - last_t[v] if last_t[v] >= 0 else 0.0
+        a, r = last_alloc[v], last_req[v]
+        out[0, i], out[1, i] = r * dt, a * dt
+        if a < r and last_flag[v]:
+            out[2, n_short] = (r - a) * dt
+            n_short += 1
+    for i in range(idx.size):
+        v = idx[i]
+        last_t[v], last_alloc[v], last_req[v], last_flag[v] = t, alloc[i], req[i], flag[i]
+    return n_short
+
+
+@njit(cache=True)
+def host_record(
+    t: float, alloc: NDArray[np.float64], req: NDArray[np.float64],
+    active: NDArray[np.bool_], last_t: NDArray[np.float64], last_alloc: NDArray[np.float64],
+    last_req: NDArray[np.float64], last_flag: NDArray[np.bool_], out: NDArray[np.float64],
+) -> tuple[int, int]:  # fmt: skip
+    """``record.HostRecorder.record``'s element-wise part: ``out`` (2, H) gets, compacted in
+    host order, the seconds since the last entry of the hosts active then, and of those
+    short then (allocated < requested); their numbers are returned. Then every host's
+    entry becomes the last one. numpy sums the rows (same order)."""
+    n_live, n_short = 0, 0
+    for h in range(alloc.size):
+        if last_flag[h]:
+            dt = t - last_t[h] if last_t[h] >= 0 else 0.0
+            out[0, n_live] = dt
+            n_live += 1
+            if last_alloc[h] < last_req[h]:
+                out[1, n_short] = dt
+                n_short += 1
+        last_t[h], last_alloc[h], last_req[h], last_flag[h] = t, alloc[h], req[h], active[h]
+    return n_live, n_short
+
+
+@njit(cache=True)
+def energy(u0: NDArray[np.float64], p0: NDArray[np.float64], p1: NDArray[np.float64],
+           dt: float, out: NDArray[np.float64]) -> None:  # fmt: skip
+    """``Engine.account``'s per-host energy (W s) over ``dt``: the trapezoid of the power at
+    both ends, 0 for a host idle at the start. numpy sums ``out``."""
+    for h in range(u0.size):
+        out[h] = 0.0 if u0[h] == 0 else (p0[h] + (p1[h] - p0[h]) / 2) * dt

@@ -19,6 +19,7 @@ from collectors.replay.traces import Trace, load_trace, traces_root
 from placement.overload import iqr_threshold, mad_threshold, trimmed_length
 from placement.power import spec_power
 from xdrs.sim import kernel, sums
+from xdrs.sim.engine import Engine
 from xdrs.sim.hosts import Entries, evaluate, evaluate_compiled, slots, utilisation
 from xdrs.sim.policies import parse_policy
 from xdrs.sim.run import Result, simulate_world
@@ -170,3 +171,24 @@ def test_compiled_power_is_utilisation_then_spec_power(compiled: ModuleType) -> 
     got = compiled.power_at(used, mips, table, got_u)
     assert np.array_equal(got_u, want_u)
     assert np.array_equal(got, spec_power(np.minimum(want_u, 1.0), table))
+
+
+@pytest.mark.parametrize("history", [1, 3, 30])
+def test_compiled_history_push_is_the_numpy_one(
+    history: int, compiled_mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trace = _synthetic(5)
+    world = build_world(Datacenter(n_hosts=200), trace)
+    engines = []
+    for mode in (compiled_mode, "numpy"):
+        monkeypatch.setenv("XDRS_SIM_KERNEL", mode)
+        engines.append(Engine(world, parse_policy("lr-mmt-1.2").initial(world), None,
+                              history=history))  # fmt: skip
+    assert engines[0].kernel is not None and engines[1].kernel is None
+    for k in range(trace.cpu_pct.shape[1]):  # ~3 % zero samples: those rows keep still
+        req = engines[0].requests(300.0 * k + 0.1)
+        for eng in engines:
+            eng.push_history(req)
+        assert np.array_equal(engines[0].vm_hist, engines[1].vm_hist), k
+        assert np.array_equal(engines[0].vm_hist_len, engines[1].vm_hist_len), k
+    assert (engines[1].vm_hist_len == history).any()  # full rows shifted too

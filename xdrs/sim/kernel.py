@@ -417,13 +417,9 @@ def slots(
     host: NDArray[np.int64], seq: NDArray[np.int64]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """``xdrs.sim.hosts.slots`` for at least one entry: occupied hosts (R,) and the (R, K)
-    entry index of each list slot (-1 pads), ordered by host then ``seq`` (stable)."""
-    key = host * (seq.max() + 1) + seq
-    order = np.argsort(key)  # quicksort: the stable order when no two keys are equal
-    for i in range(1, order.size):
-        if key[order[i]] == key[order[i - 1]]:  # ties (not the engine's unique seq)
-            order = np.argsort(key, kind="mergesort")
-            break
+    entry index of each list slot (-1 pads), ordered by host then ``seq`` (stable): the
+    entries go to their host's row in entry order, then each row (a few entries) is
+    insertion-sorted by ``seq``, which keeps ties in entry order."""
     counts = np.bincount(host)
     rank = np.full(counts.size, -1, dtype=np.int64)
     n_rows, width = 0, 0
@@ -438,9 +434,13 @@ def slots(
             rows[rank[h]] = h
     grid = np.full((n_rows, width), -1, dtype=np.int64)
     pos = np.zeros(n_rows, dtype=np.int64)
-    for i in order:
+    for i in range(host.size):
         r = rank[host[i]]
-        grid[r, pos[r]] = i
+        j = pos[r]
+        while j > 0 and seq[grid[r, j - 1]] > seq[i]:  # strictly later: ties keep order
+            grid[r, j] = grid[r, j - 1]
+            j -= 1
+        grid[r, j] = i
         pos[r] += 1
     return rows, grid
 

@@ -110,6 +110,9 @@ def _static(w: World) -> _Static:
     return st
 
 
+UNDERLOAD_CELLS = 1 << 25  # 256 MiB of int64: the compiled under-load phase's list array
+
+
 class Planning:
     """Mutable per-decision copy; ``detector`` is ``(kind, parameter)``."""
 
@@ -313,6 +316,12 @@ class Planning:
         self.count[h] -= n
         self._dormant(h)
         return gone
+
+    def underload_fits(self) -> bool:
+        """Does :meth:`underload`'s (H, K) list array stay under ``UNDERLOAD_CELLS``? (K is
+        the longest list plus all listed VMs; a very large world takes the Python loop.)"""
+        listed = int(self.count.sum())
+        return self.w.n_hosts * (int(self.count.max(initial=0)) + listed) <= UNDERLOAD_CELLS
 
     def underload(self, hosts: IntA, skip: BoolA, excluded: BoolA) -> list[tuple[int, int]]:
         """Compiled under-load phase over ``hosts`` in order (``kernel.underload``; see

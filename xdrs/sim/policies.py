@@ -220,7 +220,7 @@ def _underloaded(p: Planning, over: BoolA) -> list[tuple[int, int]]:
     u = p.util_now
     cand = np.flatnonzero((u > 0) & (u < 1))
     order = cand[np.lexsort((cand, u[cand]))]
-    if p.kernel is not None:
+    if p.kernel is not None and p.underload_fits():
         return p.underload(order, skip, excluded)  # the same loop, compiled
     moves: list[tuple[int, int]] = []
     for h in order:

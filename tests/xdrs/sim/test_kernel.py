@@ -192,3 +192,15 @@ def test_compiled_history_push_is_the_numpy_one(
         assert np.array_equal(engines[0].vm_hist, engines[1].vm_hist), k
         assert np.array_equal(engines[0].vm_hist_len, engines[1].vm_hist_len), k
     assert (engines[1].vm_hist_len == history).any()  # full rows shifted too
+
+
+def test_a_world_too_large_for_the_compiled_under_load_phase_gets_the_same_moves(
+    compiled_mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xdrs.sim import planning
+
+    trace, dc = _synthetic(3), Datacenter(n_hosts=200)
+    whole = _run(trace, dc, "lr-mmt-1.2", compiled_mode, monkeypatch)
+    monkeypatch.setattr(planning, "UNDERLOAD_CELLS", 0)  # the Python loop around kernel.place
+    _same(_run(trace, dc, "lr-mmt-1.2", compiled_mode, monkeypatch), whole)
+    _same(_run(trace, dc, "lr-mmt-1.2", "numpy", monkeypatch), whole)

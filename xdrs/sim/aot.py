@@ -56,6 +56,8 @@ SIGNATURES = {
     "underload": f"i8({_A1I},{_A1B},{_A1B},{_A1B},{_A1B},{_A2I},{_A1I},{_A1B},{_A1F},{_A1B},"
     f"{_A1I},i8,{_F},i8,f8,f8,b1,{_A2F},{_A1F},{_A1F},{_A1I},{_A1I})",
     "vm_record": f"i8(f8,{_A1I},{_A1F},{_A1F},{_A1B},{_A1F},{_A1F},{_A1F},{_A1B},{_A2F})",
+    "setup_lists": f"void({_A1I},{_A2I},{_A1I},{_A1B},{_A1I},{_A1B},{_A1I},{_A1F},{_A1F},{_A1F},"
+    f"{_A1F},{_A2I},{_A1B},{_A1I},{_A2F})",
     "slots": f"Tuple(({_A1I},{_A2I}))({_A1I},{_A1I})",
 }
 _SOURCES = ("kernel.py", "sums.py")

@@ -41,6 +41,7 @@ __all__ = [
     "refresh",
     "relieve_mmt",
     "robust_threshold",
+    "setup_lists",
     "slots",
     "underload",
     "vm_record",
@@ -672,3 +673,37 @@ def energy(u0: NDArray[np.float64], p0: NDArray[np.float64], p1: NDArray[np.floa
     both ends, 0 for a host idle at the start. numpy sums ``out``."""
     for h in range(u0.size):
         out[h] = 0.0 if u0[h] == 0 else (p0[h] + (p1[h] - p0[h]) / 2) * dt
+
+
+@njit(cache=True)
+def setup_lists(
+    rows: NDArray[np.int64], grid: NDArray[np.int64], e_vm: NDArray[np.int64],
+    e_incoming: NDArray[np.bool_], e_host: NDArray[np.int64], alive: NDArray[np.bool_],
+    vm_host: NDArray[np.int64], vm_ram: NDArray[np.float64], vm_bw: NDArray[np.float64],
+    host_ram: NDArray[np.float64], host_bw: NDArray[np.float64], vm_of: NDArray[np.int64],
+    incoming: NDArray[np.bool_], count: NDArray[np.int64], f: NDArray[np.float64],
+) -> None:  # fmt: skip
+    """``Planning.__init__``'s lists (the numpy path's operations, in their order):
+    ``vm_of`` (R, K) the VM in each list slot (-1: padding or an in-flight entry),
+    ``count`` each host's list length, ``incoming`` the hosts an in-flight entry goes to;
+    rows 9/10 of ``f`` free memory and network (the running VMs' sums in VM order, as
+    ``np.bincount``), row 5 the largest running VM's memory."""
+    for r in range(grid.shape[0]):
+        n = 0
+        for j in range(grid.shape[1]):
+            i = grid[r, j]
+            vm_of[r, j] = e_vm[i] if i >= 0 and not e_incoming[i] else -1
+            n += vm_of[r, j] >= 0
+        count[rows[r]] = n
+    for i in range(e_host.size):
+        if e_incoming[i]:
+            incoming[e_host[i]] = True
+    ram, bw = np.zeros(host_ram.size), np.zeros(host_ram.size)
+    for v in range(alive.size):
+        if alive[v]:
+            h = vm_host[v]
+            ram[h] += vm_ram[v]
+            bw[h] += vm_bw[v]
+            f[5, h] = max(f[5, h], vm_ram[v])
+    for h in range(host_ram.size):
+        f[9, h], f[10, h] = host_ram[h] - ram[h], host_bw[h] - bw[h]

@@ -92,6 +92,8 @@ class _Static:
     type_id: IntA  # (H,) index of each host's type
     host_ram: FloatA  # (H,) as float64 for the kernels
     host_bw: FloatA
+    vm_ram: FloatA  # (V,) as float64 for the kernels
+    vm_bw: FloatA
 
 
 _STATIC: list[_Static] = []  # one slot: the world of the run under way
@@ -105,6 +107,7 @@ def _static(w: World) -> _Static:
     st = _Static(
         weakref.ref(w), [np.flatnonzero(w.host_type == k) for k in kinds], type_id.astype(np.int64),
         w.host_ram.astype(f64, copy=False), w.host_bw.astype(f64, copy=False),
+        w.vm_ram.astype(f64, copy=False), w.vm_bw.astype(f64, copy=False),
     )  # fmt: skip
     _STATIC[:] = [st]
     return st
@@ -122,14 +125,9 @@ class Planning:
         w, st = ctx.world, ctx.state
         self.ctx, self.w, self.req = ctx, w, ctx.req
         self.kind, self.param = detector
-        grid = st.grid
-        e = ctx.entries
-        g = np.maximum(grid, 0)
-        vm_of = np.where((grid >= 0) & ~e.incoming[g], e.vm[g], -1)  # in-flight entries: -1
-        self.incoming = np.zeros(w.n_hosts, dtype=bool)
-        self.incoming[e.host[e.incoming]] = True
-        rows = st.rows
-        self.vms = _host_lists(rows, vm_of)
+        self.kernel = kernel_module()
+        self.static = _static(w)
+        self.types = self.static.types
         # per-host rows in one matrix (the compiled search reads it whole; see kernel.py)
         self.f = f = np.zeros((12, w.n_hosts))
         f[0], f[1], f[6] = w.host_pe, w.host_mips, w.host_bw
@@ -139,31 +137,57 @@ class Planning:
         self.alloc[:] = st.alloc_mips
         self.avail[:] = st.avail
         self.reqsum[:] = st.req_mips
-        on = ctx.host[ctx.alive]
-        self.ram_free[:] = w.host_ram - np.bincount(on, w.vm_ram[ctx.alive], w.n_hosts)
-        self.bw_free[:] = w.host_bw - np.bincount(on, w.vm_bw[ctx.alive], w.n_hosts)
-        self.util_now = np.minimum(utilisation(st.util_mips, w.host_mips), 1.0)
-        self.power_now = spec_power(self.util_now, w.host_power)
+        self.incoming = np.zeros(w.n_hosts, dtype=bool)
+        self.count = np.zeros(w.n_hosts, dtype=np.int64)  # length of each host's VM list
+        vm_of = self._lists_numpy() if self.kernel is None else self._lists_compiled(self.kernel)
+        rows = st.rows
+        self.vms = _host_lists(rows, vm_of)
         # hosts with nothing allocated and idle at the start: interchangeable within a type
         self.dormant = (self.alloc == 0) & (self.util_now == 0)
         self._idle_now: list[bool] = (self.util_now == 0).tolist()
-        self.count = np.zeros(w.n_hosts, dtype=np.int64)  # length of each host's VM list
-        self.count[rows] = (vm_of >= 0).sum(axis=1)
-        self.static = _static(w)
-        self.types = self.static.types
         self.dormant_version = 0
         self._cand: _Candidates | None = None
         self.terms = ctx.vm_hist * w.vm_mips[:, None]  # history x MIPS, divided per host
         self.hist = np.zeros((w.n_hosts, ctx.vm_hist.shape[1]))
-        self.kernel = kernel_module()
         if self.kernel is not None:
             self.kernel.host_hist(rows, vm_of, self.terms, w.host_mips, self.hist)
         else:
             self.hist[rows] = self._host_hist(rows, vm_of)
-        np.maximum.at(self.max_ram, on, w.vm_ram[ctx.alive])
         self._lr_init()
         if self.kernel is not None:
             self._kernel_args(self.kernel)
+
+    def _lists_numpy(self) -> IntA:
+        """The reference path of :meth:`_lists_compiled`."""
+        ctx, w, st = self.ctx, self.w, self.ctx.state
+        grid, e = st.grid, ctx.entries
+        g = np.maximum(grid, 0)
+        vm_of = np.where((grid >= 0) & ~e.incoming[g], e.vm[g], -1)  # in-flight entries: -1
+        self.incoming[e.host[e.incoming]] = True
+        self.count[st.rows] = (vm_of >= 0).sum(axis=1)
+        on = ctx.host[ctx.alive]
+        self.ram_free[:] = w.host_ram - np.bincount(on, w.vm_ram[ctx.alive], w.n_hosts)
+        self.bw_free[:] = w.host_bw - np.bincount(on, w.vm_bw[ctx.alive], w.n_hosts)
+        np.maximum.at(self.max_ram, on, w.vm_ram[ctx.alive])
+        self.util_now = np.minimum(utilisation(st.util_mips, w.host_mips), 1.0)
+        self.power_now = spec_power(self.util_now, w.host_power)
+        return vm_of
+
+    def _lists_compiled(self, k: ModuleType) -> IntA:
+        """(R, K) the VM in each list slot of the occupied hosts (-1: none or in flight);
+        sets ``incoming``, ``count``, free memory and network, the largest VM's memory,
+        ``util_now`` and ``power_now`` (CloudSim's at the decision's start)."""
+        ctx, w, st, sw = self.ctx, self.w, self.ctx.state, self.static
+        e = ctx.entries
+        vm_of = np.empty_like(st.grid)
+        k.setup_lists(
+            st.rows, st.grid, e.vm, e.incoming, e.host, ctx.alive, ctx.host, sw.vm_ram,
+            sw.vm_bw, sw.host_ram, sw.host_bw, vm_of, self.incoming, self.count, self.f,
+        )  # fmt: skip
+        u = np.empty(w.n_hosts)
+        self.power_now = k.power_at(st.util_mips, w.host_mips, w.host_power, u)
+        self.util_now = np.minimum(u, 1.0)
+        return vm_of
 
     def _kernel_args(self, k: ModuleType) -> None:
         """The kernels' arguments that stay the same objects for the whole decision

@@ -67,9 +67,11 @@ def child(policy: str, day: str) -> None:
 
 
 def timed(policy: str, day: str, repeat: int) -> dict[str, Any]:
-    """``repeat`` timed runs in fresh processes after one untimed run that fills numba's
-    on-disk cache (a fresh checkout compiles the kernels once, ~5 s); each timed run still
-    imports numba and loads the compiled kernels from that cache inside its time."""
+    """``repeat`` timed runs in fresh processes after one untimed run (which fills numba's
+    on-disk cache when the kernels are JIT-compiled: a fresh checkout without the
+    ahead-of-time module compiles them once, ~5 s). Each timed run loads the kernels inside
+    its time: the ahead-of-time module (``python -m xdrs.sim.aot build``, run by
+    scripts/venv.sh) in a few ms, or else numba and its cached kernels (~0.45 s)."""
     runs = []
     for i in range(repeat + 1):
         out = subprocess.run(
@@ -110,11 +112,7 @@ def _machine() -> list[str]:
     except OSError:
         pass
     kernel = kernel_module()
-    impl = (
-        f"compiled kernels (numba {kernel.numba_version})"
-        if kernel is not None
-        else "numpy reference path (no numba)"
-    )
+    impl = kernel.IMPL if kernel is not None else "numpy reference path (no numba)"
     git = ["git", "log", "-1", "--format=%h %s"]
     rev = subprocess.run(git, capture_output=True, text=True, check=False)
     return [
@@ -220,8 +218,10 @@ NOTES = """## Notes and differences
   (`tests/xdrs/sim/test_kernel.py` compares both move by move, and
   `tests/xdrs/sim/test_blas_independence.py` repeats that under OpenBLAS's Haswell and
   Sandybridge kernels; `python -m bench.sim_check` fingerprints all days x policies).
-  The timed runs include importing numba and loading
-  the compiled kernels from its cache (~0.3 s); the machine is shared with other jobs.
+  The timed runs include loading the compiled kernels:
+  the ahead-of-time module that `scripts/venv.sh` builds (`xdrs/sim/aot.py`, numba.pycc;
+  a few ms, no numba import) or, without it, numba and its cached kernels (~0.45 s); the
+  machine is shared with other jobs.
 - xdrs-consolidate / xdrs-balance run the placement core on a ClusterState built at each
   decision. They keep memory headroom (4 GB hosts) and CPU demand under 80 % (consolidate)
   or spread load (balance), so they use more hosts and energy than the paper's CPU-only

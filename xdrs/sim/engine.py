@@ -117,24 +117,25 @@ class Engine:
         self.energy_ws = 0.0
         self.migrations = 0
         self.log: list[tuple[float, int, int, int]] = []  # (start, vm, source, destination)
-        self.hosts_rec, self.vms_rec = HostRecorder(h), VmRecorder(v)
+        self.kernel = kernel_module()
+        self.hosts_rec, self.vms_rec = HostRecorder(h, self.kernel), VmRecorder(v, self.kernel)
         self.series = Series()
         self.progress = progress
         self.blocked = blocked or (lambda t: np.zeros(h, dtype=bool))
         self.limit = world.interval * (world.samples.shape[1] - 1)
-        self.kernel = kernel_module()
+        self._by_sample = np.ascontiguousarray(world.samples.T)  # (S + 1, V): rows, not columns
         self.version = 0  # bumped when the VM-on-host lists change
         self._layout: tuple[int, Entries, tuple[IntA, IntA]] | None = None
 
     # -- time and requests -------------------------------------------------------------
     def requests(self, t: float) -> FloatA:
         """(V,) requested MIPS at ``t``: the trace interpolated as CloudSim's PlanetLab model."""
-        s, iv = self.w.samples, self.w.interval
+        s, iv = self._by_sample, self.w.interval
         if math.fmod(t, iv) == 0:
-            u = s[:, int(t) // int(iv)]
+            u = s[int(t) // int(iv)]
         else:
             t1, t2 = math.floor(t / iv), math.ceil(t / iv)
-            u1, u2 = s[:, t1], s[:, t2]
+            u1, u2 = s[t1], s[t2]
             u = u1 + (u2 - u1) / ((t2 - t1) * iv) * (t - t1 * iv)
         return np.asarray(u * self.w.vm_mips)
 
@@ -219,7 +220,11 @@ class Engine:
                 # the start's power is the last interval's end power (the same array) if known
                 u0, p0 = self._cur_power or self._power_at(self.cur)
                 end = self._power_at(new_util_mips)
-                e = np.where(u0 == 0, 0.0, (p0 + (end[1] - p0) / 2) * dt)
+                if self.kernel is not None:  # the same terms, compiled; numpy sums them
+                    e = np.empty(u0.shape[0])
+                    self.kernel.energy(u0, p0, end[1], dt, e)
+                else:
+                    e = np.where(u0 == 0, 0.0, (p0 + (end[1] - p0) / 2) * dt)
                 self.energy_ws += float(e.sum())
             else:
                 self.energy_ws += float(self.w.host_power[:, -1].sum()) * dt
@@ -228,9 +233,10 @@ class Engine:
 
     def _power_at(self, util_mips: FloatA) -> tuple[FloatA, FloatA]:
         """(H,) utilisation and power (W) of hosts using ``util_mips``."""
+        if self.kernel is not None:  # the same float operations, compiled
+            u = np.empty(util_mips.shape[0])
+            return u, self.kernel.power_at(util_mips, self.w.host_mips, self.w.host_power, u)
         u = utilisation(util_mips, self.w.host_mips)
-        if self.kernel is not None:  # spec_power's float operations, compiled
-            return u, self.kernel.power_rows(np.minimum(u, 1.0), self.w.host_power)
         return u, spec_power(np.minimum(u, 1.0), self.w.host_power)
 
     def record(self, t: float, e: Entries, st: HostState) -> None:
@@ -247,6 +253,9 @@ class Engine:
     # -- events ------------------------------------------------------------------------
     def push_history(self, req: FloatA) -> None:
         u = req / self.w.vm_mips
+        if self.kernel is not None:  # the same shifts, compiled
+            self.kernel.push_history(u, self.vm_hist, self.vm_hist_len)
+            return
         m = u != 0  # CloudSim keeps only non-zero samples
         h = self.vm_hist
         h[m, 1:] = h[m, :-1]
@@ -286,29 +295,27 @@ class Engine:
         s.slatah.append(self.hosts_rec.slatah)
 
     def start_migrations(self, t: float, moves: Moves, req: FloatA) -> list[tuple[float, int, int]]:
-        done: list[tuple[float, int, int]] = []
-        flying = set(zip(self.f_vm, self.f_host, strict=True))
-        vs = np.array([m[0] for m in moves], dtype=np.int64)
-        dsts = np.array([m[1] for m in moves], dtype=np.int64)
+        """Start ``moves`` (VM, destination) at ``t``; their completions (time, VM,
+        destination). A VM already flying to the same destination keeps its entry there."""
+        vms, dsts = (list(c) for c in zip(*moves, strict=True))
+        vs = np.array(vms, dtype=np.int64)
         # memory over half the destination's bandwidth, element by element as one at a time
-        delays = (self.w.vm_ram[vs] / (self.w.host_bw[dsts] / (2 * 8000))).tolist()
+        delays = self.w.vm_ram[vs] / (self.w.host_bw[np.array(dsts, dtype=np.int64)] / (2 * 8000))
         srcs = self.host[vs].tolist()
-        for (v, dst), src, delay in zip(moves, srcs, delays, strict=True):
-            self.migrations += 1
-            self.log.append((t, v, src, dst))
-            if (v, dst) not in flying:
-                flying.add((v, dst))
-                self.f_vm.append(v)
-                self.f_host.append(dst)
-                self.f_seq.append(self.next_seq)
-                self.next_seq += 1
-            done.append((t + delay, v, dst))
+        self.migrations += len(vms)
+        self.log.extend(zip([t] * len(vms), vms, srcs, dsts, strict=True))
+        flying = set(zip(self.f_vm, self.f_host, strict=True))
+        new = [m for m in dict.fromkeys(zip(vms, dsts, strict=True)) if m not in flying]
+        self.f_vm += [v for v, _ in new]
+        self.f_host += [d for _, d in new]
+        self.f_seq += range(self.next_seq, self.next_seq + len(new))
+        self.next_seq += len(new)
         self.in_mig[vs] = True
         self.version += 1
         e, st = self.evaluate(req)
         self.account(t, st.util_mips)
         self.record(t, e, st)
-        return done
+        return list(zip([t + d for d in delays.tolist()], vms, dsts, strict=True))
 
     def complete(self, tau: float, group: list[tuple[float, int, int]]) -> None:
         """Migrations finishing at ``tau`` (in the order they started)."""

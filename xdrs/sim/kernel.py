@@ -7,8 +7,8 @@ bit-identical (the tests compare both paths move by move): the sums and the LR t
 defined once in :mod:`xdrs.sim.sums` (no BLAS, so no dependence on which kernel OpenBLAS
 picks), the power curve as ``placement.power.spec_power_rows``, the detectors as
 ``placement.overload``.
-Set ``XDRS_SIM_KERNEL=numpy`` to use the reference path; without numba (the ``sim``
-extra) the reference path is used.
+Detector codes: ``xdrs.sim.fast.DETECTOR_CODES``. :mod:`xdrs.sim.aot` compiles these
+functions ahead of time; ``XDRS_SIM_KERNEL`` chooses (:mod:`xdrs.sim.fast`).
 """
 
 from __future__ import annotations
@@ -23,24 +23,31 @@ from numpy.typing import NDArray
 from xdrs.sim.sums import dot, seq_sum
 
 __all__ = [
-    "DETECTOR_CODES",
+    "IMPL",
     "create",
+    "energy",
     "evaluate",
     "find_host",
     "host_hist",
+    "host_record",
+    "initial",
     "lr_rows",
     "lr_terms",
     "numba_version",
     "overloaded",
     "place",
-    "power_rows",
+    "power_at",
+    "push_history",
     "refresh",
     "relieve_mmt",
     "robust_threshold",
+    "setup_lists",
     "slots",
+    "underload",
+    "vm_record",
 ]
 
-DETECTOR_CODES = {"thr": 0, "iqr": 1, "mad": 2, "lr": 3, "lrr": 3}
+IMPL = f"JIT-compiled kernels (numba {numba_version})"
 _FALLBACK = 0.7  # placement.overload.FALLBACK_THRESHOLD
 _MIN_ROBUST = 12  # placement.overload.MIN_ROBUST
 
@@ -83,12 +90,21 @@ def _power(u: float, row: NDArray[np.float64]) -> float:
 
 
 @njit(cache=True)
-def power_rows(u: NDArray[np.float64], table: NDArray[np.float64]) -> NDArray[np.float64]:
-    """(H,) power of every host at utilisation ``u`` (H,) in [0, 1] by its curve ``table``
-    (H, 11): ``placement.power.spec_power`` host by host, in the same float operations."""
-    out = np.empty(u.size)
-    for h in range(u.size):
-        out[h] = _power(u[h], table[h])
+def power_at(
+    util_mips: NDArray[np.float64], host_mips: NDArray[np.float64],
+    table: NDArray[np.float64], u: NDArray[np.float64],
+) -> NDArray[np.float64]:  # fmt: skip
+    """(H,) power of every host using ``util_mips`` (H,) MIPS; ``u`` (H,) gets its
+    utilisation (``hosts.utilisation``: values in (1, 1.01) are 1); the power is
+    ``placement.power.spec_power`` at ``min(u, 1)``, host by host in the same float
+    operations."""
+    out = np.empty(util_mips.size)
+    for h in range(util_mips.size):
+        x = util_mips[h] / host_mips[h]
+        if x > 1 and x < 1.01:
+            x = 1.0
+        u[h] = x
+        out[h] = _power(min(x, 1.0), table[h])
     return out
 
 
@@ -402,9 +418,9 @@ def slots(
     host: NDArray[np.int64], seq: NDArray[np.int64]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """``xdrs.sim.hosts.slots`` for at least one entry: occupied hosts (R,) and the (R, K)
-    entry index of each list slot (-1 pads), ordered by host then ``seq`` (stable)."""
-    key = host * (seq.max() + 1) + seq
-    order = np.argsort(key, kind="mergesort")
+    entry index of each list slot (-1 pads), ordered by host then ``seq`` (stable): the
+    entries go to their host's row in entry order, then each row (a few entries) is
+    insertion-sorted by ``seq``, which keeps ties in entry order."""
     counts = np.bincount(host)
     rank = np.full(counts.size, -1, dtype=np.int64)
     n_rows, width = 0, 0
@@ -419,9 +435,13 @@ def slots(
             rows[rank[h]] = h
     grid = np.full((n_rows, width), -1, dtype=np.int64)
     pos = np.zeros(n_rows, dtype=np.int64)
-    for i in order:
+    for i in range(host.size):
         r = rank[host[i]]
-        grid[r, pos[r]] = i
+        j = pos[r]
+        while j > 0 and seq[grid[r, j - 1]] > seq[i]:  # strictly later: ties keep order
+            grid[r, j] = grid[r, j - 1]
+            j -= 1
+        grid[r, j] = i
         pos[r] += 1
     return rows, grid
 
@@ -455,3 +475,235 @@ def relieve_mmt(
         refresh(h, ids[keep], req, host_ram, host_bw, f, hist, vm, terms, coef)
         if not blocked and not overloaded(h, kind, param, f, hist, interval):
             return n
+
+
+@njit(cache=True)
+def initial(
+    vm_mips: NDArray[np.float64], vm_ram: NDArray[np.float64], vm_bw: NDArray[np.float64],
+    host_pe: NDArray[np.float64], host_mips: NDArray[np.float64],
+    host_ram: NDArray[np.float64], host_bw: NDArray[np.float64],
+    table: NDArray[np.float64], pabfd: bool, threshold: float, host: NDArray[np.int64],
+) -> int:  # fmt: skip
+    """``policies.initial_placement``: VMs in order at full size, first fit (not ``pabfd``)
+    or PABFD skipping non-empty hosts the VM alone would push over ``threshold``; ``host``
+    (V,) gets each VM's host. Returns the first VM no host can take (``V`` if none)."""
+    n_h = host_mips.size
+    alloc = np.zeros(n_h)
+    ram_free, bw_free = host_ram.copy(), host_bw.copy()
+    for v in range(vm_mips.size):
+        m = vm_mips[v]
+        best, best_inc = -1, math.inf
+        for h in range(n_h):
+            if not (host_pe[h] >= m and host_mips[h] - alloc[h] >= m
+                    and ram_free[h] >= vm_ram[v] and bw_free[h] >= vm_bw[v]):  # fmt: skip
+                continue
+            if not pabfd:
+                best = h
+                break
+            if alloc[h] != 0 and m / host_mips[h] > threshold:
+                continue
+            after = min((alloc[h] + m) / host_mips[h], 1.0)
+            inc = _power(after, table[h]) - _power(0.0, table[h])
+            if inc < best_inc:
+                best, best_inc = h, inc
+        if best < 0:
+            return v
+        host[v] = best
+        alloc[best] += m
+        ram_free[best] -= vm_ram[v]
+        bw_free[best] -= vm_bw[v]
+    return vm_mips.size
+
+
+@njit(cache=True)
+def _drop(lists: NDArray[np.int64], count: NDArray[np.int64], h: int, v: int) -> None:
+    """Remove VM ``v`` (listed once) from host ``h``'s list, keeping the others' order."""
+    n = count[h]
+    i = 0
+    while lists[h, i] != v:
+        i += 1
+    lists[h, i : n - 1] = lists[h, i + 1 : n].copy()
+    count[h] = n - 1
+
+
+@njit(cache=True)
+def _all_or_none(
+    order: NDArray[np.int64], targets: NDArray[np.int64], excluded: NDArray[np.bool_],
+    lists: NDArray[np.int64], count: NDArray[np.int64], idle_now: NDArray[np.bool_],
+    req: NDArray[np.float64], dormant: NDArray[np.bool_], type_id: NDArray[np.int64],
+    n_types: int, f: NDArray[np.float64], power: NDArray[np.float64],
+    hist: NDArray[np.float64], vm: NDArray[np.float64], terms: NDArray[np.float64],
+    kind: int, param: float, interval: float, memory_aware: bool, coef: NDArray[np.float64],
+    host_ram: NDArray[np.float64], host_bw: NDArray[np.float64],
+) -> bool:  # fmt: skip
+    """``Planning.place`` of ``order`` with ``all_or_none``, host lists in ``lists`` (H, K)
+    (``count`` long): each VM created on its target (appended, summed in place or re-summed
+    as ``Planning.create``); a VM without a target undoes the others (``Planning.destroy``
+    in placement order) and returns False."""
+    for j in range(order.size):
+        v = order[j]
+        t = find_host(v, req[v], excluded, dormant, type_id, n_types, f, power, hist, vm,
+                      terms, kind, param, interval, memory_aware)  # fmt: skip
+        targets[j] = t
+        if t < 0:
+            for i in range(j):
+                h = targets[i]
+                _drop(lists, count, h, order[i])
+                refresh(h, lists[h, : count[h]], req, host_ram[h], host_bw[h], f, hist, vm,
+                        terms, coef)  # fmt: skip
+                if idle_now[h]:
+                    dormant[h] = f[3, h] == 0
+            return False
+        lists[t, count[t]] = v
+        count[t] += 1
+        if count[t] == 1 or not create(t, v, req[v], f, hist, vm, terms, coef):
+            refresh(t, lists[t, : count[t]], req, host_ram[t], host_bw[t], f, hist, vm, terms,
+                    coef)  # fmt: skip
+        if idle_now[t]:
+            dormant[t] = f[3, t] == 0
+    return True
+
+
+@njit(cache=True)
+def underload(
+    hosts: NDArray[np.int64], skip: NDArray[np.bool_], excluded: NDArray[np.bool_],
+    incoming: NDArray[np.bool_], in_migration: NDArray[np.bool_], lists: NDArray[np.int64],
+    count: NDArray[np.int64], idle_now: NDArray[np.bool_], req: NDArray[np.float64],
+    dormant: NDArray[np.bool_], type_id: NDArray[np.int64], n_types: int,
+    f: NDArray[np.float64], power: NDArray[np.float64], hist: NDArray[np.float64],
+    vm: NDArray[np.float64], terms: NDArray[np.float64], kind: int, param: float,
+    interval: float, memory_aware: bool, coef: NDArray[np.float64],
+    host_ram: NDArray[np.float64], host_bw: NDArray[np.float64],
+    out_vm: NDArray[np.int64], out_host: NDArray[np.int64],
+) -> int:  # fmt: skip
+    """The under-load phase (``policies._underloaded``): try to empty each of ``hosts`` in
+    turn, all its VMs (by decreasing request, stable) or none, skipping hosts with a
+    migration under way; the moves go to ``out_vm``/``out_host`` in order; returns how
+    many. ``lists`` (H, K) holds each host's VM list (``count`` long) with room to grow."""
+    n_out = 0
+    for h in hosts:
+        if skip[h]:
+            continue
+        skip[h] = excluded[h] = True
+        n = count[h]
+        if n == 0 or incoming[h] or in_migration[lists[h, :n]].any():
+            continue  # CloudSim skips hosts with migrations under way
+        ids = lists[h, :n].copy()
+        order = ids[np.argsort(-req[ids], kind="mergesort")]
+        targets = np.empty(n, dtype=np.int64)
+        if not _all_or_none(order, targets, excluded, lists, count, idle_now, req, dormant,
+                            type_id, n_types, f, power, hist, vm, terms, kind, param,
+                            interval, memory_aware, coef, host_ram, host_bw):  # fmt: skip
+            continue
+        for j in range(n):
+            skip[targets[j]] = True
+            out_vm[n_out], out_host[n_out] = order[j], targets[j]
+            n_out += 1
+    return n_out
+
+
+@njit(cache=True)
+def push_history(u: NDArray[np.float64], hist: NDArray[np.float64],
+                 length: NDArray[np.int64]) -> None:  # fmt: skip
+    """``Engine.push_history``: each VM's non-zero utilisation ``u`` goes first in its
+    history row (the others shift right by one, the oldest drops), its ``length`` counts
+    up to the row's width; a VM at 0 keeps its row."""
+    width = hist.shape[1]
+    for v in range(u.size):
+        if u[v] == 0:
+            continue
+        for i in range(width - 1, 0, -1):
+            hist[v, i] = hist[v, i - 1]
+        hist[v, 0] = u[v]
+        length[v] = min(length[v] + 1, width)
+
+
+@njit(cache=True)
+def vm_record(
+    t: float, idx: NDArray[np.int64], alloc: NDArray[np.float64], req: NDArray[np.float64],
+    flag: NDArray[np.bool_], last_t: NDArray[np.float64], last_alloc: NDArray[np.float64],
+    last_req: NDArray[np.float64], last_flag: NDArray[np.bool_], out: NDArray[np.float64],
+) -> int:  # fmt: skip
+    """``record.VmRecorder.record``'s element-wise part: ``out`` (3, E) gets each entry's
+    requested and allocated MIPS x s since its series' last entry and, compacted in entry
+    order, the shortfall x s of those short while migrating (their number is returned);
+    then entries ``idx`` (unique) become the last ones. numpy sums the rows (same order)."""
+    n_short = 0
+    for i in range(idx.size):
+        v = idx[i]
+        dt = t - last_t[v] if last_t[v] >= 0 else 0.0
+        a, r = last_alloc[v], last_req[v]
+        out[0, i], out[1, i] = r * dt, a * dt
+        if a < r and last_flag[v]:
+            out[2, n_short] = (r - a) * dt
+            n_short += 1
+    for i in range(idx.size):
+        v = idx[i]
+        last_t[v], last_alloc[v], last_req[v], last_flag[v] = t, alloc[i], req[i], flag[i]
+    return n_short
+
+
+@njit(cache=True)
+def host_record(
+    t: float, alloc: NDArray[np.float64], req: NDArray[np.float64],
+    active: NDArray[np.bool_], last_t: NDArray[np.float64], last_alloc: NDArray[np.float64],
+    last_req: NDArray[np.float64], last_flag: NDArray[np.bool_], out: NDArray[np.float64],
+) -> tuple[int, int]:  # fmt: skip
+    """``record.HostRecorder.record``'s element-wise part: ``out`` (2, H) gets, compacted in
+    host order, the seconds since the last entry of the hosts active then, and of those
+    short then (allocated < requested); their numbers are returned. Then every host's
+    entry becomes the last one. numpy sums the rows (same order)."""
+    n_live, n_short = 0, 0
+    for h in range(alloc.size):
+        if last_flag[h]:
+            dt = t - last_t[h] if last_t[h] >= 0 else 0.0
+            out[0, n_live] = dt
+            n_live += 1
+            if last_alloc[h] < last_req[h]:
+                out[1, n_short] = dt
+                n_short += 1
+        last_t[h], last_alloc[h], last_req[h], last_flag[h] = t, alloc[h], req[h], active[h]
+    return n_live, n_short
+
+
+@njit(cache=True)
+def energy(u0: NDArray[np.float64], p0: NDArray[np.float64], p1: NDArray[np.float64],
+           dt: float, out: NDArray[np.float64]) -> None:  # fmt: skip
+    """``Engine.account``'s per-host energy (W s) over ``dt``: the trapezoid of the power at
+    both ends, 0 for a host idle at the start. numpy sums ``out``."""
+    for h in range(u0.size):
+        out[h] = 0.0 if u0[h] == 0 else (p0[h] + (p1[h] - p0[h]) / 2) * dt
+
+
+@njit(cache=True)
+def setup_lists(
+    rows: NDArray[np.int64], grid: NDArray[np.int64], e_vm: NDArray[np.int64],
+    e_incoming: NDArray[np.bool_], e_host: NDArray[np.int64], alive: NDArray[np.bool_],
+    vm_host: NDArray[np.int64], vm_ram: NDArray[np.float64], vm_bw: NDArray[np.float64],
+    host_ram: NDArray[np.float64], host_bw: NDArray[np.float64], vm_of: NDArray[np.int64],
+    incoming: NDArray[np.bool_], count: NDArray[np.int64], f: NDArray[np.float64],
+) -> None:  # fmt: skip
+    """``Planning.__init__``'s lists (the numpy path's operations, in their order):
+    ``vm_of`` (R, K) the VM in each list slot (-1: padding or an in-flight entry),
+    ``count`` each host's list length, ``incoming`` the hosts an in-flight entry goes to;
+    rows 9/10 of ``f`` free memory and network (the running VMs' sums in VM order, as
+    ``np.bincount``), row 5 the largest running VM's memory."""
+    for r in range(grid.shape[0]):
+        n = 0
+        for j in range(grid.shape[1]):
+            i = grid[r, j]
+            vm_of[r, j] = e_vm[i] if i >= 0 and not e_incoming[i] else -1
+            n += vm_of[r, j] >= 0
+        count[rows[r]] = n
+    for i in range(e_host.size):
+        if e_incoming[i]:
+            incoming[e_host[i]] = True
+    ram, bw = np.zeros(host_ram.size), np.zeros(host_ram.size)
+    for v in range(alive.size):
+        if alive[v]:
+            h = vm_host[v]
+            ram[h] += vm_ram[v]
+            bw[h] += vm_bw[v]
+            f[5, h] = max(f[5, h], vm_ram[v])
+    for h in range(host_ram.size):
+        f[9, h], f[10, h] = host_ram[h] - ram[h], host_bw[h] - bw[h]

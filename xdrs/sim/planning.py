@@ -9,7 +9,9 @@ as in CloudSim.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from itertools import chain
 from types import ModuleType
 
 import numpy as np
@@ -19,8 +21,9 @@ from placement.overload import FALLBACK_THRESHOLD, LR_WINDOW, overloaded, trimme
 from placement.pabfd import choose, sort_decreasing, suitable
 from placement.power import spec_power, spec_power_rows
 from xdrs.sim.engine import Context
-from xdrs.sim.fast import kernel_module
+from xdrs.sim.fast import DETECTOR_CODES, kernel_module
 from xdrs.sim.hosts import utilisation
+from xdrs.sim.setup import World
 from xdrs.sim.sums import dot, seq_sum
 
 __all__ = ["Planning"]
@@ -68,21 +71,63 @@ def _host_lists(rows: IntA, vm_of: IntA) -> _Lists:
     return out
 
 
+def _lr_coefficients() -> tuple[FloatA, FloatA]:
+    """The LR intercept and slope coefficients of the history columns (newest first): the
+    OLS prediction is linear in the last 10 samples."""
+    x = np.arange(1.0, LR_WINDOW + 1)
+    xc = x - x.mean()
+    sxx = seq_sum(xc * xc)  # 82.5 exactly (halves squared)
+    a = 1 / LR_WINDOW + xc * (LR_WINDOW - x.mean()) / sxx
+    b = xc / sxx
+    # column i of the history (newest first) is x = 10 - i
+    return a[::-1].copy(), b[::-1].copy()
+
+
+@dataclass(frozen=True)
+class _Static:
+    """What a decision's planning takes from the world alone (built once per world)."""
+
+    world: weakref.ref[World]  # not kept alive by this cache
+    types: list[IntA]  # the hosts of each type
+    type_id: IntA  # (H,) index of each host's type
+    host_ram: FloatA  # (H,) as float64 for the kernels
+    host_bw: FloatA
+    vm_ram: FloatA  # (V,) as float64 for the kernels
+    vm_bw: FloatA
+
+
+_STATIC: list[_Static] = []  # one slot: the world of the run under way
+
+
+def _static(w: World) -> _Static:
+    if _STATIC and _STATIC[0].world() is w:
+        return _STATIC[0]
+    kinds, type_id = np.unique(w.host_type, return_inverse=True)
+    f64 = np.float64
+    st = _Static(
+        weakref.ref(w), [np.flatnonzero(w.host_type == k) for k in kinds], type_id.astype(np.int64),
+        w.host_ram.astype(f64, copy=False), w.host_bw.astype(f64, copy=False),
+        w.vm_ram.astype(f64, copy=False), w.vm_bw.astype(f64, copy=False),
+    )  # fmt: skip
+    _STATIC[:] = [st]
+    return st
+
+
+UNDERLOAD_CELLS = 1 << 25  # 256 MiB of int64: the compiled under-load phase's list array
+
+
 class Planning:
     """Mutable per-decision copy; ``detector`` is ``(kind, parameter)``."""
+
+    COEF_A, COEF_B = _lr_coefficients()
 
     def __init__(self, ctx: Context, detector: tuple[str, float]) -> None:
         w, st = ctx.world, ctx.state
         self.ctx, self.w, self.req = ctx, w, ctx.req
         self.kind, self.param = detector
-        grid = st.grid
-        e = ctx.entries
-        g = np.maximum(grid, 0)
-        vm_of = np.where((grid >= 0) & ~e.incoming[g], e.vm[g], -1)  # in-flight entries: -1
-        self.incoming = np.zeros(w.n_hosts, dtype=bool)
-        self.incoming[e.host[e.incoming]] = True
-        rows = st.rows
-        self.vms = _host_lists(rows, vm_of)
+        self.kernel = kernel_module()
+        self.static = _static(w)
+        self.types = self.static.types
         # per-host rows in one matrix (the compiled search reads it whole; see kernel.py)
         self.f = f = np.zeros((12, w.n_hosts))
         f[0], f[1], f[6] = w.host_pe, w.host_mips, w.host_bw
@@ -92,48 +137,73 @@ class Planning:
         self.alloc[:] = st.alloc_mips
         self.avail[:] = st.avail
         self.reqsum[:] = st.req_mips
-        on = ctx.host[ctx.alive]
-        self.ram_free[:] = w.host_ram - np.bincount(on, w.vm_ram[ctx.alive], w.n_hosts)
-        self.bw_free[:] = w.host_bw - np.bincount(on, w.vm_bw[ctx.alive], w.n_hosts)
-        self.util_now = np.minimum(utilisation(st.util_mips, w.host_mips), 1.0)
-        self.power_now = spec_power(self.util_now, w.host_power)
+        self.incoming = np.zeros(w.n_hosts, dtype=bool)
+        self.count = np.zeros(w.n_hosts, dtype=np.int64)  # length of each host's VM list
+        vm_of = self._lists_numpy() if self.kernel is None else self._lists_compiled(self.kernel)
+        rows = st.rows
+        self.vms = _host_lists(rows, vm_of)
         # hosts with nothing allocated and idle at the start: interchangeable within a type
         self.dormant = (self.alloc == 0) & (self.util_now == 0)
         self._idle_now: list[bool] = (self.util_now == 0).tolist()
-        self.count = np.zeros(w.n_hosts, dtype=np.int64)  # length of each host's VM list
-        self.count[rows] = (vm_of >= 0).sum(axis=1)
-        self.types = [np.flatnonzero(w.host_type == k) for k in np.unique(w.host_type)]
         self.dormant_version = 0
         self._cand: _Candidates | None = None
         self.terms = ctx.vm_hist * w.vm_mips[:, None]  # history x MIPS, divided per host
         self.hist = np.zeros((w.n_hosts, ctx.vm_hist.shape[1]))
-        self.kernel = kernel_module()
         if self.kernel is not None:
             self.kernel.host_hist(rows, vm_of, self.terms, w.host_mips, self.hist)
         else:
             self.hist[rows] = self._host_hist(rows, vm_of)
-        np.maximum.at(self.max_ram, on, w.vm_ram[ctx.alive])
         self._lr_init()
         if self.kernel is not None:
             self._kernel_args(self.kernel)
+
+    def _lists_numpy(self) -> IntA:
+        """The reference path of :meth:`_lists_compiled`."""
+        ctx, w, st = self.ctx, self.w, self.ctx.state
+        grid, e = st.grid, ctx.entries
+        g = np.maximum(grid, 0)
+        vm_of = np.where((grid >= 0) & ~e.incoming[g], e.vm[g], -1)  # in-flight entries: -1
+        self.incoming[e.host[e.incoming]] = True
+        self.count[st.rows] = (vm_of >= 0).sum(axis=1)
+        on = ctx.host[ctx.alive]
+        self.ram_free[:] = w.host_ram - np.bincount(on, w.vm_ram[ctx.alive], w.n_hosts)
+        self.bw_free[:] = w.host_bw - np.bincount(on, w.vm_bw[ctx.alive], w.n_hosts)
+        np.maximum.at(self.max_ram, on, w.vm_ram[ctx.alive])
+        self.util_now = np.minimum(utilisation(st.util_mips, w.host_mips), 1.0)
+        self.power_now = spec_power(self.util_now, w.host_power)
+        return vm_of
+
+    def _lists_compiled(self, k: ModuleType) -> IntA:
+        """(R, K) the VM in each list slot of the occupied hosts (-1: none or in flight);
+        sets ``incoming``, ``count``, free memory and network, the largest VM's memory,
+        ``util_now`` and ``power_now`` (CloudSim's at the decision's start)."""
+        ctx, w, st, sw = self.ctx, self.w, self.ctx.state, self.static
+        e = ctx.entries
+        vm_of = np.empty_like(st.grid)
+        k.setup_lists(
+            st.rows, st.grid, e.vm, e.incoming, e.host, ctx.alive, ctx.host, sw.vm_ram,
+            sw.vm_bw, sw.host_ram, sw.host_bw, vm_of, self.incoming, self.count, self.f,
+        )  # fmt: skip
+        u = np.empty(w.n_hosts)
+        self.power_now = k.power_at(st.util_mips, w.host_mips, w.host_power, u)
+        self.util_now = np.minimum(u, 1.0)
+        return vm_of
 
     def _kernel_args(self, k: ModuleType) -> None:
         """The kernels' arguments that stay the same objects for the whole decision
         (arrays are changed in place): built once, not at each of ~100 calls."""
         w = self.w
-        self.type_id = np.unique(w.host_type, return_inverse=True)[1].astype(np.int64)
-        self.n_types = int(self.type_id.max()) + 1
+        self.type_id = self.static.type_id
+        self.n_types = len(self.static.types)
         self.power = np.column_stack([w.host_power, self.power_now])
         self.vm_cols = np.vstack([w.vm_ram, w.vm_bw, self.vm_a, self.vm_b, self.vm_long])
-        code = k.DETECTOR_CODES[self.kind]
+        code = DETECTOR_CODES[self.kind]
         self._find_args = (
             self.dormant, self.type_id, self.n_types, self.f, self.power, self.hist,
             self.vm_cols, self.terms, code, self.param, w.interval, w.memory_aware,
         )  # fmt: skip
         self._create_args = (self.f, self.hist, self.vm_cols, self.terms, self.coef)
-        f64 = np.float64
-        self._place_tail = (self.coef, w.host_ram.astype(f64, copy=False),
-                            w.host_bw.astype(f64, copy=False))  # fmt: skip
+        self._place_tail = (self.coef, self.static.host_ram, self.static.host_bw)
         self._idle_arr = self.util_now == 0
 
     def _host_hist(self, rows: IntA, vm_of: IntA) -> FloatA:
@@ -150,15 +220,9 @@ class Planning:
     # The terms are xdrs.sim.sums.dot of the history and the coefficients, in both paths
     # (a BLAS product here would make the decisions depend on the machine's BLAS kernel).
     def _lr_init(self) -> None:
-        x = np.arange(1.0, LR_WINDOW + 1)
-        xc = x - x.mean()
-        sxx = seq_sum(xc * xc)  # 82.5 exactly (halves squared)
-        a = 1 / LR_WINDOW + xc * (LR_WINDOW - x.mean()) / sxx
-        b = xc / sxx
-        # column i of the history (newest first) is x = 10 - i
-        self.coef_a, self.coef_b = a[::-1].copy(), b[::-1].copy()
+        self.coef_a, self.coef_b = self.COEF_A, self.COEF_B
         self.coef = np.vstack([self.coef_a, self.coef_b])
-        if (k := kernel_module()) is not None:  # the same sums.dot, compiled
+        if (k := self.kernel) is not None:  # the same sums.dot, compiled
             self.vm_a, self.vm_b = np.zeros(self.terms.shape[0]), np.zeros(self.terms.shape[0])
             k.lr_rows(self.hist, self.coef, self.lr_a, self.lr_b)
             k.lr_rows(self.terms, self.coef, self.vm_a, self.vm_b)
@@ -203,7 +267,7 @@ class Planning:
     def overloaded_one(self, h: int) -> bool:
         """:meth:`overloaded` of the single host ``h``."""
         if (k := self.kernel) is not None:
-            code = k.DETECTOR_CODES[self.kind]
+            code = DETECTOR_CODES[self.kind]
             return bool(k.overloaded(h, code, self.param, self.f, self.hist, self.w.interval))
         return bool(self.overloaded(np.array([h]))[0])
 
@@ -268,7 +332,7 @@ class Planning:
         n = k.relieve_mmt(
             h, ids, blocked, self.ctx.in_migration, self.req, float(w.host_ram[h]),
             float(w.host_bw[h]), self.f, self.hist, self.vm_cols, self.terms, self.coef,
-            k.DETECTOR_CODES[self.kind], self.param, w.interval, out,
+            DETECTOR_CODES[self.kind], self.param, w.interval, out,
         )  # fmt: skip
         gone: list[int] = out[:n].tolist()
         for v in gone:
@@ -276,6 +340,40 @@ class Planning:
         self.count[h] -= n
         self._dormant(h)
         return gone
+
+    def underload_fits(self) -> bool:
+        """Does :meth:`underload`'s (H, K) list array stay under ``UNDERLOAD_CELLS``? (K is
+        the longest list plus all listed VMs; a very large world takes the Python loop.)"""
+        listed = int(self.count.sum())
+        return self.w.n_hosts * (int(self.count.max(initial=0)) + listed) <= UNDERLOAD_CELLS
+
+    def underload(self, hosts: IntA, skip: BoolA, excluded: BoolA) -> list[tuple[int, int]]:
+        """Compiled under-load phase over ``hosts`` in order (``kernel.underload``; see
+        ``policies._underloaded``); the moves. The host lists are left stale (the phase is
+        the decision's last). Kernel path only."""
+        k = self.kernel
+        assert k is not None
+        lists, total = self._list_grid()
+        out_vm, out_host = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+        n = k.underload(
+            hosts, skip, excluded, self.incoming, self.ctx.in_migration, lists, self.count,
+            self._idle_arr, self.req, *self._find_args, *self._place_tail, out_vm, out_host,
+        )  # fmt: skip
+        return list(zip(out_vm[:n].tolist(), out_host[:n].tolist(), strict=True))
+
+    def _list_grid(self) -> tuple[IntA, int]:
+        """The host lists as an (H, K) array (``count`` long each) with room for every
+        listed VM to be appended to any one list; and the number of listed VMs."""
+        hosts = [h for h, vms in self.vms.items() if vms]
+        lens = np.array([len(self.vms[h]) for h in hosts], dtype=np.int64)
+        total = int(lens.sum())
+        lists = np.empty((self.w.n_hosts, int(lens.max(initial=0)) + total), dtype=np.int64)
+        if total:
+            flat = np.fromiter(chain.from_iterable(self.vms[h] for h in hosts), np.int64, total)
+            starts = np.cumsum(lens) - lens
+            pos = np.arange(total) - np.repeat(starts, lens)
+            lists[np.repeat(np.array(hosts, dtype=np.int64), lens), pos] = flat
+        return lists, total
 
     def destroy(self, h: int, v: int) -> None:
         self.vms[h].remove(v)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import NoReturn
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +23,7 @@ from xdrs.sim.adapter import xdrs_decider
 from xdrs.sim.demand import NAME as DEMAND
 from xdrs.sim.demand import DemandError, demand_decider, parse_demand
 from xdrs.sim.engine import Context, Moves
+from xdrs.sim.fast import kernel_module
 from xdrs.sim.planning import Planning
 from xdrs.sim.setup import World
 
@@ -109,6 +112,23 @@ def parse_policy(name: str) -> Policy:
 def initial_placement(w: World, threshold: float | None) -> IntA:
     """Place VMs in trace order at their full size: first fit if ``threshold`` is None,
     else PABFD (skipping non-empty hosts a new VM alone would push over ``threshold``)."""
+    k = kernel_module()
+    if k is None:
+        return initial_numpy(w, threshold)
+    host = np.zeros(w.n_vms, dtype=np.int64)
+    f64 = partial(np.ascontiguousarray, dtype=np.float64)
+    v = k.initial(
+        f64(w.vm_mips), f64(w.vm_ram), f64(w.vm_bw), f64(w.host_pe), f64(w.host_mips),
+        f64(w.host_ram), f64(w.host_bw), f64(w.host_power), threshold is not None,
+        math.nan if threshold is None else float(threshold), host,
+    )  # fmt: skip
+    if v < w.n_vms:
+        _no_host(w, v)
+    return host
+
+
+def initial_numpy(w: World, threshold: float | None) -> IntA:
+    """The reference (numpy) path of :func:`initial_placement` (``kernel.initial``)."""
     alloc = np.zeros(w.n_hosts)
     ram_free, bw_free = w.host_ram.copy(), w.host_bw.copy()
     host = np.empty(w.n_vms, dtype=np.int64)
@@ -122,16 +142,21 @@ def initial_placement(w: World, threshold: float | None) -> IntA:
             ok &= ~((alloc != 0) & (m / w.host_mips > threshold))
             d = choose(power_increase(m, alloc, w.host_mips, idle, w.host_power), ok)
         if d < 0:
-            raise PolicyError(
-                f"VM {w.names[v] if w.names else v} ({m:,.0f} MHz, {w.vm_ram[v]:,.0f} MB): "
-                f"no host can take it (largest host {w.host_mips.max():,.0f} MHz, "
-                f"{w.host_ram.max():,.0f} MB); describe the hosts with --datacenter"
-            )
+            _no_host(w, v)
         host[v] = d
         alloc[d] += m
         ram_free[d] -= w.vm_ram[v]
         bw_free[d] -= w.vm_bw[v]
     return host
+
+
+def _no_host(w: World, v: int) -> NoReturn:
+    m = float(w.vm_mips[v])
+    raise PolicyError(
+        f"VM {w.names[v] if w.names else v} ({m:,.0f} MHz, {w.vm_ram[v]:,.0f} MB): "
+        f"no host can take it (largest host {w.host_mips.max():,.0f} MHz, "
+        f"{w.host_ram.max():,.0f} MB); describe the hosts with --datacenter"
+    )
 
 
 def _select(p: Planning, h: int, pol: Policy, rng: np.random.Generator) -> int:
@@ -194,8 +219,11 @@ def _underloaded(p: Planning, over: BoolA) -> list[tuple[int, int]]:
     skip, excluded = over | off, over | off
     u = p.util_now
     cand = np.flatnonzero((u > 0) & (u < 1))
+    order = cand[np.lexsort((cand, u[cand]))]
+    if p.kernel is not None and p.underload_fits():
+        return p.underload(order, skip, excluded)  # the same loop, compiled
     moves: list[tuple[int, int]] = []
-    for h in cand[np.lexsort((cand, u[cand]))]:
+    for h in order:
         if skip[h]:
             continue
         skip[h] = excluded[h] = True

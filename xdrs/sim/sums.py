@@ -14,6 +14,8 @@ vectorised over the other axis, e.g. over hosts), and compiled by numba on 1-D a
 code). numba's on-disk cache checks only the file that defines a cached function, so after
 editing this module remove ``xdrs/sim/__pycache__/kernel.*.nb?`` (the kernels that call
 these functions keep their old copies otherwise; tests/xdrs/sim/test_kernel.py would fail).
+The ahead-of-time module (:mod:`xdrs.sim.aot`) hashes this file too: after an edit it is not
+loaded until rebuilt.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def test_bit_for_bit_tests_pass_under_openblas_kernel(core: str) -> None:
 
 
 def test_compiled_kernels_have_no_fused_multiply_add(tmp_path: Path) -> None:
-    r = _run(SCAN_FOR_FMA, [], {"NUMBA_CACHE_DIR": str(tmp_path), "XDRS_SIM_KERNEL": "numba"})
+    r = _run(SCAN_FOR_FMA, [], {"NUMBA_CACHE_DIR": str(tmp_path), "XDRS_SIM_KERNEL": "jit"})
     assert r.returncode == 0, r.stderr[-3000:]
     rows = [line.split() for line in r.stdout.splitlines()]
     control = rows.pop()

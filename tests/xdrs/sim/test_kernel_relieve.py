@@ -31,10 +31,10 @@ def _run(policy: str, mode: str, mp: pytest.MonkeyPatch, whatif: WhatIf) -> Resu
 
 @pytest.mark.parametrize("policy", ["lr-mmt-1.2", "mad-mmt-2.5", "thr-mmt-0.8"])
 def test_compiled_overload_phase_equals_numpy_with_maintenance(
-    policy: str, monkeypatch: pytest.MonkeyPatch
+    policy: str, compiled_mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = WhatIf(maintenance=(0, 1, 2, 41, 42), maintenance_at=3000.0)
-    a = _run(policy, "numba", monkeypatch, w)
+    a = _run(policy, compiled_mode, monkeypatch, w)
     b = _run(policy, "numpy", monkeypatch, w)
     assert a.moves == b.moves
     assert a.migrations == b.migrations > 0

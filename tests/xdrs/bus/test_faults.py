@@ -58,12 +58,27 @@ def _setup(broker, running, speed=20.0, engine_cls=RecordingEngine):
     return config, daemon, collector
 
 
+def _moves(config) -> set[str]:
+    """The keys of the moves of every recommendation on the topic."""
+    return {m.key for r in read_all(config, config.topics.recommendations) for m in r.event.moves}
+
+
+def _answers(config) -> tuple[set[str], list[str]]:
+    """The moves recommended, then the keys of the results on the actions topic, read in
+    that order: the engine may go on recommending (each move skipped, its metrics too old
+    once the replay has ended), and a recommendation published after the actions were read
+    would look unanswered (reproduced: 1 of 12 restart runs, 224 such recommendations)."""
+    wanted = _moves(config)
+    done = [r.event.key for r in read_all(config, config.topics.actions)
+            if r.event.status != "started"]  # fmt: skip
+    return wanted, done
+
+
 def _answered(config) -> bool:
     """Whether the rebalancing daemon (no consumer group: it reads the topics from their
     start) recorded a result for every move of every recommendation on the topic."""
-    t = config.topics
-    done = {r.event.key for r in read_all(config, t.actions) if r.event.status != "started"}
-    return all(m.key in done for r in read_all(config, t.recommendations) for m in r.event.moves)
+    wanted, done = _answers(config)
+    return wanted <= set(done)
 
 
 def _sent(collector, steps):
@@ -71,15 +86,21 @@ def _sent(collector, steps):
 
 
 def _recommendations_settle(config, daemon) -> None:
-    """Every recommendation the daemon published is on the topic, once. The daemon notes one
-    when it hands it to the producer, which sends it shortly after: the last of a run may
-    still be on its way when the test reads the topic, so wait for the two to agree."""
+    """Every recommendation the engine published is on the topic, once, and nothing else.
+    The engine notes one when it hands it to the producer, which sends it shortly after: the
+    last of a run may still be on its way when the test reads the topic, so wait for the two
+    to agree."""
 
     def on_topic() -> list[str]:
         return [r.event.id for r in read_all(config, config.topics.recommendations)]
 
     def agree() -> bool:
-        return sorted(on_topic()) == sorted(r.id for r in daemon.published)
+        # the engine may still be publishing: what it had published before the topic was
+        # read must be there, and nothing it had not published by the end of the read
+        # (it keeps the last 1,000: the counts say the rest)
+        n_before, before = daemon.n_published, {r.id for r in list(daemon.published)}
+        ids = on_topic()
+        return before <= set(ids) and n_before <= len(ids) <= daemon.n_published
 
     settled = wait_for(agree, 30, 0.5)
     ids = on_topic()
@@ -189,9 +210,10 @@ def test_engine_restart_rebuilds_state_and_reapplies_nothing(broker, running):
     # recommendations they caused are on the topic), then the actuator committed those
     t = config.topics
     metrics_end = written_ends(config, t.metrics)
-    assert wait_for(lambda: committed_up_to(config, "xdrs-engine", t.metrics, metrics_end), 30)
+    engines = group(config, "engine")
+    assert wait_for(lambda: committed_up_to(config, engines, t.metrics, metrics_end), 30)
     assert wait_for(lambda: _answered(config), 30)
-    keys = [r.event.key for r in read_all(config, t.actions) if r.event.status != "started"]
+    _, keys = _answers(config)
     assert len(keys) == len(set(keys)) and applied <= set(keys)
 
 
@@ -222,10 +244,8 @@ def test_kafka_restarted_on_its_log_dir_loses_and_duplicates_nothing(apache_kafk
     assert everything <= on_topic, f"{len(everything - on_topic)} batches lost by the broker"
     _recommendations_settle(config, daemon)
     # results written while the broker was away wait in the producer, which reconnects with
-    # a growing back-off (up to kafka-python's 30 s), and moves not started then are tried
-    # again: on a loaded machine this took over 60 s in 3 of about 15 runs (the likely cause,
-    # not proven: each of those logged moves "not started" while the broker was down)
-    assert wait_for(lambda: _answered(config), 180, 0.5)
-    keys = [r.event.key for r in read_all(config, t.actions) if r.event.status != "started"]
+    # a growing back-off (up to kafka-python's 30 s)
+    assert wait_for(lambda: _answered(config), 120, 0.5)
+    wanted, keys = _answers(config)
     assert keys and len(keys) == len(set(keys)), "an action is on the topic twice"
-    assert set(keys) == {m.key for r in read_all(config, t.recommendations) for m in r.event.moves}
+    assert wanted <= set(keys) <= _moves(config)  # and no result for a move never recommended

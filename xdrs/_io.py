@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Mapping
@@ -83,21 +84,60 @@ def write_all(files: Mapping[Path, bytes]) -> None:
     """Write several files, all or none: each is staged next to its target, then renamed.
 
     An error names the user's file, never a temporary one; when any file cannot be staged,
-    no target is touched.
+    no target is touched; when a rename fails, the targets renamed before it get back
+    what they held (or are removed, if they did not exist).
     """
     staged: list[tuple[str, Path]] = []
+    done: list[tuple[Path, str | None]] = []  # renamed targets and their saved contents
     try:
         for target, data in files.items():
             if target.is_dir():
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
             staged.append((_stage(target, data), target))
         for tmp, target in staged:
-            _rename(tmp, target)
+            saved = _save(target)
+            try:
+                _rename(tmp, target)
+            except BaseException:
+                _discard(saved)
+                raise
+            done.append((target, saved))
     except BaseException:
+        _roll_back(done)
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         raise
+    for _, saved in done:
+        _discard(saved)
+
+
+def _save(target: Path) -> str | None:
+    """A hard link to ``target``'s present file (None if there is none), kept until the
+    whole set is written."""
+    if not target.exists():
+        return None
+    saved = f"{target.parent}/.{target.name}.{os.getpid()}.{id(target)}.old"
+    try:
+        os.link(target, saved)
+    except OSError:  # a file system without hard links: a copy
+        shutil.copy2(target, saved)
+    return saved
+
+
+def _discard(saved: str | None) -> None:
+    if saved is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(saved)
+
+
+def _roll_back(done: list[tuple[Path, str | None]]) -> None:
+    for target, saved in reversed(done):
+        with contextlib.suppress(OSError):
+            if saved is None:
+                os.unlink(target)
+            else:
+                os.replace(saved, target)
 
 
 def _rename(tmp: str, target: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from xdrs._io import MAX_INPUT_BYTES, atomic_write, read_bounded
+from xdrs._io import MAX_INPUT_BYTES, atomic_write, read_bounded, write_all
 from xdrs.errors import SnapshotError
 
 
@@ -92,3 +92,38 @@ def test_write_errors_name_the_target_not_the_temporary_file(tmp_path: Path) -> 
         atomic_write(tmp_path / "a-dir", b"{}")
     assert err2.value.filename == str(tmp_path / "a-dir")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-dir"]  # no temporary file left
+
+
+@pytest.mark.parametrize("failing", [1, 2])
+def test_a_failed_rename_puts_back_what_the_earlier_targets_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int
+) -> None:
+    """All or none, even past staging. A rename that fails after staging succeeded cannot
+    be caused at will on a local file system, so this one rename is made to fail (the only
+    fault injected; every other call is the real one)."""
+    a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    a.write_bytes(b"old a")  # b does not exist yet: it must not exist afterwards either
+    c.write_bytes(b"old c")
+    real, calls = os.replace, []
+
+    def replace(src: str, dst: str | os.PathLike[str]) -> None:
+        calls.append(dst)
+        if len(calls) == failing + 1:
+            raise PermissionError(13, "Permission denied", str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(PermissionError) as err:
+        write_all({a: b"new a", b: b"new b", c: b"new c"})
+    monkeypatch.undo()
+    assert err.value.filename == str([a, b, c][failing])
+    assert a.read_bytes() == b"old a" and not b.exists() and c.read_bytes() == b"old c"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "c.json"]  # nothing left
+
+
+def test_write_all_replaces_every_target_and_leaves_nothing_else(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_bytes(b"old a")
+    write_all({a: b"new a", b: b"new b"})
+    assert a.read_bytes() == b"new a" and b.read_bytes() == b"new b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]

@@ -31,6 +31,7 @@ from xdrs.bus.config import BusConfig, cluster_partition
 from xdrs.bus.kafka import DeadLetters, KafkaSink, Record, make_consumer, records
 from xdrs.engine.engine import ClusterView, Engine
 from xdrs.engine.exporter import EngineMetrics
+from xdrs.engine.rejoin import Rejoin
 
 __all__ = ["EngineDaemon"]
 
@@ -71,6 +72,7 @@ class EngineDaemon:
         self.dead = 0
         self.replayed_bad = 0
         self.failures = 0
+        self.rejoin = Rejoin()  # a member given no partition rejoins (see xdrs.engine.rejoin)
         self._seen_below: dict[TopicPartition, int] = {}  # committed offsets at a rebuild
         self._need_committed: list[TopicPartition] = []
         self._owned: set[int] = set()
@@ -89,12 +91,18 @@ class EngineDaemon:
     def run(self, stop: threading.Event) -> None:
         t = self.config.topics
         consumer = make_consumer(self.config, self.group)
-        consumer.subscribe([t.inventory, t.metrics, t.actions], listener=_Listener(self, consumer))
+        topics, listener = [t.inventory, t.metrics, t.actions], _Listener(self, consumer)
+        consumer.subscribe(topics, listener=listener)
         sink = KafkaSink(self.config)
         dead = DeadLetters(sink, on_dead=self._count_dead)
         try:
             while not stop.is_set():
                 self.step(consumer, sink, dead)
+                if self.rejoin.due():
+                    log.warning("group %s gave this engine no partition (%d rejoins so far): "
+                                "rejoining", self.group, self.rejoin.count)  # fmt: skip
+                    consumer.unsubscribe()
+                    consumer.subscribe(topics, listener=listener)
         finally:
             _close(consumer, sink)
 
@@ -309,9 +317,11 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        pass  # keep the state: the same partitions usually come back (broker restart)
+        # keep the state: the same partitions usually come back (broker restart)
+        self.daemon.rejoin.revoked()
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self.daemon.rejoin.assigned(len(assigned))
         self.daemon.assigned(self.consumer, list(assigned))
 
 

@@ -126,7 +126,7 @@ def _check_reasons(dead: list[dict], t) -> None:
 
 
 def test_engine_dead_letters_poison_and_a_restart_is_not_stuck(config, producer):
-    t = config.topics
+    t, engines = config.topics, group(config, "poison-engine")
     c = ReplayCollector(small_scenario(), busy_trace(), KafkaSink(config), speed=0.0)
     c.publish_inventory()
     host = c.hosts[0]
@@ -159,7 +159,7 @@ def test_engine_dead_letters_poison_and_a_restart_is_not_stuck(config, producer)
     assert "marker" in first.engine.tables["c0"].vm_row  # the next valid event was absorbed
     assert wait_for(lambda: first.dead == n_poison, 30), first.dead
     assert proc.thread.is_alive()
-    assert wait_for(lambda: committed_at_end(config, "poison-engine", [t.inventory, t.metrics]))
+    assert wait_for(lambda: committed_at_end(config, engines, [t.inventory, t.metrics]))
     dead = _dead(config)
     assert len(dead) == n_poison
     _check_reasons(dead, t)
@@ -177,7 +177,7 @@ def test_engine_dead_letters_poison_and_a_restart_is_not_stuck(config, producer)
     producer.send(t.inventory, key, inventory_poison["huge"])
     producer.raw.flush()
     assert wait_for(lambda: second.dead == 1, 30), second.dead
-    assert wait_for(lambda: committed_at_end(config, "poison-engine", [t.inventory, t.metrics]))
+    assert wait_for(lambda: committed_at_end(config, engines, [t.inventory, t.metrics]))
     assert len(_dead(config)) == n_poison + 1  # each bad message on the topic once
     assert second.replayed_bad == len(inventory_poison)
     assert proc.thread.is_alive()

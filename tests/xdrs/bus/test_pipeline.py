@@ -277,7 +277,7 @@ def test_consumer_lag_counts_the_messages_not_yet_consumed(apache_kafka, monkeyp
     registry = CollectorRegistry()
     daemon = _daemon(config, registry, name="lag")
     t = config.topics
-    consumer = make_consumer(config, "lag", [t.inventory, t.metrics, t.actions])
+    consumer = make_consumer(config, daemon.group, [t.inventory, t.metrics, t.actions])
     sink = KafkaSink(config)
     dead = DeadLetters(sink)
     c = _collector(config)

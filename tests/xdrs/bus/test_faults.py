@@ -228,7 +228,11 @@ def test_kafka_restarted_on_its_log_dir_loses_and_duplicates_nothing(apache_kafk
     running.start(daemon.run)
     running.start(apply_recommendations, config, collector, progress)
     feeder = running.start(lambda stop: collector.run(stop, steps=120))
-    assert wait_for(lambda: collector.step_no >= 20 and daemon.n_published > 0, 60)
+    # 90 s: an engine a group assignment gave nothing rejoins after 20 s, then 40 s more
+    started = wait_for(lambda: collector.step_no >= 20 and daemon.n_published > 0, 90)
+    assert started, (f"step {collector.step_no}, {daemon.n_published} published, "
+                     f"{daemon.engine.samples} of {collector.samples_sent} samples absorbed, "
+                     f"{daemon.rejoin.count} rejoins, {daemon.dead} dead")  # fmt: skip
     apache_kafka.stop(sig)
     down_at = collector.step_no
     apache_kafka.start()  # same ports, same log dir

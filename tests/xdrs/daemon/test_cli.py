@@ -18,7 +18,7 @@ from xdrs.cli import main, parse
 
 @pytest.mark.broker  # the embedded broker
 def test_demo_converges_with_ten_percent_failures(capsys):
-    argv = ["demo", "--duration", "12", "--speed", "8", "--quiet", "--fail-rate", "0.1",
+    argv = ["demo", "--duration", "16", "--speed", "8", "--quiet", "--fail-rate", "0.1",
             "--dirty-rate", "100"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out

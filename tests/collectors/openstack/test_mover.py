@@ -114,3 +114,45 @@ def test_conflict_is_retried_then_reported_with_novas_reason(conn: Any, server: 
     assert "stopped" in result.error  # Nova: "... while it is in vm_state stopped"
     assert waits == [0.01, 0.02]  # two retries with doubling back-off, then give up
     assert conn.compute.get_server(server.id).compute_host == "fake-1"
+
+
+@pytest.fixture
+def full_fake2(conn: Any) -> Iterator[Any]:
+    """fake-2 given a server as large as one Placement allocation may be (8 GiB of its
+    (8192 - 512) x 1.5 = 11,520 MiB): an m1.large (4 GiB) no longer fits, an m1.small does."""
+    fl = conn.compute.find_flavor("xdrs.fill") or conn.compute.create_flavor(
+        name="xdrs.fill", ram=8192, vcpus=1, disk=1
+    )
+    filler = boot(conn, unique("fill"), flavor=fl.name, availability_zone="az1:fake-2")
+    try:
+        yield filler
+    finally:
+        conn.compute.delete_server(filler)
+        conn.compute.wait_for_delete(filler, wait=120)
+
+
+def test_destination_full_is_refused_with_novas_reason_and_nothing_else_moves(
+    conn: Any, full_fake2: Any
+) -> None:
+    big = boot(conn, unique("big"), flavor="m1.large", availability_zone="az1:fake-1")
+    small = boot(conn, unique("small"), availability_zone="az1:fake-1")
+    try:
+        used = _usage(conn, "fake-2")["MEMORY_MB"]
+        mover = NovaMover(conn, CLOUD, timeout_s=120, poll_s=0.5)
+        refused = _rec(big.id, "fake-1", "fake-2")
+        result = mover.move(refused, refused.moves[0])
+        assert result.status == "failed"
+        assert "No valid host" in result.error, result.error  # Nova's scheduler said so
+        assert conn.compute.get_server(big.id).compute_host == "fake-1"
+        assert conn.compute.get_server(big.id).status == "ACTIVE"
+        assert _usage(conn, "fake-2")["MEMORY_MB"] == used  # no claim left behind
+        # the next move, which fits, is not affected by the refusal
+        fits = _rec(small.id, "fake-1", "fake-2")
+        assert mover.move(fits, fits.moves[0]).status == "ok"
+        assert wait_host(conn, small.id, "fake-2").status == "ACTIVE"
+        assert _usage(conn, "fake-2")["MEMORY_MB"] == used + 1024
+        assert conn.compute.get_server(full_fake2.id).compute_host == "fake-2"
+    finally:
+        for s in (big, small):
+            conn.compute.delete_server(s)
+            conn.compute.wait_for_delete(s, wait=120)

@@ -58,9 +58,11 @@ def _metric_names(dash: dict[str, Any]) -> set[str]:
 
 
 def _fill(expr: str, clusters: list[str], rate_interval: str = RATE_INTERVALS[0]) -> str:
-    """Grafana's substitution: a multi-value regex variable becomes (a|b), built-ins values."""
-    out = expr.replace("$__rate_interval", rate_interval)
-    out = out.replace("$cluster", "(" + "|".join(re.escape(c) for c in clusters) + ")")
+    """Grafana's substitution for Prometheus: a multi-value variable becomes (a|b), each value
+    regex-escaped with its backslashes doubled inside the PromQL string (real cluster ids hold
+    dots and colons: ``127.0.0.1:8989/domain-c7``); built-ins get values."""
+    values = "|".join(re.escape(c).replace("\\", "\\\\") for c in clusters)
+    out = expr.replace("$__rate_interval", rate_interval).replace("$cluster", f"({values})")
     assert "$" not in out, out
     return out
 

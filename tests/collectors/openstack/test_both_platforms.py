@@ -7,7 +7,6 @@ Prometheus scraping the engine. All real: vcsim, Nova, Prometheus, our load expo
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import urllib.parse
@@ -45,7 +44,7 @@ from tests.collectors.vsphere.conftest import (  # noqa: F401
     vcsim_factory,
     vcsim_small,
 )
-from tests.deploy.test_dashboard import _dashboard, _queries
+from tests.deploy.test_dashboard import _dashboard, _fill, _queries
 from tests.support import wait_for
 from tests.xdrs.bus.conftest import Broker
 from xdrs.bus import BusConfig, Topics
@@ -142,16 +141,6 @@ def _series(url: str, expr: str) -> list[dict[str, str]]:
     return [s["metric"] for s in answer["data"]["result"]]
 
 
-def _fill(expr: str, clusters: list[str]) -> str:
-    """Grafana's substitution for Prometheus: a multi-value variable becomes (a|b), each value
-    regex-escaped with its backslashes doubled inside the PromQL string (cluster ids here hold
-    dots and colons: ``127.0.0.1:8989/domain-c7``)."""
-    values = "|".join(re.escape(c).replace("\\", "\\\\") for c in clusters)
-    out = expr.replace("$__rate_interval", "4s").replace("$cluster", f"({values})")
-    assert "$" not in out, out
-    return out
-
-
 def _side_by_side(url: str, nova: str, vsphere: str) -> dict[str, set[str]]:
     """Each per-cluster dashboard panel's clusters, the variable holding both platforms'."""
     panels = {t: es for t, es in _queries(_dashboard()).items()
@@ -159,7 +148,7 @@ def _side_by_side(url: str, nova: str, vsphere: str) -> dict[str, set[str]]:
     out = {}
     for title, exprs in panels.items():
         out[title] = {m.get("cluster", "") for e in exprs
-                      for m in _series(url, _fill(e, [nova, vsphere]))}  # fmt: skip
+                      for m in _series(url, _fill(e, [nova, vsphere], "4s"))}  # fmt: skip
     return out
 
 

@@ -20,7 +20,7 @@ from collectors.vsphere.records import (
     VMRecord,
 )
 
-__all__ = ["PROPERTIES", "collect_inventory", "retrieve"]
+__all__ = ["PROPERTIES", "collect_inventory", "retrieve", "view_filter"]
 
 MIB = 1024 * 1024
 
@@ -57,7 +57,7 @@ PROPERTIES: dict[Any, list[str]] = {
 Props = dict[str, Any]
 
 
-def _view_filter(view: Any, properties: dict[Any, list[str]]) -> Any:
+def view_filter(view: Any, properties: dict[Any, list[str]]) -> Any:
     traverse = vmodl.query.PropertyCollector.TraversalSpec(
         name="view", path="view", skip=False, type=vim.view.ContainerView
     )
@@ -74,7 +74,7 @@ def retrieve(content: Any, properties: dict[Any, list[str]]) -> Iterator[tuple[A
     view = content.viewManager.CreateContainerView(content.rootFolder, list(properties), True)
     try:
         pc = content.propertyCollector
-        spec = _view_filter(view, properties)
+        spec = view_filter(view, properties)
         result = pc.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
         while result is not None:
             for oc in result.objects:

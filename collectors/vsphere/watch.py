@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from collectors.vsphere._sdk import vim, vmodl
-from collectors.vsphere.inventory import _view_filter
+from collectors.vsphere.inventory import view_filter
 from collectors.vsphere.records import Change
 
 __all__ = ["WATCHED", "UpdateWatcher"]
@@ -51,7 +51,7 @@ class UpdateWatcher:
         self.pc = c.propertyCollector.CreatePropertyCollector()
         self.view = c.viewManager.CreateContainerView(c.rootFolder, list(WATCHED), True)
         paths = {t: list(fields) for t, fields in WATCHED.items()}
-        self.pc.CreateFilter(_view_filter(self.view, paths), partialUpdates=True)
+        self.pc.CreateFilter(view_filter(self.view, paths), partialUpdates=True)
         baseline: dict[tuple[str, str], dict[str, object]] = {}
         for ch in self._wait(0.0, complete=True):
             baseline.setdefault((ch.kind, ch.id), {})[ch.field] = ch.value

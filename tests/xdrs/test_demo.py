@@ -80,6 +80,7 @@ def test_bus_options_reach_the_client_config():
     assert default.client_id == "xdrs-replay"
 
 
+@pytest.mark.broker
 def test_collect_replay_from_the_platform_registry_publishes_every_step():
     import time
 

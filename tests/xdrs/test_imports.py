@@ -147,20 +147,45 @@ def test_nothing_below_the_cli_imports_it():
     assert wrong == []
 
 
+def _reason(lines: list[str], first: int, last: int, imports: frozenset[int] = frozenset()) -> str:
+    """The comments on an import's own lines (1-based ``first..last``) and on the lines right
+    above it that are comments, blank, ``try:`` or other imports (``imports``: their 1-based
+    lines; a block of lazy imports shares one comment)."""
+    text = [ln.partition("#")[2] for ln in lines[first - 1 : last]]
+    i = first - 2
+    while i >= 0:
+        ln = lines[i].strip()
+        if not (ln in ("", "try:") or ln.startswith("#") or i + 1 in imports):
+            break
+        text.append(ln.partition("#")[2])
+        i -= 1
+    return " ".join(text)
+
+
 def test_function_level_imports_are_lazy_and_say_so():
-    """A function-level import loads a heavy or optional package and has a comment."""
+    """A function-level import loads a heavy or optional package and its comment says so."""
     bad = []
     for name, path in MODULES.items():
         lines = path.read_text().splitlines()
         for node in ast.walk(ast.parse("\n".join(lines))):
             if not isinstance(node, ast.FunctionDef):
                 continue
-            for inner in ast.walk(node):
-                if isinstance(inner, (ast.Import, ast.ImportFrom)):
-                    before = "\n".join(lines[node.lineno - 1 : inner.end_lineno])
-                    if not any(w in before for w in ("lazy", "optional")):
-                        bad.append(f"{name}:{inner.lineno}")
+            found = [n for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))]
+            at = frozenset(i for n in found for i in range(n.lineno, (n.end_lineno or 0) + 1))
+            for inner in found:
+                why = _reason(lines, inner.lineno, inner.end_lineno or inner.lineno, at)
+                if not any(w in why for w in ("lazy", "optional")):
+                    bad.append(f"{name}:{inner.lineno}")
     assert sorted(set(bad)) == [], "function-level imports without a reason"
+
+
+def test_the_reason_must_be_beside_the_import():
+    lines = ["def f():", '    """lazy in a docstring does not count"""', "    import x",
+             "    # lazy: x is heavy", "    import y", "    import z  # optional",
+             "    z.use()", "    import w"]  # fmt: skip
+    at = frozenset({3, 5, 6, 8})
+    assert "lazy" not in _reason(lines, 3, 3, at) and "optional" not in _reason(lines, 8, 8, at)
+    assert "lazy" in _reason(lines, 5, 5, at) and "optional" in _reason(lines, 6, 6, at)
 
 
 # One interpreter that forks a fresh child per module: each child starts with no module of

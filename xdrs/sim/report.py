@@ -23,7 +23,7 @@ def _pyplot() -> Any:
         import matplotlib  # noqa: PLC0415 - optional dependency
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt  # noqa: PLC0415 - optional, as above
     except ImportError:
         raise ReportError(
             "--report needs matplotlib; install it with: pip install 'xdrs[sim]'"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import msgspec
 import pytest
@@ -65,6 +66,14 @@ def test_a_dry_run_daemon_on_the_bus_records_nothing(config, running):
     opts = DaemonOptions(limits=Limits(vm_cooldown_s=0, host_hold_s=0), dry_run=True,
                          report=lines.append)  # fmt: skip
     daemon = RebalanceDaemon(config, dc, opts)
+    steps = [0]
+    step = daemon.step
+
+    def counted(*args: Any) -> None:
+        step(*args)
+        steps[0] += 1
+
+    daemon.step = counted  # type: ignore[method-assign]
     running.start(daemon.run)
     assert daemon.ready.wait(60)
     hosts = {("c0", h.uuid) for h in dc.hosts if h.cluster == "c0"}
@@ -75,7 +84,10 @@ def test_a_dry_run_daemon_on_the_bus_records_nothing(config, running):
     sink.flush()
     assert wait_for(lambda: len(lines) == 4, 30)
     assert all("would run" in line for line in lines[1:]), lines  # full: all would run
-    time.sleep(1.0)  # a daemon that did run would have moved and recorded by now
+    # A daemon that did run would have journaled each move's start, confirmed by the
+    # broker, in the tick after its decision: let it tick five more times.
+    decided = steps[0]
+    assert wait_for(lambda: steps[0] >= decided + 5, 30)
     assert [e for e in read_topic(config, config.topics.actions)
             if isinstance(e, ActionResult)] == []  # fmt: skip
     assert all(dc.hosts[int(dc.place[dc.vm_index[m.vm]])].uuid == m.src for m in moves)

@@ -14,7 +14,7 @@ PASSTHROUGH = frozenset({
     "security_protocol", "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password",
     "ssl_check_hostname", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
     "sasl_kerberos_service_name", "sasl_oauth_token_provider", "request_timeout_ms",
-    "api_version", "compression_type", "linger_ms", "batch_size",
+    "api_version", "compression_type", "linger_ms", "batch_size", "fetch_max_wait_ms",
 })  # fmt: skip
 PRODUCER_ONLY = frozenset({"compression_type", "linger_ms", "batch_size"})
 SECRET_WORDS = ("password", "token", "secret")  # an extra whose key holds one is never shown

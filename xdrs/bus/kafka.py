@@ -219,6 +219,11 @@ def make_consumer(
         "auto_offset_reset": "earliest",
         "max_partition_fetch_bytes": 8 << 20,
         "fetch_max_bytes": 32 << 20,
+        # A fetch that finds nothing waits at most this long. kafka-python's 500 ms default
+        # made the embedded broker (Tansu) answer a recommendation to the daemon after
+        # ~160 ms at the median; 100 ms gave ~25 ms (bench/RESULTS-daemon.md), for at most
+        # 10 empty fetches a second per idle consumer.
+        "fetch_max_wait_ms": 100,
         **config.group_timeouts(),
         **config.common(),
         **overrides,

@@ -48,7 +48,8 @@ def test_a_switch_to_manual_puts_queued_moves_back_to_approval_and_they_can_be_a
     held = {r.key: r.error for r in lab.journal if r.status == "held"}
     assert held == dict.fromkeys(
         ["r1/1", "r1/2", "r1/3"],
-        "awaiting approval: cluster automation is manual (changed after the move was queued)")
+        "awaiting approval: cluster automation is manual (changed after the move was queued)",
+    )
     assert lab.daemon.held["r1"][1] == {"r1/1", "r1/2", "r1/3"}
     assert not lab.daemon.executor.waiting and lab.daemon.executor.idle()
     assert lab.last()["r1/0"].status == "ok"
@@ -146,7 +147,7 @@ def test_after_a_policy_change_no_never_vm_starts_and_nothing_optional_starts_un
         assert after.vms.get(m.vm) != "never", (k, m.vm)
         if k not in approved:  # what starts on its own: what the new policy runs
             assert verdict(after, rec, m) == "run", (k, m.reason, after)
-    calls_after = lab.mover.calls[len(lab.mover.calls) - len(started):]
+    calls_after = lab.mover.calls[len(lab.mover.calls) - len(started) :]
     assert sorted(calls_after) == sorted(started)  # the platform saw exactly those
     last = lab.last()
     assert set(last) == set(by_key)  # every move has a record: none lost by the change

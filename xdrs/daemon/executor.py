@@ -2,9 +2,11 @@
 
 A move starts when the earlier moves of its recommendation that it depends on have
 finished (the plan's order, relaxed to what it requires: the same VM's earlier moves, and
-the moves off its destination, which make its room), the limits let it (it waits otherwise), and the
-checks pass (it is skipped otherwise, with the reason: expired, held back, an earlier move
-on its hosts failed, stale, no longer fits, old metrics). Its ``started`` record is written,
+the moves off its destination, which make its room), the limits let it (it waits
+otherwise), the automation policy in force still lets it (below), and the checks pass (it
+is skipped otherwise, with the reason: expired, held back, an earlier move on its hosts
+failed, stale, old metrics, a hard rule it would now break, no longer fits; a skip is a
+result, so the engine plans again on current data). Its ``started`` record is written,
 and confirmed, before the platform is called. A result ends it; no result within
 ``timeout_s`` records it failed (``Timeout``), its slot kept until the call returns.
 Every start and end goes on :attr:`Executor.timeline` (the tests check the limits on it).

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from collectors.events import ActionResult, Approval, Recommendation, move_result
+from collectors.events import ActionResult, Approval, Move, Recommendation, move_result
 from collectors.platform import Mover
 from xdrs.daemon.dryrun import describe
 from xdrs.daemon.executor import Executor, Journal, _status
@@ -46,7 +46,7 @@ RECENT_SKIPS = 200  # skipped records remembered (the held-back reasons)
 SKIP_KINDS = {"held": "held", "stale": "stale", "expired": "expired", "metrics": "old_metrics",
               "no": "no_room", "destination": "maintenance", "an": "earlier_failed",
               "never": "never", "rejected": "rejected", "superseded": "superseded",
-              "approval": "placement_changed"}  # fmt: skip
+              "approval": "placement_changed", "rule": "rule"}  # fmt: skip
 FAIL_KINDS = {"Timeout": "timeout", "Interrupted": "interrupted", "internal": "internal"}
 
 
@@ -94,7 +94,8 @@ class Rebalancer:
         self.counts = Counts()
         self.records: list[ActionResult] = []
         self._journal = journal
-        self.executor = Executor(mover, Gate(limits), picture, clock_now, self.journal, wall)
+        self.executor = Executor(mover, Gate(limits), picture, clock_now, self.journal, wall,
+                                 policy=policy, hold=self._hold)  # fmt: skip
         self.known: set[str] = set()  # keys never to issue again
         self.held: dict[str, tuple[Recommendation, set[str]]] = {}  # rec id -> held keys
         self.lock = threading.RLock()
@@ -202,8 +203,13 @@ class Rebalancer:
         held -= keys
         if not held:
             del self.held[rec.id]
-        self.executor.submit(rec, keys)
+        self.executor.submit(rec, keys, approved=True)
         return ""
+
+    def _hold(self, rec: Recommendation, m: Move, why: str) -> None:
+        """A queued move that the policy, changed since, wants approved waits again."""
+        self.journal(_status(move_result(rec, m, why), "held"), False)
+        self.held.setdefault(rec.id, (rec, set()))[1].add(m.key)
 
     def tick(self) -> None:
         with self.lock:

@@ -2,12 +2,29 @@
 
 A move starts when the earlier moves of its recommendation that it depends on have
 finished (the plan's order, relaxed to what it requires: the same VM's earlier moves, and
-the moves off its destination, which make its room), the limits let it (it waits otherwise), and the
-checks pass (it is skipped otherwise, with the reason: expired, held back, an earlier move
-on its hosts failed, stale, no longer fits, old metrics). Its ``started`` record is written,
+the moves off its destination, which make its room), the limits let it (it waits
+otherwise), the automation policy in force still lets it (below), and the checks pass (it
+is skipped otherwise, with the reason: expired, held back, an earlier move on its hosts
+failed, stale, old metrics, a hard rule it would now break, no longer fits; a skip is a
+result, so the engine plans again on current data). Its ``started`` record is written,
 and confirmed, before the platform is called. A result ends it; no result within
 ``timeout_s`` records it failed (``Timeout``), its slot kept until the call returns.
 Every start and end goes on :attr:`Executor.timeline` (the tests check the limits on it).
+A result that comes after the timeout is not lost: a late success is recorded ``ok`` with
+the note ``after timeout`` (the record ends true, the picture follows it); a late failure
+changes nothing.
+
+**The policy is asked again just before a move starts** (and, for every queued move, as
+soon as the policy in force changes: a file reload or ``PUT /v1/automation``), because an
+operator who switches a cluster to ``manual`` or a VM to ``never`` means the moves not yet
+started too. A move whose VM is now ``never`` moved is skipped (``never: ...``). A move that
+now needs approval and has none goes back to waiting for approval, as if it had arrived
+under the new policy: it is recorded ``held`` and listed by ``xdrs recommendations list``
+and the API (``hold``; an operator may approve it, the approval checking the placement
+again). This is what DRS users expect of a switch to manual: nothing more starts on its
+own, and the recommendation stays visible for approval instead of vanishing until the next
+plan. A move an operator approved runs unless its VM became ``never``; a migration already
+started runs to its end.
 """
 
 from __future__ import annotations
@@ -25,11 +42,13 @@ from collectors.events import ActionResult, Move, Recommendation, move_result
 from collectors.platform import Mover
 from xdrs.daemon.limits import Gate
 from xdrs.daemon.picture import Picture
+from xdrs.daemon.policy import Policy, PolicyFile, ask_reason, verdict
 
-__all__ = ["Executor", "Journal", "Stamp"]
+__all__ = ["Executor", "Hold", "Journal", "Stamp"]
 
 log = logging.getLogger(__name__)
 Journal = Callable[[ActionResult, bool], bool]  # (record, confirm) -> recorded
+Hold = Callable[[Recommendation, Move, str], None]  # (rec, move, why): back to approval
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,11 @@ class _Run:
         for k in (("off", m.src), ("vm", m.vm)):
             self.order[k].remove(i)
 
+    def drop(self, i: int, m: Move) -> None:
+        """Take a move that will not start out of the queue."""
+        self.todo.pop(i)
+        self.done(i, m)
+
 
 @dataclass
 class _Flight:
@@ -83,25 +107,37 @@ class _Flight:
 
 
 class Executor:
-    """Runs moves with ``mover`` under ``gate``; every record goes through ``journal``."""
+    """Runs moves with ``mover`` under ``gate``; every record goes through ``journal``.
+
+    policy : asked again before each move starts (none: only when the moves arrived).
+    hold : gives a move that now needs approval back to the approval queue (none: such a
+        move is skipped with the reason, and the engine plans again).
+    """
 
     def __init__(self, mover: Mover, gate: Gate, picture: Picture,
                  clock_now: Callable[[], float], journal: Journal,
-                 wall: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 wall: Callable[[], float] = time.time, *, policy: PolicyFile | None = None,
+                 hold: Hold | None = None) -> None:  # fmt: skip
         self.mover, self.gate, self.picture = mover, gate, picture
         self.now, self.journal, self.wall = clock_now, journal, wall
+        self.policy, self.hold = policy, hold
         self.runs: dict[str, _Run] = {}
         self.flights: dict[str, _Flight] = {}
         self.timeline: list[Stamp] = []
         self.waiting: dict[str, str] = {}  # key -> the limit it waits for
+        self.approved: set[str] = set()  # queued keys an operator approved
+        self._seen: Policy | None = None  # the policy the queue was last checked against
         self._pool = ThreadPoolExecutor(gate.limits.total, thread_name_prefix="xdrs-move")
 
-    def submit(self, rec: Recommendation, keys: set[str]) -> None:
-        """Queue the moves of ``rec`` whose keys are in ``keys``."""
+    def submit(self, rec: Recommendation, keys: set[str], approved: bool = False) -> None:
+        """Queue the moves of ``rec`` whose keys are in ``keys`` (``approved``: by an
+        operator, so a policy that asks for approval does not hold them again)."""
         run = self.runs.setdefault(rec.id, _Run(rec))
         for i, m in enumerate(rec.moves):
             if m.key in keys and i not in run.todo:
                 run.add(i, m)
+                if approved:
+                    self.approved.add(m.key)
 
     def idle(self) -> bool:
         return not self.flights and not any(r.todo for r in self.runs.values())
@@ -115,35 +151,75 @@ class Executor:
             elif not f.timed_out and now - f.since > self.gate.limits.timeout_s:
                 f.timed_out = True
                 self._failed(f, now, f"Timeout: no result after {self.gate.limits.timeout_s:g} s")
+        policy = self._recheck()
         for rec_id, run in list(self.runs.items()):
             for i, m in sorted(run.todo.items()):
                 if run.ready(i, m):
-                    self._try(run, i, m, now)
+                    self._try(run, i, m, now, policy)
             if not run.todo and not any(f.run is run for f in self.flights.values()):
                 del self.runs[rec_id]
 
-    def _try(self, run: _Run, i: int, m: Move, now: float) -> None:
+    def _recheck(self) -> Policy | None:
+        """The policy in force; when it changed, every queued move is judged by it now."""
+        policy = self.policy.current() if self.policy is not None else None
+        if policy is not None and policy is not self._seen:
+            self._seen = policy
+            for run in list(self.runs.values()):
+                for i, m in sorted(run.todo.items()):
+                    self._consent(run, i, m, policy)
+        return policy
+
+    def _try(self, run: _Run, i: int, m: Move, now: float, policy: Policy | None) -> None:
         rec = run.rec
         busy = self.gate.busy(rec.cluster, (m.src, m.dst), now)
-        why = "" if busy else self._skip_reason(run, m, now)
-        if not busy and not why:
-            busy = self.picture.unseen(rec.cluster, m)
         if busy:
             self.waiting[m.key] = busy
             return
-        self.waiting.pop(m.key, None)
-        if why:
-            run.todo.pop(i)
-            run.done(i, m)
-            self.journal(_status(move_result(rec, m, why), "skipped"), False)
+        if policy is not None and not self._consent(run, i, m, policy):
             return
+        why = self._skip_reason(run, m, now)
+        busy = "" if why else self.picture.unseen(rec.cluster, m)
+        if busy:
+            self.waiting[m.key] = busy
+            return
+        if why:
+            self._skip(run, i, m, why)
+            return
+        self.waiting.pop(m.key, None)
         if not self.journal(_status(move_result(rec, m), "started"), True):
             return  # not recorded: not started (a restart must know of every issued move)
+        self.approved.discard(m.key)
         run.todo.pop(i)
         self.gate.start(rec.cluster, (m.src, m.dst), now)
         self.timeline.append(Stamp(now, "start", m.key, rec.cluster, m.src, m.dst))
         future = self._pool.submit(self._call, rec, m)
         self.flights[m.key] = _Flight(run, i, m, future, now)
+
+    def _consent(self, run: _Run, i: int, m: Move, policy: Policy) -> bool:
+        """Whether ``policy`` still lets queued ``m`` start; if not, it leaves the queue:
+        skipped (``never``) or back to waiting for approval."""
+        v = verdict(policy, run.rec, m)
+        if v == "run" or (v == "ask" and m.key in self.approved):
+            return True
+        if v == "never":
+            self._skip(run, i, m, "never: this VM is never moved (set after the move was queued)")
+        elif self.hold is None:
+            self._skip(run, i, m, f"policy: {ask_reason(policy, run.rec.cluster, m.vm)} since "
+                                  "the move was queued; to be planned again")  # fmt: skip
+        else:
+            self._leave(run, i, m)
+            self.hold(run.rec, m, f"awaiting approval: {ask_reason(policy, run.rec.cluster, m.vm)}"
+                                  " (changed after the move was queued)")  # fmt: skip
+        return False
+
+    def _leave(self, run: _Run, i: int, m: Move) -> None:
+        run.drop(i, m)
+        self.waiting.pop(m.key, None)
+        self.approved.discard(m.key)
+
+    def _skip(self, run: _Run, i: int, m: Move, why: str) -> None:
+        self._leave(run, i, m)
+        self.journal(_status(move_result(run.rec, m, why), "skipped"), False)
 
     def _skip_reason(self, run: _Run, m: Move, now: float) -> str:
         rec = run.rec
@@ -155,9 +231,10 @@ class Executor:
         held = self.gate.held(rec.id, m.vm, (m.src, m.dst), now)
         if held:
             return held
-        incoming = [f.move.vm for f in self.flights.values()
-                    if f.move.dst == m.dst and f.run.rec.cluster == rec.cluster]  # fmt: skip
-        return self.picture.refuse(rec.cluster, m, incoming, now, self.gate.limits.metric_age_s)
+        flying = [f.move for f in self.flights.values() if f.run.rec.cluster == rec.cluster]
+        incoming = [x.vm for x in flying if x.dst == m.dst]
+        return self.picture.refuse(rec.cluster, m, incoming, now, self.gate.limits.metric_age_s,
+                                   flying=flying)  # fmt: skip
 
     def _call(self, rec: Recommendation, m: Move) -> ActionResult:
         try:
@@ -174,8 +251,7 @@ class Executor:
         self.timeline.append(Stamp(now, "end", key, rec.cluster, m.src, m.dst))
         result = f.future.result()
         if f.timed_out:
-            log.warning("move %s returned after its timeout: %s %s", key, result.status,
-                        result.error)  # fmt: skip
+            self._late(f, result, now)
             return
         if result.status == "ok":
             self.gate.moved(rec.id, m.vm, (m.src, m.dst), now)
@@ -190,6 +266,20 @@ class Executor:
         f.run.broken.setdefault(m.src, m.key)
         f.run.broken.setdefault(m.dst, m.key)
         self.journal(result or move_result(rec, m, why), False)
+
+    def _late(self, f: _Flight, result: ActionResult, now: float) -> None:
+        """A result after the move was recorded failed (``Timeout``): a success is recorded
+        ``ok`` (the VM did move; its back-off stays), a failure only logged."""
+        log.warning("move %s returned after its timeout: %s %s", f.move.key, result.status,
+                    result.error)  # fmt: skip
+        if result.status != "ok":
+            return
+        took = now - f.since
+        note = f"after timeout: the platform reported success {took:.0f} s after the start"
+        late = msgspec.structs.replace(result, error=note[:4096])
+        self.gate.moved(f.run.rec.id, f.move.vm, (f.move.src, f.move.dst), now)
+        self.picture.apply(late, now)
+        self.journal(late, False)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -148,13 +148,21 @@ class Gate:
 
     def moved(self, rec: str, vm: str, hosts: tuple[str, str], now: float) -> None:
         lim = self.limits
-        self._vm[vm] = _Mark(now + lim.vm_cooldown_s, rec, "was moved recently")
+        _mark(self._vm, vm, _Mark(now + lim.vm_cooldown_s, rec, "was moved recently"))
         src, dst = hosts
-        self._hosts[src] = _Mark(now + lim.host_hold_s, rec, "lost a VM recently")
-        self._hosts[dst] = _Mark(now + lim.host_hold_s, rec, "received a VM recently")
+        _mark(self._hosts, src, _Mark(now + lim.host_hold_s, rec, "lost a VM recently"))
+        _mark(self._hosts, dst, _Mark(now + lim.host_hold_s, rec, "received a VM recently"))
 
     def failed(self, rec: str, vm: str, hosts: tuple[str, str], now: float) -> None:
         until = now + self.limits.backoff_s
-        self._vm[vm] = _Mark(until, "", "is backed off after a failed migration")
+        _mark(self._vm, vm, _Mark(until, "", "is backed off after a failed migration"))
         for h in hosts:
-            self._hosts[h] = _Mark(until, "", "is backed off after a failed migration")
+            _mark(self._hosts, h, _Mark(until, "", "is backed off after a failed migration"))
+
+
+def _mark(marks: dict[str, _Mark], key: str, mark: _Mark) -> None:
+    """Set ``mark`` unless one that lasts longer is in force (a success reported after its
+    timeout must not shorten the back-off the timeout set)."""
+    old = marks.get(key)
+    if old is None or old.until <= mark.until:
+        marks[key] = mark

@@ -4,12 +4,22 @@ Inventory and metrics events are folded into one :class:`~xdrs.engine.table.Clus
 per cluster (the engine's own tables), and the daemon's clock time of each host's last
 metrics is kept. :meth:`Picture.refuse` says why a move must not start now: the VM is not
 where the plan thinks (stale), the destination no longer fits it with current data
-(allocation and measured demand, counting the migrations already heading there), or a host's
-metrics are older than the allowed age; :meth:`Picture.unseen` names a host without metrics
-since the start (the move waits for them).
+(allocation and measured demand, counting the migrations already heading there), a host's
+metrics are older than the allowed age, or the move would now break a hard placement rule
+(the VM is pinned; a VM-host ``must``/``must_not`` rule; an anti-affinity group with a
+member on the destination; an affinity group whose other members are elsewhere), named in
+the reason; :meth:`Picture.unseen` names a host without metrics since the start (the move
+waits for them).
+
+The rules are judged by the placement core's own :class:`placement.Rules` masks
+(``host_allowed``, ``group_allowed``: what :func:`placement.constraints.reasons` combines),
+one rule at a time so the reason can name it, on the current placement in which the
+migrations in flight have landed (their VMs will be there).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -20,9 +30,11 @@ from collectors.events import (
     HostEvent,
     MetricBatch,
     Move,
+    Rule,
     RulesEvent,
     VmEvent,
 )
+from xdrs._rules_io import parse_rules
 from xdrs.engine.table import ClusterTable
 
 __all__ = ["Picture"]
@@ -77,10 +89,11 @@ class Picture:
         return None if t is None or row is None else t.vm_host[row]
 
     def refuse(self, cluster: str, m: Move, incoming: list[str], now: float,
-               max_age_s: float) -> str:  # fmt: skip
+               max_age_s: float, flying: Sequence[Move] = ()) -> str:  # fmt: skip
         """Why ``m`` must not start now (``""``: it may).
 
         incoming : VMs already migrating to ``m.dst`` (their room is taken).
+        flying : the migrations in flight in ``cluster`` (the rules see them landed).
         """
         t = self.tables.get(cluster)
         if t is None or m.vm not in t.vm_row:
@@ -94,7 +107,7 @@ class Picture:
             seen = self.seen_at.get((cluster, h))
             if seen is not None and now - seen > max_age_s:
                 return f"metrics of host {h} are {now - seen:.0f} s old (limit {max_age_s:g} s)"
-        return self._room(t, m, incoming)
+        return broken_rule(t, m, flying) or self._room(t, m, incoming)
 
     def _room(self, t: ClusterTable, m: Move, incoming: list[str]) -> str:
         d = t.host_row[m.dst]
@@ -117,3 +130,47 @@ class Picture:
         if mem > phys[1] + 1e-9:
             return f"no longer fits: memory demand {mem:.0f} > {phys[1]:g} MiB on {m.dst}"
         return ""
+
+
+def broken_rule(t: ClusterTable, m: Move, flying: Sequence[Move] = ()) -> str:
+    """Which hard rule ``m`` would break now, as a skip reason (``""``: none).
+
+    The VM must be in ``t`` on a known host; ``flying`` are counted on their destinations.
+    """
+    if t.pinned[t.vm_row[m.vm]]:
+        return f"rule: VM {m.vm} is pinned"
+    there = {f.vm: f.dst for f in flying if f.vm != m.vm}
+    for rule in t.rules_raw:
+        if m.vm in rule.vms:
+            why = _breaks(t, rule, m, there)
+            if why:
+                return f"rule: moving VM {m.vm} to {m.dst} would break {why}"
+    return ""
+
+
+def _breaks(t: ClusterTable, rule: Rule, m: Move, there: dict[str, str]) -> str:
+    """``rule`` as the placement core's masks, over its members on known hosts only."""
+    where = {v: there.get(v) or t.vm_host[t.vm_row[v]] for v in rule.vms if v in t.vm_row}
+    placed = [v for v, h in where.items() if h in t.host_row]
+    members = {v: i for i, v in enumerate(placed)}
+    if m.vm not in members:  # on a host the inventory no longer has: nothing to judge
+        return ""
+    raw = {**rule.as_dict(), "vms": placed}
+    if rule.hosts is not None:
+        raw["hosts"] = [h for h in dict.fromkeys(rule.hosts) if h in t.host_row]
+    rules = parse_rules([raw], t.host_row, members)
+    n_h, d = len(t.host_row), t.host_row[m.dst]
+    vm = np.array([members[m.vm]], dtype=np.int64)
+    if rule.type == "vm_host":
+        if rules.host_allowed(vm, n_h)[0, d]:
+            return ""
+        how = "may not run on" if rule.kind == "must_not" else "must run on its hosts, not"
+        return f"VM-host {rule.kind} rule {rule.name!r} (it {how} {m.dst})"
+    place = np.array([t.host_row[where[v]] for v in members], dtype=np.int64)
+    if rules.group_allowed(vm, place, rules.group_counts(place, n_h))[0, d]:
+        return ""
+    others = sorted({where[v] for v in members if v != m.vm})
+    if rule.type == "anti_affinity":
+        mate = next(v for v in members if v != m.vm and where[v] == m.dst)
+        return f"anti-affinity rule {rule.name!r} (VM {mate} is on {m.dst})"
+    return f"affinity rule {rule.name!r} (its group is on {', '.join(others)})"

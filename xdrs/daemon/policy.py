@@ -11,7 +11,9 @@ its name ends in ``.yaml``/``.yml``)::
      "clusters": {"vc1/domain-c7": "full"}, "vms": {"vc1/vm-42": "never"}}
 
 :class:`PolicyFile` re-reads it when its modification time changes; a file that became
-invalid is reported and the last valid policy stays in force.
+invalid is reported and the last valid policy stays in force. A change applies to the moves
+already queued too: the executor asks :func:`verdict` again just before each one starts
+(:mod:`xdrs.daemon.executor` says what happens to a move the new policy stops).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from typing import Any, Literal
 
 from collectors.events import Move, Recommendation
 
-__all__ = ["LEVELS", "MANDATORY", "Policy", "PolicyError", "PolicyFile", "load_policy",
-           "mandatory", "parse_policy", "policy_object", "verdict"]  # fmt: skip
+__all__ = ["LEVELS", "MANDATORY", "Policy", "PolicyError", "PolicyFile", "ask_reason",
+           "load_policy", "mandatory", "parse_policy", "policy_object", "verdict"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 Level = Literal["manual", "partial", "full"]
@@ -73,6 +75,13 @@ def verdict(policy: Policy, rec: Recommendation, m: Move) -> Verdict:
     if level == "full" or (level == "partial" and mandatory(rec, m)):
         return "run"
     return "ask"
+
+
+def ask_reason(policy: Policy, cluster: str, vm: str) -> str:
+    """Why ``policy`` makes a move of ``vm`` in ``cluster`` wait for approval."""
+    if policy.vms.get(vm) == "ask":
+        return f"VM {vm} is set to always ask"
+    return f"cluster automation is {policy.level(cluster)}"
 
 
 def parse_policy(obj: Any, where: str = "automation") -> Policy:

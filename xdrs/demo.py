@@ -20,7 +20,7 @@ from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
 from collectors.events import ActionResult
-from collectors.platform import Clock, Mover
+from collectors.platform import Mover
 from collectors.replay import ReplayCollector, Scenario
 from collectors.replay.mover import LinkModel, ScaledClock, TimedMover
 from collectors.replay.traces import Trace
@@ -159,12 +159,12 @@ def _drain_engine(daemon: EngineDaemon, collector: ReplayCollector, timeout: flo
         time.sleep(0.05)
 
 
-def _rebalancer(config: BusConfig, mover: Mover, progress: DemoProgress, clock: Clock,
+def _rebalancer(config: BusConfig, mover: Mover, progress: DemoProgress, clock: ScaledClock,
                 opts: DemoOptions) -> RebalanceDaemon:  # fmt: skip
     """The rebalancing daemon (``full`` automation unless a policy is given)."""
     daemon = DaemonOptions(limits=opts.limits, policy=opts.automation or PolicyFile(),
                            on_record=progress.record, dry_run=opts.dry_run)  # fmt: skip
-    return RebalanceDaemon(config, mover, daemon, clock=clock)
+    return RebalanceDaemon(config, mover, daemon, clock=clock, clock_rate=clock.scale)
 
 
 def apply_recommendations(
@@ -182,8 +182,9 @@ def apply_recommendations(
     and holds are in the replay's seconds); its metrics go to ``registry`` and its HTTP API
     is served on ``api`` if given."""
     base = opts if opts is not None else DaemonOptions(limits=PLATFORM_LIMITS["replay"])
+    clock = _replay_clock(collector)
     rebalancer = RebalanceDaemon(config, collector, replace(base, on_record=progress.record),
-                                 clock=_replay_clock(collector))  # fmt: skip
+                                 clock=clock, clock_rate=clock.scale)  # fmt: skip
     if registry is not None:
         DaemonMetrics(registry, lambda: rebalancer.core)
     server = ApiServer(rebalancer.control(), api) if api is not None else None

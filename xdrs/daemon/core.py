@@ -8,7 +8,18 @@ takes an operator's approval or rejection; an approval of a move whose VM is no 
 the move's source is refused with the reason. A key with any record but ``held`` is never
 issued again: :meth:`restore` rebuilds that set (and the held moves) from the topics after a
 restart, and resolves the moves that were started but have no result from the picture (the
-VM on the destination: ``ok``; otherwise ``failed``, ``Interrupted``).
+VM on the destination: ``ok``; otherwise ``failed``, ``Interrupted``). It also rebuilds the
+cooldowns, host holds and back-offs of the :class:`~xdrs.daemon.limits.Gate` from the
+recent ``ok`` and ``failed`` records: each record's wall-clock ``ts`` becomes a time of the
+daemon's clock (``now - (wall - ts) * clock_rate``), records older than the longest of
+``vm_cooldown_s``, ``host_hold_s`` and ``backoff_s`` are ignored, a move resolved ``ok`` at
+the restart counts as ended then, and an interrupted one backs nothing off (the daemon
+failed, not the platform).
+
+No flapping at plan level: a recommendation whose benefit (``objective_before -
+objective_after``) is not positive or is below ``Limits.min_benefit`` times
+``objective_before`` has all its moves skipped (``below-margin: ...``) before anything runs
+or waits for approval, unless one of its moves is mandatory (:func:`mandatory`).
 
 Skipped moves are re-planned by the engine: a ``skipped`` record is a result, it ends the
 engine's wait for the recommendation, and the engine's next trigger plans on current data.
@@ -31,7 +42,7 @@ from xdrs.daemon.dryrun import describe
 from xdrs.daemon.executor import Executor, Journal, _status
 from xdrs.daemon.limits import Gate, Limits
 from xdrs.daemon.picture import Picture
-from xdrs.daemon.policy import Policy, PolicyFile, verdict
+from xdrs.daemon.policy import Policy, PolicyFile, mandatory, verdict
 
 __all__ = ["FAIL_KINDS", "SKIP_KINDS", "Counts", "Rebalancer", "kind_of"]
 
@@ -46,7 +57,8 @@ RECENT_SKIPS = 200  # skipped records remembered (the held-back reasons)
 SKIP_KINDS = {"held": "held", "stale": "stale", "expired": "expired", "metrics": "old_metrics",
               "no": "no_room", "destination": "maintenance", "an": "earlier_failed",
               "never": "never", "rejected": "rejected", "superseded": "superseded",
-              "approval": "placement_changed", "rule": "rule"}  # fmt: skip
+              "approval": "placement_changed", "rule": "rule",
+              "below-margin": "below_margin"}  # fmt: skip
 FAIL_KINDS = {"Timeout": "timeout", "Interrupted": "interrupted", "internal": "internal"}
 
 
@@ -85,12 +97,17 @@ class Rebalancer:
     def __init__(self, mover: Mover, policy: PolicyFile, limits: Limits, picture: Picture,
                  clock_now: Callable[[], float], journal: Journal,
                  wall: Callable[[], float] = time.time,
-                 dry_run: Callable[[str], None] | None = None) -> None:  # fmt: skip
+                 dry_run: Callable[[str], None] | None = None,
+                 clock_rate: float = 1.0) -> None:  # fmt: skip
         """dry_run : given, every recommendation is described to it, line by line
-        (:mod:`xdrs.daemon.dryrun`), and nothing is run nor recorded."""
+        (:mod:`xdrs.daemon.dryrun`), and nothing is run nor recorded.
+        clock_rate : seconds of ``clock_now`` per second of ``wall`` (the replay's scaled
+        clock runs faster than real time); converts the records' ``ts`` at a restart."""
+        if not 0 < clock_rate < float("inf"):
+            raise ValueError(f"clock_rate: expected a number > 0, got {clock_rate!r}")
         self.mover, self.policy, self.picture = mover, policy, picture
         self.dry_run = dry_run
-        self.now, self.wall = clock_now, wall
+        self.now, self.wall, self.clock_rate = clock_now, wall, clock_rate
         self.counts = Counts()
         self.records: list[ActionResult] = []
         self._journal = journal
@@ -133,7 +150,7 @@ class Rebalancer:
             return
         self._remember(rec)
         fresh = [m for m in rec.moves if m.key not in self.known]
-        if not fresh or rec.id in self.held:
+        if not fresh or rec.id in self.held or self._short(rec, fresh):
             return
         if self.dry_run is not None:
             gate = self.executor.gate
@@ -159,6 +176,32 @@ class Rebalancer:
             self.held[rec.id] = (rec, ask)
         if run:
             self.executor.submit(rec, run)
+
+    def _short(self, rec: Recommendation, fresh: list[Move]) -> bool:
+        """Skip ``fresh`` (described, in a dry run) if ``rec`` is below the margin."""
+        why = self._below_margin(rec)
+        if why and self.dry_run is not None:
+            self.dry_run(f"dry-run {rec.id}: cluster {rec.cluster}: would skip its "
+                         f"{len(fresh)} moves: {why}")  # fmt: skip
+        elif why:
+            self._supersede(rec)
+            for m in fresh:
+                self.journal(_status(move_result(rec, m, why), "skipped"), False)
+        return bool(why)
+
+    def _below_margin(self, rec: Recommendation) -> str:
+        """Why ``rec`` does not beat the current state by the margin, or ``""``."""
+        margin = self.executor.gate.limits.min_benefit
+        if margin <= 0 or any(mandatory(rec, m) for m in rec.moves):
+            return ""
+        before = rec.objective_before
+        benefit = before - rec.objective_after
+        if benefit > 0 and benefit >= margin * before:
+            return ""
+        return (
+            f"below-margin: benefit {benefit:.4g} is under {margin:g} of the objective "
+            f"{before:.4g} (min_benefit)"
+        )
 
     def _supersede(self, rec: Recommendation) -> None:
         for rid, (old, _keys) in list(self.held.items()):
@@ -226,6 +269,7 @@ class Rebalancer:
             if r.status in FINAL or r.key not in status or status[r.key].status == "held":
                 status[r.key] = r
         self.known |= {k for k, r in status.items() if r.status != "held"}
+        self._marks(actions)
         for r in status.values():
             if r.status == "started" and self.dry_run is None:
                 self._resolve(r)
@@ -242,21 +286,57 @@ class Rebalancer:
                 self._remember(rec)
                 self.last.update((k, status[k]) for k in keys)
 
+    def _marks(self, actions: list[ActionResult]) -> None:
+        """The gate's cooldowns, holds and back-offs from the recent results of our clusters,
+        on the daemon's clock (the latest record of a VM or host wins, as when they came)."""
+        gate = self.executor.gate
+        lim = gate.limits
+        longest = max(lim.vm_cooldown_s, lim.host_hold_s, lim.backoff_s)
+        now, wall = self.now(), self.wall()
+        ours: dict[str, bool] = {}
+        for r in sorted(filter(_marks_gate, actions), key=_ts):
+            age = max(0.0, wall - r.ts) * self.clock_rate  # a clock ahead of ours: now
+            if age >= longest:
+                continue
+            if r.cluster not in ours:
+                ours[r.cluster] = self._owns(r.cluster)
+            if ours[r.cluster]:
+                mark = gate.moved if r.status == "ok" else gate.failed
+                mark(r.recommendation, r.vm, (r.src, r.dst), now - age)
+
+    def _owns(self, cluster: str) -> bool:
+        try:
+            return self.mover.owns(cluster)
+        except Exception:  # as when it arrived: one record must not stop a restart
+            log.exception("restoring the records of %s failed", cluster)
+            return False
+
     def _resolve(self, r: ActionResult) -> None:
+        """A move started before the restart, without a result: ended now, by the picture.
+        An interrupted move backs nothing off: the daemon failed, not the platform."""
         there = self.picture.host_of(r.cluster, r.vm)
-        if there == r.dst:
-            self.journal(_status(r, "ok"), False)
+        if there == r.dst:  # stamped now: a later restart's cooldown counts from here
+            self.journal(msgspec.structs.replace(r, status="ok", ts=self.wall()), False)
+            self.executor.gate.moved(r.recommendation, r.vm, (r.src, r.dst), self.now())
         else:
             why = (f"Interrupted: the daemon stopped during the migration; VM on "
                    f"{there or 'an unknown host'}")  # fmt: skip
-            self.journal(_with_error(r, why), False)
+            self.journal(msgspec.structs.replace(r, status="failed", error=why, ts=self.wall()),
+                         False)  # fmt: skip
 
     def close(self) -> None:
         self.executor.close()
 
 
-def _with_error(r: ActionResult, why: str) -> ActionResult:
-    return msgspec.structs.replace(r, status="failed", error=why)
+def _ts(r: ActionResult) -> float:
+    return r.ts
+
+
+def _marks_gate(r: ActionResult) -> bool:
+    """A result that set a cooldown or a back-off when it came (an interrupted one did not)."""
+    return r.status == "ok" or (
+        r.status == "failed" and kind_of(r.error, FAIL_KINDS, "") != "interrupted"
+    )
 
 
 def _level_why(level: str, vm: str, policy: Policy) -> str:

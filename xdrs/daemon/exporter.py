@@ -3,7 +3,8 @@
 Counters: ``xdrs_daemon_moves_total{status}`` (``started``, ``ok``, ``failed``, ``skipped``,
 ``held``), ``xdrs_daemon_skipped_total{why}`` (``held`` for cooldowns and host holds,
 ``stale``, ``expired``, ``old_metrics``, ``no_room``, ``maintenance``, ``earlier_failed``,
-``never``, ``rejected``, ``superseded``, ``placement_changed``, ``other``) and
+``never``, ``rejected``, ``superseded``, ``placement_changed``, ``below_margin``,
+``other``) and
 ``xdrs_daemon_failed_total{why}`` (``timeout``, ``interrupted``, ``internal``,
 ``platform``). Gauges: ``xdrs_daemon_in_flight``, ``xdrs_daemon_waiting`` (moves queued
 behind a limit), ``xdrs_daemon_held_back{why}`` (moves not running now: ``approval``,

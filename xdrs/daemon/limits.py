@@ -29,6 +29,10 @@ class Limits:
     timeout_s : a migration without a result after this is recorded failed (``Timeout``).
     metric_age_s : a move to or from a host whose last metrics are older is skipped.
     max_age_s : a recommendation older than this is not started (its moves are skipped).
+    min_benefit : the margin a plan must beat the current state by, relative to it: a
+        recommendation whose ``objective_before - objective_after`` is below ``min_benefit
+        * objective_before`` (or not positive) is skipped ``below-margin``, unless it has a
+        mandatory move (0: no margin). 0..1.
     """
 
     per_host: int = 8
@@ -42,6 +46,7 @@ class Limits:
     timeout_s: float = 3600.0
     metric_age_s: float = 300.0
     max_age_s: float = 600.0
+    min_benefit: float = 0.05
 
     def validate(self) -> None:
         for name in ("per_host", "per_cluster", "total", "burst"):
@@ -52,6 +57,8 @@ class Limits:
             v = getattr(self, name)
             if not 0 <= v < 1e9:
                 raise ValueError(f"{name}: expected a number >= 0, got {v!r}")
+        if not 0 <= self.min_benefit < 1:
+            raise ValueError(f"min_benefit: expected a number 0..1, got {self.min_benefit!r}")
         for name in ("timeout_s", "metric_age_s", "max_age_s"):
             v = getattr(self, name)
             if not 0 < v < 1e12:

@@ -74,8 +74,10 @@ class RebalanceDaemon:
     """Applies the recommendations of ``mover``'s clusters until ``stop`` is set."""
 
     def __init__(self, config: BusConfig, mover: Mover, opts: DaemonOptions | None = None,
-                 clock: Clock | None = None) -> None:  # fmt: skip
-        self.config, self.mover = config, mover
+                 clock: Clock | None = None, clock_rate: float = 1.0) -> None:  # fmt: skip
+        """clock_rate : seconds of ``clock`` per real second (a replay's scaled clock): the
+        cooldowns rebuilt from the actions topic at start are converted with it."""
+        self.config, self.mover, self.clock_rate = config, mover, clock_rate
         self.opts = opts or DaemonOptions()
         self.opts.limits.validate()
         self.clock: Clock = clock if clock is not None else _RealClock()
@@ -116,7 +118,8 @@ class RebalanceDaemon:
         dead = DeadLetters(sink, on_dead=self._count_dead)
         self.core = Rebalancer(self.mover, self.opts.policy, self.opts.limits, self.picture,
                                self._now, self._journal,
-                               dry_run=self.opts.report if self.opts.dry_run else None)  # fmt: skip
+                               dry_run=self.opts.report if self.opts.dry_run else None,
+                               clock_rate=self.clock_rate)  # fmt: skip
         try:
             self._rebuild(consumer, stop)
             self.ready.set()

@@ -8,6 +8,7 @@ and engine, then Prometheus (first scrape of the idle engine), then the collecto
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import threading
@@ -168,27 +169,28 @@ def _ready(url: str) -> bool:
         return False
 
 
-def prometheus_config(target: str) -> dict[str, Any]:
-    """deploy/prometheus/prometheus.yml with its engine job pointed at ``target``."""
+def prometheus_config(target: str, daemon: str | None = None) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml with its engine job pointed at ``target`` (and, if
+    ``daemon`` is given, its rebalancing daemon job at that; else that job left out)."""
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     config["global"].update(scrape_interval=f"{SCRAPE_S}s", evaluation_interval=f"{SCRAPE_S}s")
-    jobs = [j for j in config["scrape_configs"] if j["job_name"] == "xdrs-engine"]
-    assert len(jobs) == 1, "deploy/prometheus/prometheus.yml lost its xdrs-engine job"
-    jobs[0]["static_configs"] = [{"targets": [target]}]
+    wanted = {"xdrs-engine": target} | ({"xdrs-daemon": daemon} if daemon else {})
+    jobs = [j for j in config["scrape_configs"] if j["job_name"] in wanted]
+    assert sorted(j["job_name"] for j in jobs) == sorted(wanted), (
+        f"deploy/prometheus/prometheus.yml lost a job of {sorted(wanted)}"
+    )
+    for j in jobs:
+        j["static_configs"] = [{"targets": [wanted[j["job_name"]]]}]
     config["scrape_configs"] = jobs
     return config
 
 
-@pytest.fixture(scope="module")
-def prometheus(
-    engine: LiveEngine, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Prometheus]:
+@contextlib.contextmanager
+def run_prometheus(d: Path, config: dict[str, Any]) -> Iterator[Prometheus]:
+    """Debian's Prometheus on a free loopback port with ``config``, its files in ``d``."""
     binary = shutil.which("prometheus")
     assert binary, "prometheus missing: run scripts/prometheus.sh (scripts/test.sh does)"
-    d = tmp_path_factory.mktemp("prometheus")
-    (d / "prometheus.yml").write_text(
-        yaml.safe_dump(prometheus_config(f"127.0.0.1:{engine.metrics_port}"))
-    )
+    (d / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     log = (d / "prometheus.log").open("wb")
     proc = subprocess.Popen(
@@ -209,3 +211,12 @@ def prometheus(
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    engine: LiveEngine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus]:
+    d = tmp_path_factory.mktemp("prometheus")
+    with run_prometheus(d, prometheus_config(f"127.0.0.1:{engine.metrics_port}")) as prom:
+        yield prom

@@ -10,20 +10,21 @@ behind a limit), ``xdrs_daemon_held_back{why}`` (moves not running now: ``approv
 ``per_host``, ``per_cluster``, ``total``, ``rate``, ``no_metrics``),
 ``xdrs_daemon_pending_approvals`` (moves) and ``xdrs_daemon_pending_recommendations``.
 Every label value is created at zero from the start (``rate()`` sees the first increase);
-no per-VM or per-host label.
+no per-VM or per-host label. :class:`MetricsEndpoint` serves a registry of its own on
+``/metrics`` (a daemon process's: ``--metrics-addr``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from xdrs.daemon.core import FAIL_KINDS, SKIP_KINDS, Rebalancer, kind_of
 
-__all__ = ["DaemonMetrics"]
+__all__ = ["DaemonMetrics", "MetricsEndpoint"]
 
 STATUSES = ("started", "ok", "failed", "skipped", "held")
 WAIT_KINDS = {"per-host": "per_host", "per-cluster": "per_cluster", "total": "total",
@@ -73,6 +74,24 @@ class DaemonMetrics(Collector):
             g = GaugeMetricFamily(name, doc)
             g.add_metric([], value)
             yield g
+
+
+class MetricsEndpoint:
+    """A registry of its own served on ``http://HOST:PORT/metrics`` until :meth:`close`
+    (port 0: a free one); a taken port raises :class:`OSError` here."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.registry = CollectorRegistry()
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+
+    @property
+    def url(self) -> str:
+        host, port = str(self._server.server_address[0]), self._server.server_address[1]
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def _held_back(core: Rebalancer) -> dict[str, int]:

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from xdrs.daemon.core import FAIL_KINDS, SKIP_KINDS, Rebalancer, kind_of
 
-__all__ = ["DaemonMetrics", "MetricsEndpoint"]
+__all__ = ["DaemonMetrics", "MetricsEndpoint", "held_back"]
 
 STATUSES = ("started", "ok", "failed", "skipped", "held")
 WAIT_KINDS = {"per-host": "per_host", "per-cluster": "per_cluster", "total": "total",
@@ -57,7 +57,7 @@ class DaemonMetrics(Collector):
                         "Failed migrations, by reason.", "why",
                         (*sorted(FAIL_KINDS.values()), "platform"),
                         c.failed_by if c else {})  # fmt: skip
-        held = _held_back(core) if core is not None else {}
+        held = held_back(core) if core is not None else {}
         yield _labelled(GaugeMetricFamily, "xdrs_daemon_held_back",
                         "Moves not running now, by what holds them.", "why",
                         ("approval", *WAIT_KINDS.values()), held)  # fmt: skip
@@ -94,9 +94,17 @@ class MetricsEndpoint:
         self._server.server_close()
 
 
-def _held_back(core: Rebalancer) -> dict[str, int]:
-    out = {"approval": sum(len(keys) for _, keys in core.held.values())}
-    for why in core.executor.waiting.values():
+def held_back(core: Rebalancer, cluster: str | None = None) -> dict[str, int]:
+    """Moves not running now, by what holds them (``approval`` and :data:`WAIT_KINDS`'
+    labels), in ``cluster`` or in all; the caller holds ``core.lock`` or the daemon is
+    stopped."""
+    out = {"approval": sum(len(keys) for rec, keys in core.held.values()
+                           if cluster is None or rec.cluster == cluster)}  # fmt: skip
+    for key, why in core.executor.waiting.items():
+        if cluster is not None:
+            rec = core.recent.get(key.rsplit("/", 1)[0])
+            if rec is None or rec.cluster != cluster:
+                continue
         k = kind_of(why, WAIT_KINDS, "total")
         out[k] = out.get(k, 0) + 1
     return out

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 
 import msgspec
@@ -27,6 +28,7 @@ from xdrs.daemon.approvals import read_topic
 from xdrs.daemon.limits import Limits
 from xdrs.daemon.policy import Policy, PolicyFile
 from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
+from xdrs.demo import why_not
 
 from .sim import scenario, spread_moves, steady_trace
 
@@ -54,6 +56,29 @@ def test_demo_at_manual_moves_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert re.search(r"moves applied 0, refused 0", out)
     assert int(re.search(r"recommendations (\d+) published", out).group(1)) > 0
+    # why the clusters missed their targets: their moves wait for an operator
+    why = re.findall(r"^(replay-\w) missed its target \(sd ([\d.]+) > ([\d.]+)\): (.*)$", out,
+                     re.M)  # fmt: skip
+    assert why, out
+    for _, sd, target, text in why:
+        assert float(sd) > float(target)
+        assert re.search(r"held back now: approval [1-9]", text), text
+        assert "failed" not in text
+
+
+@pytest.mark.broker
+def test_demo_says_why_when_every_migration_fails(capsys):
+    argv = ["demo", "--duration", "8", "--speed", "8", "--quiet", "--fail-rate", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"moves applied 0, refused [1-9]", out), out
+    why = re.findall(r"^replay-\w missed its target .*: (\d+) recommendation\(s\) acted on; "
+                     r"(.*)$", out, re.M)  # fmt: skip
+    assert why, out
+    failed = sum(int(re.search(r"failed (\d+) \(platform \1\)", text).group(1))
+                 for _, text in why)  # fmt: skip
+    refused = int(re.search(r"refused (\d+)", out).group(1))
+    assert failed == refused  # every failure is counted under the missed clusters
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -295,3 +320,14 @@ def test_an_unreachable_api_is_one_clear_error(capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"xdrs: error: daemon API {url}/v1/recommendations: ")
     assert "Traceback" not in err
+
+
+def test_why_not_names_counts_by_reason_and_what_holds_moves_back():
+    reasons = Counter({"skipped:old_metrics": 3, "skipped:held": 1, "failed:platform": 2})
+    line = why_not("c0", 0.1234, 0.08, 2, reasons, {"approval": 0, "per_host": 4, "rate": 1})
+    assert line == ("c0 missed its target (sd 0.123 > 0.080): 2 recommendation(s) acted on; "
+                    "skipped 4 (old_metrics 3, held 1); failed 2 (platform 2); "
+                    "held back now: per_host 4, rate 1")  # fmt: skip
+    line = why_not("c1", 0.2, 0.1, 0, Counter(), {"approval": 0})
+    assert line.endswith("no recommendation acted on (the engine found no move worth its "
+                         "margin, or the daemon ran none); held back now: nothing")  # fmt: skip

@@ -9,6 +9,7 @@ and engine, then Prometheus (first scrape of the idle engine), then the collecto
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import subprocess
 import threading
@@ -39,7 +40,11 @@ from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
 ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "deploy/grafana/dashboards/xdrs.json"
 SCRAPE_S = 1
+# Grafana's $__rate_interval is max(4 x scrape interval, step + scrape interval): 4 s at the
+# test's 1 s scrapes, 1 m at the compose file's 15 s (both are evaluated)
+RATE_INTERVALS = (f"{4 * SCRAPE_S}s", "1m")
 CLUSTERS, HOSTS_PER_CLUSTER, VMS = ("c0", "c1"), 4, 60
 
 
@@ -220,3 +225,36 @@ def prometheus(
     d = tmp_path_factory.mktemp("prometheus")
     with run_prometheus(d, prometheus_config(f"127.0.0.1:{engine.metrics_port}")) as prom:
         yield prom
+
+
+# ---- the dashboard's queries, as Grafana sends them -------------------------------------
+
+
+def dashboard() -> dict[str, Any]:
+    """deploy/grafana/dashboards/xdrs.json, decoded."""
+    return dict(orjson.loads(DASHBOARD.read_bytes()))
+
+
+def queries(dash: dict[str, Any]) -> dict[str, list[str]]:
+    """Panel title -> its PromQL expressions."""
+    return {
+        p["title"]: [t["expr"] for t in p["targets"]] for p in dash["panels"] if p.get("targets")
+    }
+
+
+def fill(expr: str, clusters: list[str], rate_interval: str = RATE_INTERVALS[0]) -> str:
+    """Grafana's substitution for Prometheus: a multi-value variable becomes (a|b), each value
+    regex-escaped with its backslashes doubled inside the PromQL string (real cluster ids hold
+    dots and colons: ``127.0.0.1:8989/domain-c7``); built-ins get values."""
+    values = "|".join(re.escape(c).replace("\\", "\\\\") for c in clusters)
+    out = expr.replace("$__rate_interval", rate_interval).replace("$cluster", f"({values})")
+    assert "$" not in out, out
+    return out
+
+
+def by(scraped: Prometheus, expr: str, label: str, interval: str = RATE_INTERVALS[0]
+       ) -> dict[str, float]:  # fmt: skip
+    """``expr`` (filled for the test's clusters) evaluated now: ``label``'s value -> value."""
+    answer = scraped.query(fill(expr, list(CLUSTERS), interval))
+    assert answer["status"] == "success", answer
+    return {s["metric"].get(label, ""): float(s["value"][1]) for s in answer["data"]["result"]}

@@ -20,8 +20,16 @@ from dataclasses import dataclass
 import pytest
 
 from collectors.events import ActionResult
-from tests.deploy.conftest import LiveEngine, Prometheus, prometheus_config, run_prometheus
-from tests.deploy.test_dashboard import _by, _dashboard, _fill, _queries
+from tests.deploy.conftest import (
+    LiveEngine,
+    Prometheus,
+    by,
+    dashboard,
+    fill,
+    prometheus_config,
+    queries,
+    run_prometheus,
+)
 from tests.support import wait_for
 from xdrs.bus.broker import free_port
 from xdrs.daemon.approvals import read_topic
@@ -106,16 +114,16 @@ def test_dashboard_daemon_panels_show_the_daemon_process(
     engine: LiveEngine, daemon: DaemonProcess, scraping: Prometheus
 ) -> None:
     assert wait_for(lambda: scraping.values('up{job="xdrs-daemon"}') == [1.0], 30)
-    q = _queries(_dashboard())
+    q = queries(dashboard())
     by_status = q["Daemon moves since start, by status"][0]
 
     def agree() -> bool:  # the daemon's ok moves, scraped, are the topic's
-        got = _by(scraping, by_status, "status")
+        got = by(scraping, by_status, "status")
         return got.get("ok", 0) > 0 and got["ok"] == _ok_on_topic(engine)
 
-    assert wait_for(agree, 90, every=1.0), (_by(scraping, by_status, "status"),
+    assert wait_for(agree, 90, every=1.0), (by(scraping, by_status, "status"),
                                             _ok_on_topic(engine))  # fmt: skip
-    assert set(_by(scraping, by_status, "status")) == set(STATUSES)
+    assert set(by(scraping, by_status, "status")) == set(STATUSES)
     gauges = (
         "Migrations in flight",
         "Moves waiting behind a limit",
@@ -123,7 +131,7 @@ def test_dashboard_daemon_panels_show_the_daemon_process(
         "Recommendations waiting for approval",
     )
     for title in gauges:
-        assert len(scraping.values(_fill(q[title][0], []))) == 1, title
-    held = _by(scraping, q["Moves held back now, by cause"][0], "why")
+        assert len(scraping.values(fill(q[title][0], []))) == 1, title
+    held = by(scraping, q["Moves held back now, by cause"][0], "why")
     assert held["approval"] == 0 and "per_host" in held
-    assert "timeout" in _by(scraping, q["Failed migrations since start, by reason"][0], "why")
+    assert "timeout" in by(scraping, q["Failed migrations since start, by reason"][0], "why")

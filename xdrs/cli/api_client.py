@@ -87,12 +87,19 @@ class _Refusal(msgspec.Struct):
 
 def check_url(text: str) -> str:
     """``http(s)://HOST[:PORT]``, without a trailing slash; ``ValueError`` otherwise."""
-    parts = urllib.parse.urlsplit(text.strip())
+    expected = f"expected http(s)://HOST:PORT, got {text[:80]!r}"
+    if not text.isprintable() or any(c.isspace() for c in text):
+        raise ValueError(expected)
+    try:
+        parts = urllib.parse.urlsplit(text)
+        _ = parts.port  # a port out of range or not a number
+    except ValueError:  # also a bracketed host left open
+        raise ValueError(expected) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected http(s)://HOST:PORT, got {text[:80]!r}")
+        raise ValueError(expected)
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError("expected http(s)://HOST:PORT with no query, fragment or user")
-    return text.strip().rstrip("/")
+    return text.rstrip("/")
 
 
 class DaemonApi:

@@ -36,7 +36,7 @@ __all__ = ["add_daemon_args", "check_daemon_args", "daemon_metrics"]
 log = logging.getLogger(__name__)
 LIMIT_NAMES = {"per_host": "--per-host", "per_cluster": "--per-cluster",
                "total": "--max-in-flight", "rate_per_s": "--rate", "max_age_s": "--max-age",
-               "metric_age_s": "--metric-age", "timeout_s": "--task-timeout"}  # fmt: skip
+               "metric_age_s": "--metric-age"}  # fmt: skip
 
 
 def _api_addr(text: str) -> tuple[str, int]:
@@ -107,11 +107,13 @@ def daemon_metrics(args: argparse.Namespace) -> Iterator[CollectorRegistry | Non
         endpoint.close()
 
 
-def check_daemon_args(args: argparse.Namespace, timeout_s: float | None = None) -> None:
-    """Build ``args.limits``, ``args.automation_policy`` and ``args.api_config``."""
+def check_daemon_args(args: argparse.Namespace, timeout_s: float | None = None,
+                      timeout_option: str = "--task-timeout") -> None:  # fmt: skip
+    """Build ``args.limits``, ``args.automation_policy`` and ``args.api_config``;
+    ``timeout_s`` (the daemon's, from the platform's ``timeout_option``) if given."""
     base = PLATFORM_LIMITS[args.daemon_platform]
     args.limits = checked(
-        lambda **kw: replace(base, **kw), LIMIT_NAMES,
+        lambda **kw: replace(base, **kw), LIMIT_NAMES | {"timeout_s": timeout_option},
         per_host=args.per_host if args.per_host is not None else base.per_host,
         per_cluster=args.per_cluster, total=args.max_in_flight,
         rate_per_s=args.rate, max_age_s=args.max_age, metric_age_s=args.metric_age,

@@ -123,7 +123,7 @@ def actuate(p: argparse.ArgumentParser) -> None:
 
 def _check_actuate(args: argparse.Namespace) -> None:
     # the daemon's own timeout: the migration's, plus the time to read its result
-    check_daemon_args(args, timeout_s=args.migration_timeout + 60.0)
+    check_daemon_args(args, args.migration_timeout + 60.0, "--migration-timeout")
 
 
 def guarded(fn: Any) -> Any:

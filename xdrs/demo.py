@@ -5,8 +5,10 @@ the engine daemon, the Prometheus exporter and the rebalancing daemon
 (:class:`xdrs.daemon.service.RebalanceDaemon`) at ``full`` automation over the replay
 platform's timed mover (migrations take memory / link time on a clock running at the
 replay's speed, and fail at ``fail_rate``), so the effect shows. Progress is printed once a
-second (in-flight and failed moves included) and a summary at the end;
-``DemoOptions.duration_s`` bounds the run. The command line is ``xdrs.cli.demo``.
+second (in-flight and failed moves included) and a summary at the end, which says why a
+cluster missed its target: its skipped and failed moves by reason, and what holds its
+moves back now; ``DemoOptions.duration_s`` bounds the run. The command line is
+``xdrs.cli.demo``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from kafka.errors import KafkaError
@@ -28,7 +31,8 @@ from xdrs.bus import BusConfig
 from xdrs.bus.kafka import KafkaSink, create_topics
 from xdrs.daemon.access import ApiConfig
 from xdrs.daemon.api import ApiServer
-from xdrs.daemon.exporter import DaemonMetrics
+from xdrs.daemon.core import FAIL_KINDS, SKIP_KINDS, Rebalancer, kind_of
+from xdrs.daemon.exporter import DaemonMetrics, held_back
 from xdrs.daemon.limits import PLATFORM_LIMITS, Limits
 from xdrs.daemon.policy import PolicyFile
 from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
@@ -36,7 +40,7 @@ from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 from xdrs.errors import UsageError
 
-__all__ = ["DemoOptions", "DemoProgress", "apply_recommendations", "run_demo"]
+__all__ = ["DemoOptions", "DemoProgress", "apply_recommendations", "run_demo", "why_not"]
 
 log = logging.getLogger(__name__)
 DRAIN_S = 10.0
@@ -45,13 +49,17 @@ DRAIN_S = 10.0
 
 @dataclass
 class DemoProgress:
-    """What the rebalancing daemon recorded (updated as it records)."""
+    """What the rebalancing daemon recorded (updated as it records); per cluster, the
+    recommendations acted on and the skipped and failed moves by the kind of reason (the
+    exporter's labels: ``skipped:old_metrics``, ``failed:platform``)."""
 
     applied: int = 0
     failed: int = 0
     skipped: int = 0
     recommendations: int = 0
     first_sd: dict[str, float] = field(default_factory=dict)
+    reasons: dict[str, Counter[str]] = field(default_factory=dict)
+    recs_of: Counter[str] = field(default_factory=Counter)
     _recs: set[str] = field(default_factory=set)
 
     def record(self, r: ActionResult) -> None:
@@ -61,6 +69,13 @@ class DemoProgress:
         if r.recommendation not in self._recs:
             self._recs.add(r.recommendation)
             self.recommendations += 1
+            self.recs_of[r.cluster] += 1
+        if r.status in ("skipped", "failed"):
+            kinds, other = (
+                (SKIP_KINDS, "other") if r.status == "skipped" else (FAIL_KINDS, "platform")
+            )
+            why = kind_of(r.error, kinds, other)
+            self.reasons.setdefault(r.cluster, Counter())[f"{r.status}:{why}"] += 1
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,7 @@ def _run(opts: DemoOptions, scenario: Scenario, trace: Trace, config: BusConfig)
         sink.close()
         server.shutdown()
     _summary(daemon, collector, progress, time.monotonic() - t0)
+    _why_not(daemon, progress, rebalancer.core)
     return 0
 
 
@@ -265,6 +281,36 @@ def _summary(
         first = progress.first_sd.get(c, v.imbalance)
         lines.append(f"{c:<12} {first:8.3f} {v.imbalance:7.3f} {v.target:7.3f} {v.vms:5d}")
     print("\n".join(lines))
+
+
+def _why_not(daemon: EngineDaemon, progress: DemoProgress, core: Rebalancer | None) -> None:
+    """For each cluster whose imbalance is above its target: why."""
+    for c, v in sorted(daemon.views.items()):
+        if v.imbalance <= v.target:
+            continue
+        held = held_back(core, c) if core is not None else {}
+        print(why_not(c, v.imbalance, v.target, progress.recs_of[c],
+                      progress.reasons.get(c, Counter()), held))  # fmt: skip
+
+
+def why_not(cluster: str, sd: float, target: float, recs: int, reasons: Counter[str],
+            held: dict[str, int]) -> str:  # fmt: skip
+    """One line: ``cluster`` missed its target, its recommendations acted on, its skipped
+    and failed moves by reason (``reasons``: :attr:`DemoProgress.reasons`' counts) and its
+    moves held back now by cause (``held``: :func:`~xdrs.daemon.exporter.held_back`)."""
+    parts = [f"{recs} recommendation(s) acted on" if recs else
+             "no recommendation acted on (the engine found no move worth its margin, or "
+             "the daemon ran none)"]  # fmt: skip
+    for status in ("skipped", "failed"):
+        kinds = {k.split(":", 1)[1]: n for k, n in reasons.most_common()
+                 if k.startswith(status + ":")}  # fmt: skip
+        if kinds:
+            detail = ", ".join(f"{k} {n}" for k, n in kinds.items())
+            parts.append(f"{status} {sum(kinds.values())} ({detail})")
+    now = {k: n for k, n in held.items() if n}
+    parts.append("held back now: " + (", ".join(f"{k} {n}" for k, n in sorted(now.items()))
+                                      if now else "nothing"))  # fmt: skip
+    return f"{cluster} missed its target (sd {sd:.3f} > {target:.3f}): " + "; ".join(parts)
 
 
 def _say(opts: DemoOptions, line: str) -> None:

@@ -105,12 +105,14 @@ def serve_replay(
     apply: bool = False,
     daemon: DaemonOptions | None = None,
     api: ApiConfig | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> None:
     """The trace-replay platform on the bus until ``stop`` or ``steps``.
 
     With ``apply`` the replayed cluster also applies the recommendations it receives (the
-    rebalancing daemon over its instant mover, with ``daemon``'s options and its HTTP API
-    on ``api`` if given; a real platform has its own daemon process).
+    rebalancing daemon over its instant mover, with ``daemon``'s options, its HTTP API
+    on ``api`` and its metrics in ``registry`` if given; a real platform has its own daemon
+    process).
     """
     create_or_fail(config)
     sink = KafkaSink(config)
@@ -119,7 +121,7 @@ def serve_replay(
     if apply:
         applier = threading.Thread(
             target=apply_recommendations,
-            args=(config, collector, DemoProgress(), stop, None, daemon, api),
+            args=(config, collector, DemoProgress(), stop, registry, daemon, api),
         )
         applier.start()
     try:

@@ -8,6 +8,8 @@ and engine, then Prometheus (first scrape of the idle engine), then the collecto
 
 from __future__ import annotations
 
+import contextlib
+import re
 import shutil
 import subprocess
 import threading
@@ -38,7 +40,11 @@ from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
 ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "deploy/grafana/dashboards/xdrs.json"
 SCRAPE_S = 1
+# Grafana's $__rate_interval is max(4 x scrape interval, step + scrape interval): 4 s at the
+# test's 1 s scrapes, 1 m at the compose file's 15 s (both are evaluated)
+RATE_INTERVALS = (f"{4 * SCRAPE_S}s", "1m")
 CLUSTERS, HOSTS_PER_CLUSTER, VMS = ("c0", "c1"), 4, 60
 
 
@@ -168,27 +174,28 @@ def _ready(url: str) -> bool:
         return False
 
 
-def prometheus_config(target: str) -> dict[str, Any]:
-    """deploy/prometheus/prometheus.yml with its engine job pointed at ``target``."""
+def prometheus_config(target: str, daemon: str | None = None) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml with its engine job pointed at ``target`` (and, if
+    ``daemon`` is given, its rebalancing daemon job at that; else that job left out)."""
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     config["global"].update(scrape_interval=f"{SCRAPE_S}s", evaluation_interval=f"{SCRAPE_S}s")
-    jobs = [j for j in config["scrape_configs"] if j["job_name"] == "xdrs-engine"]
-    assert len(jobs) == 1, "deploy/prometheus/prometheus.yml lost its xdrs-engine job"
-    jobs[0]["static_configs"] = [{"targets": [target]}]
+    wanted = {"xdrs-engine": target} | ({"xdrs-daemon": daemon} if daemon else {})
+    jobs = [j for j in config["scrape_configs"] if j["job_name"] in wanted]
+    assert sorted(j["job_name"] for j in jobs) == sorted(wanted), (
+        f"deploy/prometheus/prometheus.yml lost a job of {sorted(wanted)}"
+    )
+    for j in jobs:
+        j["static_configs"] = [{"targets": [wanted[j["job_name"]]]}]
     config["scrape_configs"] = jobs
     return config
 
 
-@pytest.fixture(scope="module")
-def prometheus(
-    engine: LiveEngine, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Prometheus]:
+@contextlib.contextmanager
+def run_prometheus(d: Path, config: dict[str, Any]) -> Iterator[Prometheus]:
+    """Debian's Prometheus on a free loopback port with ``config``, its files in ``d``."""
     binary = shutil.which("prometheus")
     assert binary, "prometheus missing: run scripts/prometheus.sh (scripts/test.sh does)"
-    d = tmp_path_factory.mktemp("prometheus")
-    (d / "prometheus.yml").write_text(
-        yaml.safe_dump(prometheus_config(f"127.0.0.1:{engine.metrics_port}"))
-    )
+    (d / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     log = (d / "prometheus.log").open("wb")
     proc = subprocess.Popen(
@@ -209,3 +216,45 @@ def prometheus(
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    engine: LiveEngine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus]:
+    d = tmp_path_factory.mktemp("prometheus")
+    with run_prometheus(d, prometheus_config(f"127.0.0.1:{engine.metrics_port}")) as prom:
+        yield prom
+
+
+# ---- the dashboard's queries, as Grafana sends them -------------------------------------
+
+
+def dashboard() -> dict[str, Any]:
+    """deploy/grafana/dashboards/xdrs.json, decoded."""
+    return dict(orjson.loads(DASHBOARD.read_bytes()))
+
+
+def queries(dash: dict[str, Any]) -> dict[str, list[str]]:
+    """Panel title -> its PromQL expressions."""
+    return {
+        p["title"]: [t["expr"] for t in p["targets"]] for p in dash["panels"] if p.get("targets")
+    }
+
+
+def fill(expr: str, clusters: list[str], rate_interval: str = RATE_INTERVALS[0]) -> str:
+    """Grafana's substitution for Prometheus: a multi-value variable becomes (a|b), each value
+    regex-escaped with its backslashes doubled inside the PromQL string (real cluster ids hold
+    dots and colons: ``127.0.0.1:8989/domain-c7``); built-ins get values."""
+    values = "|".join(re.escape(c).replace("\\", "\\\\") for c in clusters)
+    out = expr.replace("$__rate_interval", rate_interval).replace("$cluster", f"({values})")
+    assert "$" not in out, out
+    return out
+
+
+def by(scraped: Prometheus, expr: str, label: str, interval: str = RATE_INTERVALS[0]
+       ) -> dict[str, float]:  # fmt: skip
+    """``expr`` (filled for the test's clusters) evaluated now: ``label``'s value -> value."""
+    answer = scraped.query(fill(expr, list(CLUSTERS), interval))
+    assert answer["status"] == "success", answer
+    return {s["metric"].get(label, ""): float(s["value"][1]) for s in answer["data"]["result"]}

@@ -126,6 +126,21 @@ def test_prometheus_scrapes_the_engine_metrics_port(compose: dict[str, Any]) -> 
     assert targets == [f"engine:{port}"]
 
 
+def test_prometheus_scrapes_the_rebalancing_daemon(compose: dict[str, Any]) -> None:
+    """The replay's --apply runs the rebalancing daemon: its metrics port is published and
+    scraped by the xdrs-daemon job."""
+    services = _services(compose)
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "xdrs-daemon")
+    targets = [t for sc in job["static_configs"] for t in sc["targets"]]
+    replay = services["replay"]["command"]
+    assert "--apply" in replay
+    host, port = _option(replay, "--metrics-addr").rsplit(":", 1)
+    assert host == "0.0.0.0" and targets == [f"replay:{port}"]
+    assert f"{port}:{port}" in services["replay"]["ports"]
+    assert "replay" in services["prometheus"]["depends_on"]
+
+
 def test_grafana_is_provisioned_with_the_datasource_and_dashboard(
     compose: dict[str, Any],
 ) -> None:

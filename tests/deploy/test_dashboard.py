@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import yaml
 
@@ -22,10 +21,14 @@ from placement import Reason
 from tests.deploy.conftest import (
     CLUSTERS,
     HOSTS_PER_CLUSTER,
-    SCRAPE_S,
+    RATE_INTERVALS,
     VMS,
     Pipeline,
     Prometheus,
+    by,
+    dashboard,
+    fill,
+    queries,
 )
 from tests.support import wait_for
 from xdrs.daemon.exporter import STATUSES
@@ -34,41 +37,16 @@ from xdrs.engine.engine import TRIGGERS
 pytestmark = [pytest.mark.prometheus, pytest.mark.broker]
 
 ROOT = Path(__file__).resolve().parents[2]
-DASHBOARD = ROOT / "deploy/grafana/dashboards/xdrs.json"
 DATASOURCES = ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml"
 BUILTIN = {"__rate_interval"}
-# Grafana's $__rate_interval is max(4 x scrape interval, step + scrape interval): 4 s at the
-# test's 1 s scrapes, 1 m at the compose file's 15 s (both are evaluated)
-RATE_INTERVALS = (f"{4 * SCRAPE_S}s", "1m")
-
-
-def _dashboard() -> dict[str, Any]:
-    return dict(orjson.loads(DASHBOARD.read_bytes()))
-
-
-def _queries(dash: dict[str, Any]) -> dict[str, list[str]]:
-    """Panel title -> its PromQL expressions."""
-    return {
-        p["title"]: [t["expr"] for t in p["targets"]] for p in dash["panels"] if p.get("targets")
-    }
 
 
 def _metric_names(dash: dict[str, Any]) -> set[str]:
-    return {m for es in _queries(dash).values() for e in es for m in re.findall(r"\bxdrs_\w+", e)}
-
-
-def _fill(expr: str, clusters: list[str], rate_interval: str = RATE_INTERVALS[0]) -> str:
-    """Grafana's substitution for Prometheus: a multi-value variable becomes (a|b), each value
-    regex-escaped with its backslashes doubled inside the PromQL string (real cluster ids hold
-    dots and colons: ``127.0.0.1:8989/domain-c7``); built-ins get values."""
-    values = "|".join(re.escape(c).replace("\\", "\\\\") for c in clusters)
-    out = expr.replace("$__rate_interval", rate_interval).replace("$cluster", f"({values})")
-    assert "$" not in out, out
-    return out
+    return {m for es in queries(dash).values() for e in es for m in re.findall(r"\bxdrs_\w+", e)}
 
 
 def test_dashboard_is_wired_to_the_provisioned_datasource() -> None:
-    dash = _dashboard()
+    dash = dashboard()
     uid = yaml.safe_load(DATASOURCES.read_text())["datasources"][0]["uid"]
     panels = [p for p in dash["panels"] if p["type"] != "row"]
     assert len(panels) >= 12
@@ -109,7 +87,7 @@ def scraped(pipeline: Pipeline, prometheus: Prometheus) -> Prometheus:
         pipeline.daemon.dead, pipeline.progress.applied,
     )  # fmt: skip
 
-    names = _metric_names(_dashboard())
+    names = _metric_names(dashboard())
 
     def scrapes(name: str) -> float:  # scrapes of the least scraped series of ``name``
         got = prometheus.values(f"min(count_over_time({name}[1m]))")
@@ -131,59 +109,52 @@ def test_dashboard_uses_only_exported_metrics(pipeline: Pipeline, scraped: Prome
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
-    used = _metric_names(_dashboard())
+    used = _metric_names(dashboard())
     assert len(used) >= 10
     assert used <= exported, sorted(used - exported)
 
 
 def test_every_dashboard_query_succeeds_with_data(scraped: Prometheus) -> None:
-    dash = _dashboard()
+    dash = dashboard()
     variable = dash["templating"]["list"][0]
     metric = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["definition"])
     assert metric, variable["definition"]
     clusters = sorted(scraped.label_values(metric[2], metric[1]))
     assert clusters == sorted(CLUSTERS)
-    exprs = [e for es in _queries(dash).values() for e in es]
+    exprs = [e for es in queries(dash).values() for e in es]
     assert len(exprs) >= 15
     failed = {}
     for expr in exprs:
         for interval in RATE_INTERVALS:
-            answer = scraped.query(_fill(expr, clusters, interval))
+            answer = scraped.query(fill(expr, clusters, interval))
             if answer.get("status") != "success" or not answer["data"]["result"]:
                 failed[f"{expr} [{interval}]"] = answer
     assert not failed, failed
 
 
-def _by(scraped: Prometheus, expr: str, label: str, interval: str = RATE_INTERVALS[0]
-        ) -> dict[str, float]:  # fmt: skip
-    answer = scraped.query(_fill(expr, list(CLUSTERS), interval))
-    assert answer["status"] == "success", answer
-    return {s["metric"].get(label, ""): float(s["value"][1]) for s in answer["data"]["result"]}
-
-
 def test_dashboard_numbers_match_the_pipeline(pipeline: Pipeline, scraped: Prometheus) -> None:
-    q = _queries(_dashboard())
-    assert scraped.values(_fill(q["Engine up"][0], [])) == [1.0]
-    assert scraped.values(_fill(q["Clusters"][0], list(CLUSTERS))) == [len(CLUSTERS)]
+    q = queries(dashboard())
+    assert scraped.values(fill(q["Engine up"][0], [])) == [1.0]
+    assert scraped.values(fill(q["Clusters"][0], list(CLUSTERS))) == [len(CLUSTERS)]
     hosts = len(CLUSTERS) * HOSTS_PER_CLUSTER
-    assert scraped.values(_fill(q["Hosts"][0], list(CLUSTERS))) == [hosts]
-    assert scraped.values(_fill(q["VMs"][0], list(CLUSTERS))) == [VMS]
+    assert scraped.values(fill(q["Hosts"][0], list(CLUSTERS))) == [hosts]
+    assert scraped.values(fill(q["VMs"][0], list(CLUSTERS))) == [VMS]
     current, target = q["Imbalance: current vs target"]
-    assert set(_by(scraped, current, "cluster")) == set(CLUSTERS)
-    assert set(_by(scraped, target, "cluster")) == set(CLUSTERS)
-    assert len(_by(scraped, q["Host CPU load"][0], "host")) == hosts
-    assert len(_by(scraped, q["Host memory load"][0], "host")) == hosts
-    consumed = _by(scraped, q["Events consumed by topic"][0], "kind")
+    assert set(by(scraped, current, "cluster")) == set(CLUSTERS)
+    assert set(by(scraped, target, "cluster")) == set(CLUSTERS)
+    assert len(by(scraped, q["Host CPU load"][0], "host")) == hosts
+    assert len(by(scraped, q["Host memory load"][0], "host")) == hosts
+    consumed = by(scraped, q["Events consumed by topic"][0], "kind")
     assert consumed.get("metrics", 0) > 0  # the collector is still replaying
     assert set(consumed) == {"inventory", "metrics", "actions"}
-    assert "malformed" in _by(scraped, q["Dead letters by reason"][0], "reason")
+    assert "malformed" in by(scraped, q["Dead letters by reason"][0], "reason")
     # series of every trigger and reason exist from the start, at zero (the exporter creates
     # them so that rate() sees the first increment); the totals test checks the values
-    triggers = _by(scraped, q["Recommendations by trigger"][0], "trigger")
+    triggers = by(scraped, q["Recommendations by trigger"][0], "trigger")
     assert set(triggers) == set(TRIGGERS)
-    reasons = _by(scraped, q["Recommended moves by reason"][0], "reason")
+    reasons = by(scraped, q["Recommended moves by reason"][0], "reason")
     assert set(reasons) == {r.name.lower() for r in Reason}
-    ages = _by(scraped, q["Collector sample age"][0], "cluster")
+    ages = by(scraped, q["Collector sample age"][0], "cluster")
     assert set(ages) == set(CLUSTERS)
     # an age, not a timestamp nor the replayed trace's time: every sample was sent after the
     # pipeline started, so no age exceeds the time since (the exporter clamps below at 0)
@@ -195,22 +166,22 @@ def test_rate_panels_show_the_work(pipeline: Pipeline, scraped: Prometheus) -> N
     """Over the compose file's 1 m rate window (which covers the whole run), the rate panels
     show what the pipeline did; Prometheus first scraped the idle engine, so the counters'
     increases and the latency histogram are visible from the first event."""
-    q = _queries(_dashboard())
+    q = queries(dashboard())
     p50, p99 = (
-        _by(scraped, e, "", "1m")[""] for e in q["Optimiser latency"]
+        by(scraped, e, "", "1m")[""] for e in q["Optimiser latency"]
     )  # fmt: skip
     assert 0 < p50 <= p99 <= 10.0  # finite: the optimiser ran while Prometheus watched
-    consumed = _by(scraped, q["Events consumed by topic"][0], "kind", "1m")
+    consumed = by(scraped, q["Events consumed by topic"][0], "kind", "1m")
     # not "actions": a labelled series is born at its first value, which rate() cannot see,
     # and the actuator's results arrive in one burst (checked as a series in the test above)
     assert consumed["inventory"] > 0 and consumed["metrics"] > 0, consumed
-    assert _by(scraped, q["Events consumed by topic"][1], "", "1m")[""] > 0
-    dead = _by(scraped, q["Dead letters by reason"][0], "reason", "1m")
+    assert by(scraped, q["Events consumed by topic"][1], "", "1m")[""] > 0
+    dead = by(scraped, q["Dead letters by reason"][0], "reason", "1m")
     assert dead.get("malformed", 0) > 0
 
 
 def test_totals_match_the_engine(pipeline: Pipeline, scraped: Prometheus) -> None:
-    q = _queries(_dashboard())
+    q = queries(dashboard())
     rec_q = q["Recommendations since engine start, by trigger"][0]
     moves_q = q["Moves recommended since engine start, by reason"][0]
 
@@ -227,7 +198,7 @@ def test_totals_match_the_engine(pipeline: Pipeline, scraped: Prometheus) -> Non
         return {k: v for k, v in d.items() if v}
 
     def scraped_totals() -> tuple[dict[str, float], dict[str, float]]:
-        return nonzero(_by(scraped, rec_q, "trigger")), nonzero(_by(scraped, moves_q, "reason"))
+        return nonzero(by(scraped, rec_q, "trigger")), nonzero(by(scraped, moves_q, "reason"))
 
     def agree() -> bool:  # the next scrape catches up with a recommendation just published
         return scraped_totals() == expected()
@@ -239,26 +210,26 @@ def test_totals_match_the_engine(pipeline: Pipeline, scraped: Prometheus) -> Non
 def test_daemon_panels_match_the_daemon(pipeline: Pipeline, scraped: Prometheus) -> None:
     """The rebalancing daemon's panels: every status, cause and reason exists from the
     start (at zero), and the totals are the daemon's own (the pipeline's demo actuator)."""
-    q = _queries(_dashboard())
+    q = queries(dashboard())
     by_status = q["Daemon moves since start, by status"][0]
-    assert set(_by(scraped, by_status, "status")) == set(STATUSES)
-    assert set(_by(scraped, q["Daemon moves by status"][0], "status", "1m")) == set(STATUSES)
-    held = _by(scraped, q["Moves held back now, by cause"][0], "why")
+    assert set(by(scraped, by_status, "status")) == set(STATUSES)
+    assert set(by(scraped, q["Daemon moves by status"][0], "status", "1m")) == set(STATUSES)
+    held = by(scraped, q["Moves held back now, by cause"][0], "why")
     assert set(held) == {"approval", "per_host", "per_cluster", "total", "rate", "no_metrics"}
     assert held["approval"] == 0  # full automation: nothing waits for an operator
-    skipped = _by(scraped, q["Skipped moves by reason"][0], "why")
+    skipped = by(scraped, q["Skipped moves by reason"][0], "why")
     assert {"held", "stale", "no_room", "rejected", "placement_changed"} <= set(skipped)
-    assert set(_by(scraped, q["Failed migrations since start, by reason"][0], "why")) == {
+    assert set(by(scraped, q["Failed migrations since start, by reason"][0], "why")) == {
         "timeout", "interrupted", "internal", "platform"}  # fmt: skip
     for title in ("Moves waiting for approval", "Recommendations waiting for approval"):
-        assert scraped.values(_fill(q[title][0], [])) == [0.0], title
-    assert len(scraped.values(_fill(q["Migrations in flight"][0], []))) == 1
-    assert len(scraped.values(_fill(q["Moves waiting behind a limit"][0], []))) == 1
+        assert scraped.values(fill(q[title][0], [])) == [0.0], title
+    assert len(scraped.values(fill(q["Migrations in flight"][0], []))) == 1
+    assert len(scraped.values(fill(q["Moves waiting behind a limit"][0], []))) == 1
 
     def agree() -> bool:  # the next scrape catches up with the daemon's last record
-        got = _by(scraped, by_status, "status")
+        got = by(scraped, by_status, "status")
         p = pipeline.progress
         return (got["ok"], got["failed"], got["skipped"]) == (p.applied, p.failed, p.skipped)
 
-    assert wait_for(agree, 10, every=0.5), (_by(scraped, by_status, "status"), pipeline.progress)
+    assert wait_for(agree, 10, every=0.5), (by(scraped, by_status, "status"), pipeline.progress)
     assert pipeline.progress.applied > 0

@@ -3,18 +3,24 @@
 ``--automation FILE`` (levels per cluster and VM; default ``full`` everywhere),
 ``--per-host``, ``--per-cluster``, ``--max-in-flight``, ``--rate`` (the platform's
 defaults from :data:`~xdrs.daemon.limits.PLATFORM_LIMITS`), ``--max-age``,
-``--metric-age``, ``--dry-run``, and the HTTP API: ``--api [HOST:]PORT`` with
-``--api-token-file FILE`` (or ``$XDRS_API_TOKEN``). :func:`check_daemon_args` builds
-``args.limits``, ``args.automation_policy`` and ``args.api_config``; every mistake is one
-usage error naming the option.
+``--metric-age``, ``--dry-run``, the HTTP API: ``--api [HOST:]PORT`` with
+``--api-token-file FILE`` (or ``$XDRS_API_TOKEN``), and the daemon's Prometheus metrics:
+``--metrics-addr [HOST:]PORT`` (default: none; host 127.0.0.1 unless given).
+:func:`check_daemon_args` builds ``args.limits``, ``args.automation_policy`` and
+``args.api_config``; every mistake is one usage error naming the option.
+:func:`daemon_metrics` serves :class:`~xdrs.daemon.exporter.DaemonMetrics`' registry.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xdrs.cli.options import checked, integer, number
 from xdrs.daemon.access import ApiConfig, load_token
@@ -22,11 +28,15 @@ from xdrs.daemon.limits import PLATFORM_LIMITS
 from xdrs.daemon.policy import PolicyError, PolicyFile
 from xdrs.errors import UsageError
 
-__all__ = ["add_daemon_args", "check_daemon_args"]
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
+__all__ = ["add_daemon_args", "check_daemon_args", "daemon_metrics"]
+
+log = logging.getLogger(__name__)
 LIMIT_NAMES = {"per_host": "--per-host", "per_cluster": "--per-cluster",
                "total": "--max-in-flight", "rate_per_s": "--rate", "max_age_s": "--max-age",
-               "metric_age_s": "--metric-age", "timeout_s": "--task-timeout"}  # fmt: skip
+               "metric_age_s": "--metric-age"}  # fmt: skip
 
 
 def _api_addr(text: str) -> tuple[str, int]:
@@ -36,14 +46,19 @@ def _api_addr(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def add_daemon_args(p: argparse.ArgumentParser, platform: str) -> None:
-    """Declare the daemon's options; ``platform`` names its default limits."""
+def add_daemon_args(p: argparse.ArgumentParser, platform: str, *, metrics: bool = True,
+                    per_host_note: str = "") -> None:  # fmt: skip
+    """Declare the daemon's options; ``platform`` names its default limits (the check may
+    choose another preset: ``args.daemon_platform``, e.g. by the vMotion link). ``metrics``:
+    declare ``--metrics-addr`` (the demo serves the daemon's metrics with the engine's)."""
     lim = PLATFORM_LIMITS[platform]
-    p.set_defaults(daemon_platform=platform)
+    p.set_defaults(daemon_platform=platform, per_host=None, metrics_addr=None)
     p.add_argument("--automation", type=Path, metavar="FILE",
                    help="automation levels (JSON or YAML; default: full everywhere)")  # fmt: skip
+    p.add_argument("--per-host", dest="per_host", type=integer(1, 100_000), metavar="N",
+                   help=f"migrations in flight per host (default {lim.per_host}"
+                   f"{per_host_note})")  # fmt: skip
     for flag, dest, kind, default, what in (
-        ("--per-host", "per_host", integer(1, 100_000), lim.per_host, "in flight per host"),
         ("--per-cluster", "per_cluster", integer(1, 100_000), lim.per_cluster,
          "in flight per cluster"),
         ("--max-in-flight", "max_in_flight", integer(1, 100_000), lim.total, "in flight in all"),
@@ -65,14 +80,42 @@ def add_daemon_args(p: argparse.ArgumentParser, platform: str) -> None:
     p.add_argument("--api-token-file", type=Path, metavar="FILE",
                    help="the API's bearer token (first line; or $XDRS_API_TOKEN); required "
                    "beyond loopback")  # fmt: skip
+    if metrics:
+        p.add_argument("--metrics-addr", type=_api_addr, metavar="[HOST:]PORT",
+                       help="serve the daemon's Prometheus /metrics (xdrs_daemon_*) here "
+                       "(default: none; host 127.0.0.1 unless given)")  # fmt: skip
 
 
-def check_daemon_args(args: argparse.Namespace, timeout_s: float | None = None) -> None:
-    """Build ``args.limits``, ``args.automation_policy`` and ``args.api_config``."""
+@contextlib.contextmanager
+def daemon_metrics(args: argparse.Namespace) -> Iterator[CollectorRegistry | None]:
+    """The registry served on ``--metrics-addr`` while in use (``None`` without the
+    option); a taken port is a usage error naming the option."""
+    if args.metrics_addr is None:
+        yield None
+        return
+    # lazy: prometheus_client loads only for the commands that run the daemon (as the bus)
+    from xdrs.daemon.exporter import MetricsEndpoint  # noqa: PLC0415
+
+    try:
+        endpoint = MetricsEndpoint(*args.metrics_addr)
+    except OSError as e:
+        raise UsageError(f"--metrics-addr: {e.strerror or e}") from None
+    log.warning("rebalancing daemon: metrics on %s", endpoint.url)
+    try:
+        yield endpoint.registry
+    finally:
+        endpoint.close()
+
+
+def check_daemon_args(args: argparse.Namespace, timeout_s: float | None = None,
+                      timeout_option: str = "--task-timeout") -> None:  # fmt: skip
+    """Build ``args.limits``, ``args.automation_policy`` and ``args.api_config``;
+    ``timeout_s`` (the daemon's, from the platform's ``timeout_option``) if given."""
     base = PLATFORM_LIMITS[args.daemon_platform]
     args.limits = checked(
-        lambda **kw: replace(base, **kw), LIMIT_NAMES,
-        per_host=args.per_host, per_cluster=args.per_cluster, total=args.max_in_flight,
+        lambda **kw: replace(base, **kw), LIMIT_NAMES | {"timeout_s": timeout_option},
+        per_host=args.per_host if args.per_host is not None else base.per_host,
+        per_cluster=args.per_cluster, total=args.max_in_flight,
         rate_per_s=args.rate, max_age_s=args.max_age, metric_age_s=args.metric_age,
         timeout_s=timeout_s if timeout_s is not None else base.timeout_s,
     )  # fmt: skip

@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="summary only")
     add_mover_args(p)
-    add_daemon_args(p, "replay")
+    add_daemon_args(p, "replay", metrics=False)  # its metrics: --metrics-port, the engine's
     p.set_defaults(func=_run, check=_check)
 
 

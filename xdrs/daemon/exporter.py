@@ -11,20 +11,21 @@ behind a limit), ``xdrs_daemon_held_back{why}`` (moves not running now: ``approv
 ``per_host``, ``per_cluster``, ``total``, ``rate``, ``no_metrics``),
 ``xdrs_daemon_pending_approvals`` (moves) and ``xdrs_daemon_pending_recommendations``.
 Every label value is created at zero from the start (``rate()`` sees the first increase);
-no per-VM or per-host label.
+no per-VM or per-host label. :class:`MetricsEndpoint` serves a registry of its own on
+``/metrics`` (a daemon process's: ``--metrics-addr``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from xdrs.daemon.core import FAIL_KINDS, SKIP_KINDS, Rebalancer, kind_of
 
-__all__ = ["DaemonMetrics"]
+__all__ = ["DaemonMetrics", "MetricsEndpoint", "held_back"]
 
 STATUSES = ("started", "ok", "failed", "skipped", "held")
 WAIT_KINDS = {"per-host": "per_host", "per-cluster": "per_cluster", "total": "total",
@@ -57,7 +58,7 @@ class DaemonMetrics(Collector):
                         "Failed migrations, by reason.", "why",
                         (*sorted(FAIL_KINDS.values()), "platform"),
                         c.failed_by if c else {})  # fmt: skip
-        held = _held_back(core) if core is not None else {}
+        held = held_back(core) if core is not None else {}
         yield _labelled(GaugeMetricFamily, "xdrs_daemon_held_back",
                         "Moves not running now, by what holds them.", "why",
                         ("approval", *WAIT_KINDS.values()), held)  # fmt: skip
@@ -76,9 +77,35 @@ class DaemonMetrics(Collector):
             yield g
 
 
-def _held_back(core: Rebalancer) -> dict[str, int]:
-    out = {"approval": sum(len(keys) for _, keys in core.held.values())}
-    for why in core.executor.waiting.values():
+class MetricsEndpoint:
+    """A registry of its own served on ``http://HOST:PORT/metrics`` until :meth:`close`
+    (port 0: a free one); a taken port raises :class:`OSError` here."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.registry = CollectorRegistry()
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+
+    @property
+    def url(self) -> str:
+        host, port = str(self._server.server_address[0]), self._server.server_address[1]
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def held_back(core: Rebalancer, cluster: str | None = None) -> dict[str, int]:
+    """Moves not running now, by what holds them (``approval`` and :data:`WAIT_KINDS`'
+    labels), in ``cluster`` or in all; the caller holds ``core.lock`` or the daemon is
+    stopped."""
+    out = {"approval": sum(len(keys) for rec, keys in core.held.values()
+                           if cluster is None or rec.cluster == cluster)}  # fmt: skip
+    for key, why in core.executor.waiting.items():
+        if cluster is not None:
+            rec = core.recent.get(key.rsplit("/", 1)[0])
+            if rec is None or rec.cluster != cluster:
+                continue
         k = kind_of(why, WAIT_KINDS, "total")
         out[k] = out.get(k, 0) + 1
     return out

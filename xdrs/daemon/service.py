@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
 
 from collectors.events import ActionResult, Approval, Recommendation, inventory_key
 from collectors.platform import Clock, Mover
@@ -31,6 +32,7 @@ from xdrs.bus.kafka import DeadLetters, KafkaSink, Record, make_consumer, record
 from xdrs.daemon.api import ApiConfig, ApiServer
 from xdrs.daemon.control import Control
 from xdrs.daemon.core import Rebalancer
+from xdrs.daemon.exporter import DaemonMetrics
 from xdrs.daemon.limits import Limits
 from xdrs.daemon.picture import Picture
 from xdrs.daemon.policy import PolicyFile
@@ -252,11 +254,15 @@ def _retrying(fn: Callable[[], T], stop: threading.Event) -> T:
 
 
 def serve(config: BusConfig, mover: Mover, opts: DaemonOptions, stop: threading.Event,
-          api: ApiConfig | None = None) -> RebalanceDaemon:  # fmt: skip
+          api: ApiConfig | None = None,
+          registry: CollectorRegistry | None = None) -> RebalanceDaemon:  # fmt: skip
     """Run a daemon over ``mover`` until ``stop``, with its HTTP API if ``api`` is given (its
-    port is bound first: a taken port fails before anything runs); the daemon, for its
-    counts."""
+    port is bound first: a taken port fails before anything runs) and its metrics
+    (:class:`~xdrs.daemon.exporter.DaemonMetrics`) in ``registry`` if given; the daemon, for
+    its counts."""
     daemon = RebalanceDaemon(config, mover, opts)
+    if registry is not None:
+        DaemonMetrics(registry, lambda: daemon.core)
     server = ApiServer(daemon.control(), api) if api is not None else None
     if server is not None:
         server.start()

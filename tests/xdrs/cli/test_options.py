@@ -56,6 +56,10 @@ LONG = {
     ],
     ("actuate", "vsphere", "--url", "vc", "--user", "u"): [
         "--task-timeout", "--max-age", "--metric-age", "--per-host", "--rate", "--timeout",
+        "--vmotion-gbps",
+    ],
+    ("actuate", "openstack"): [
+        "--migration-timeout", "--max-age", "--metric-age", "--per-host", "--rate", "--timeout",
     ],
     ("vsphere", "snapshot", "--url", "vc", "--user", "u", "--out", "x.json"): [
         "--cpu-ratio", "--mem-ratio", "--timeout",

@@ -6,8 +6,10 @@
 - ``xdrs collect openstack`` publishes the cloud's inventory and its load from Prometheus
   to Kafka every interval (:class:`collectors.openstack.collector.OpenStackCollector`).
 - ``xdrs actuate openstack`` runs the rebalancing daemon (:mod:`xdrs.daemon`) over the
-  cloud's :class:`~collectors.openstack.NovaMover` (Nova's limit: one live migration per
-  compute host at a time, ``max_concurrent_live_migrations``' default).
+  cloud's :class:`~collectors.openstack.NovaMover` with the daemon's shared options
+  (:mod:`xdrs.cli.daemon`: automation, limits, dry run, HTTP API, ``/metrics``); its
+  ``--per-host`` default is Nova's: one live migration per compute host at a time,
+  ``max_concurrent_live_migrations``' default.
 - ``xdrs openstack load-exporter`` serves trace-driven node_exporter- and Ceilometer-named
   series for a cloud with no load of its own (the test cloud, a demo).
 
@@ -20,14 +22,13 @@ and exit status 1.
 from __future__ import annotations
 
 import argparse
-from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from xdrs._io import atomic_write
+from xdrs.cli.daemon import add_daemon_args, check_daemon_args, daemon_metrics
 from xdrs.cli.options import (
     add_bus_args,
     add_tls_args,
@@ -37,8 +38,7 @@ from xdrs.cli.options import (
     integer,
     number,
 )
-from xdrs.daemon.limits import PLATFORM_LIMITS
-from xdrs.daemon.policy import PolicyError, PolicyFile
+from xdrs.daemon.policy import PolicyFile
 from xdrs.errors import CommandError, UsageError
 from xdrs.snapshot import snapshot_doc
 
@@ -114,18 +114,16 @@ def actuate(p: argparse.ArgumentParser) -> None:
     """Declare the options of ``xdrs actuate openstack``."""
     connection_args(p)
     add_bus_args(p)
-    p.add_argument("--per-host", type=integer(1, 100_000), default=1, metavar="N",
-                   help="live migrations per compute host at once (Nova's "
-                   "max_concurrent_live_migrations, default 1)")  # fmt: skip
-    p.add_argument("--per-cluster", type=integer(1, 100_000), default=32, metavar="N")
-    p.add_argument("--max-in-flight", type=integer(1, 100_000), default=64, metavar="N")
-    p.add_argument("--metric-age", type=number(above=True), default=300.0, metavar="SECONDS",
-                   help="skip moves touching a host with older metrics (default 300)")  # fmt: skip
     p.add_argument("--migration-timeout", type=number(above=True), default=600.0,
                    metavar="SECONDS", help="one live migration at most (default 600)")  # fmt: skip
-    p.add_argument("--automation", type=Path, metavar="FILE",
-                   help="automation levels (JSON or YAML; default: full everywhere)")  # fmt: skip
-    p.set_defaults(func=guarded(_run_actuate))
+    # --per-host 1: Nova's max_concurrent_live_migrations per compute host, its default
+    add_daemon_args(p, "nova", per_host_note=": Nova's max_concurrent_live_migrations")
+    p.set_defaults(func=guarded(_run_actuate), check=_check_actuate)
+
+
+def _check_actuate(args: argparse.Namespace) -> None:
+    # the daemon's own timeout: the migration's, plus the time to read its result
+    check_daemon_args(args, args.migration_timeout + 60.0, "--migration-timeout")
 
 
 def guarded(fn: Any) -> Any:
@@ -262,38 +260,24 @@ def _run_collect(args: argparse.Namespace) -> int:
 def _run_actuate(args: argparse.Namespace) -> int:
     # lazy: openstacksdk (optional extra) and the bus (kafka-python)
     from collectors.openstack import NovaMover  # noqa: PLC0415
-    from xdrs.daemon.service import DaemonOptions, RebalanceDaemon  # noqa: PLC0415
+    from xdrs.daemon.service import DaemonOptions, serve  # noqa: PLC0415
     from xdrs.services import broker_for, create_or_fail, until_signalled  # noqa: PLC0415
 
-    limits = checked(
-        lambda **kw: replace(PLATFORM_LIMITS["nova"], **kw),
-        {"per_host": "--per-host", "per_cluster": "--per-cluster", "total": "--max-in-flight",
-         "metric_age_s": "--metric-age"},
-        per_host=args.per_host, per_cluster=args.per_cluster, total=args.max_in_flight,
-        metric_age_s=args.metric_age,
-    )  # fmt: skip
-    try:
-        policy = PolicyFile(args.automation) if args.automation else PolicyFile()
-    except PolicyError as e:
-        raise UsageError(f"--automation: {e}") from None
-    except OSError as e:
-        raise UsageError(f"--automation: {e.filename}: {e.strerror}") from None
-    counts: Counter[str] = Counter()
+    opts = DaemonOptions(limits=args.limits, policy=args.automation_policy or PolicyFile(),
+                         dry_run=args.dry_run)  # fmt: skip
     stop = until_signalled()
     conn = connect(args)
-    mover = NovaMover(conn, scope(args), timeout_s=args.migration_timeout)
-    opts = DaemonOptions(
-        limits=limits, policy=policy, on_record=lambda r: counts.update([r.status])
-    )
-    with broker_for(args.bootstrap_servers) as bootstrap:
-        config = bus_config(args, "xdrs-actuate-openstack", bootstrap)
-        create_or_fail(config)
-        try:
-            RebalanceDaemon(config, mover, opts).run(stop)
-        finally:
-            conn.close()
-    print("xdrs actuate openstack: " + ", ".join(
-        f"{counts.get(s, 0)} {s}" for s in ("ok", "failed", "skipped", "held")))  # fmt: skip
+    try:
+        mover = NovaMover(conn, scope(args), timeout_s=args.migration_timeout)
+        with daemon_metrics(args) as registry, broker_for(args.bootstrap_servers) as bootstrap:
+            config = bus_config(args, "xdrs-actuate-openstack", bootstrap)
+            create_or_fail(config)
+            daemon = serve(config, mover, opts, stop, args.api_config, registry)
+    finally:
+        conn.close()
+    n = daemon.core.counts.by_status if daemon.core is not None else {}
+    print(f"xdrs actuate openstack: {n.get('ok', 0)} moved, {n.get('failed', 0)} failed, "
+          f"{n.get('skipped', 0)} skipped, {n.get('held', 0)} held for approval")  # fmt: skip
     return 0
 
 

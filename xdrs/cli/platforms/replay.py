@@ -16,7 +16,7 @@ from typing import Any
 from collectors.replay import Scenario, Trace, TraceError, load_scenario, load_trace
 from collectors.replay.mover import LinkModel
 from collectors.replay.scenario import DEFAULT, ScenarioError
-from xdrs.cli.daemon import add_daemon_args, check_daemon_args
+from xdrs.cli.daemon import add_daemon_args, check_daemon_args, daemon_metrics
 from xdrs.cli.options import add_bus_args, bus_config, checked, integer, number
 from xdrs.daemon.policy import PolicyFile
 from xdrs.errors import UsageError
@@ -117,7 +117,8 @@ def _check_collect(args: argparse.Namespace) -> None:
     check_daemon_args(args)
     if not args.apply:
         for given, option in ((args.automation, "--automation"), (args.dry_run, "--dry-run"),
-                              (args.api, "--api")):  # fmt: skip
+                              (args.api, "--api"),
+                              (args.metrics_addr, "--metrics-addr")):  # fmt: skip
             if given:
                 raise UsageError(f"{option}: needs --apply (the daemon's option)")
 
@@ -136,8 +137,10 @@ def run_replay(args: argparse.Namespace) -> int:
     daemon = DaemonOptions(limits=args.limits, policy=args.automation_policy or PolicyFile(),
                            dry_run=args.dry_run)  # fmt: skip
     stop = until_signalled()
-    with broker_for(args.bootstrap_servers) as bootstrap:
+    # the metrics port first: a taken one fails before the broker starts
+    with daemon_metrics(args) as registry, broker_for(args.bootstrap_servers) as bootstrap:
         config = bus_config(args, "xdrs-replay", bootstrap)
         serve_replay(config, scenario, trace, stop, speed=args.speed, steps=args.steps,
-                     apply=args.apply, daemon=daemon, api=args.api_config)  # fmt: skip
+                     apply=args.apply, daemon=daemon, api=args.api_config,
+                     registry=registry)  # fmt: skip
     return 0

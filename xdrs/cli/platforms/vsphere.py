@@ -3,8 +3,10 @@
 ``collect`` runs the vSphere collector with the event bridge into Kafka (inventory, rules,
 metric batches, changes; :class:`collectors.vsphere.bus.BusCollector`); ``actuate`` runs the
 rebalancing daemon (:class:`xdrs.daemon.service.RebalanceDaemon`) over this vCenter's
-clusters with the platform's mover (RelocateVM_Task): automation levels, limits, dry run
-and the HTTP API from :mod:`xdrs.cli.daemon`; it needs ``collect vsphere`` running (its
+clusters with the platform's mover (RelocateVM_Task): automation levels, limits, dry run,
+the HTTP API and ``/metrics`` from :mod:`xdrs.cli.daemon`; ``--vmotion-gbps`` picks
+vCenter's per-host limit (8 vMotions at 10 GbE and faster, 4 below: the 1 GbE class; the
+vMotion NIC's speed is not read from vCenter); it needs ``collect vsphere`` running (its
 picture of the clusters comes from the inventory and metrics topics). Both run
 until SIGTERM or Ctrl-C (``collect --cycles N`` stops after N collections). One process of
 each per vCenter; ``--vcenter-id`` (default: the URL's host[:port]) scopes every id so
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from xdrs.cli.daemon import add_daemon_args, check_daemon_args
+from xdrs.cli.daemon import add_daemon_args, check_daemon_args, daemon_metrics
 from xdrs.cli.options import add_bus_args, add_ratio_args, bus_config, checked, integer, number
 from xdrs.cli.vsphere import connect, connection_args, guarded
 from xdrs.daemon.policy import PolicyFile
@@ -82,11 +84,15 @@ def actuate(p: argparse.ArgumentParser) -> None:
     add_bus_args(p)
     p.add_argument("--task-timeout", type=number(above=True), default=600.0, metavar="SECONDS",
                    help="a migration with no result after this fails (default 600)")  # fmt: skip
-    add_daemon_args(p, "vsphere-10g")  # --per-host 8: vMotions per host on 10 GbE (4 on 1 GbE)
+    p.add_argument("--vmotion-gbps", type=number(above=True), default=10.0, metavar="GBIT/S",
+                   help="speed of the hosts' vMotion network: 10 or more, vCenter's limit of "
+                   "8 vMotions per host; below 10 (1 GbE), 4 (default 10)")  # fmt: skip
+    add_daemon_args(p, "vsphere-10g", per_host_note="; 4 with --vmotion-gbps below 10")
     p.set_defaults(func=guarded(_run_actuate), check=_check_actuate)
 
 
 def _check_actuate(args: argparse.Namespace) -> None:
+    args.daemon_platform = "vsphere-10g" if args.vmotion_gbps >= 10.0 else "vsphere-1g"
     # the daemon's own timeout: the task's, plus the time to read its result
     check_daemon_args(args, timeout_s=args.task_timeout + 60.0)
 
@@ -145,7 +151,8 @@ def _run_actuate(args: argparse.Namespace) -> int:
         config = bus_config(args, "xdrs-actuate-vsphere", bootstrap)
         create_or_fail(config)
         mover = bus_mover(conn, scope, timeout_s=args.task_timeout)
-        daemon = serve(config, mover, opts, stop, args.api_config)
+        with daemon_metrics(args) as registry:
+            daemon = serve(config, mover, opts, stop, args.api_config, registry)
         n = daemon.core.counts.by_status if daemon.core is not None else {}
         print(f"xdrs actuate vsphere: {n.get('ok', 0)} moved, {n.get('failed', 0)} failed, "
               f"{n.get('skipped', 0)} skipped, {n.get('held', 0)} held for approval")  # fmt: skip

@@ -36,7 +36,8 @@ __all__ = ["add_daemon_args", "check_daemon_args", "daemon_metrics"]
 log = logging.getLogger(__name__)
 LIMIT_NAMES = {"per_host": "--per-host", "per_cluster": "--per-cluster",
                "total": "--max-in-flight", "rate_per_s": "--rate", "max_age_s": "--max-age",
-               "metric_age_s": "--metric-age"}  # fmt: skip
+               "metric_age_s": "--metric-age", "min_benefit": "--min-benefit",
+               "vm_cooldown_s": "--vm-cooldown", "host_hold_s": "--host-hold"}  # fmt: skip
 
 
 def _api_addr(text: str) -> tuple[str, int]:
@@ -72,6 +73,17 @@ def add_daemon_args(p: argparse.ArgumentParser, platform: str, *, metrics: bool 
     p.add_argument("--metric-age", type=number(above=True), default=lim.metric_age_s,
                    metavar="SECONDS", help="no move to or from a host whose metrics are older "
                    f"(default {lim.metric_age_s:g})")  # fmt: skip
+    p.add_argument("--min-benefit", type=number(0.0), default=lim.min_benefit,
+                   metavar="FRACTION", help="a plan must cut the objective by this share of "
+                   "it, else its moves are skipped unless one is mandatory (0: off; default "
+                   f"{lim.min_benefit:g})")  # fmt: skip
+    p.add_argument("--vm-cooldown", type=number(0.0), default=lim.vm_cooldown_s,
+                   metavar="SECONDS", help="a moved VM is not moved again by another "
+                   f"recommendation before this (default {lim.vm_cooldown_s:g})")  # fmt: skip
+    p.add_argument("--host-hold", type=number(0.0), default=lim.host_hold_s,
+                   metavar="SECONDS", help="a host that received or lost a VM takes no "
+                   "move of another recommendation before this (default "
+                   f"{lim.host_hold_s:g})")  # fmt: skip
     p.add_argument("--dry-run", action="store_true",
                    help="print what would be done, move by move; do nothing")  # fmt: skip
     p.add_argument("--api", type=_api_addr, metavar="[HOST:]PORT",
@@ -117,6 +129,8 @@ def check_daemon_args(args: argparse.Namespace, timeout_s: float | None = None,
         per_host=args.per_host if args.per_host is not None else base.per_host,
         per_cluster=args.per_cluster, total=args.max_in_flight,
         rate_per_s=args.rate, max_age_s=args.max_age, metric_age_s=args.metric_age,
+        min_benefit=args.min_benefit, vm_cooldown_s=args.vm_cooldown,
+        host_hold_s=args.host_hold,
         timeout_s=timeout_s if timeout_s is not None else base.timeout_s,
     )  # fmt: skip
     try:

@@ -35,6 +35,13 @@ def test_openstack_takes_the_shared_daemon_options(monkeypatch):
     assert args.metrics_addr == ("127.0.0.1", 9465)  # loopback unless a host is given
 
 
+def test_anti_flapping_settings_reach_the_limits():
+    lim = parse([*VS, "--min-benefit", "0.2", "--vm-cooldown", "900", "--host-hold", "0"]).limits
+    assert (lim.min_benefit, lim.vm_cooldown_s, lim.host_hold_s) == (0.2, 900, 0)
+    base = parse(OS).limits
+    assert (base.min_benefit, base.vm_cooldown_s) == (0.05, 600)
+
+
 def test_openstack_keeps_novas_default_of_one_migration_per_host():
     args = parse(OS)
     assert (args.limits.per_host, args.dry_run, args.api_config, args.metrics_addr) == (
@@ -61,9 +68,12 @@ def test_metrics_addr_is_a_daemon_option_everywhere(command):
     ([*VS, "--metrics-addr", "99999"], "--metrics-addr: expected [HOST:]PORT"),
     (["replay", "--metrics-addr", "9465"], "--metrics-addr: needs --apply"),
     (["demo", "--metrics-addr", "9465"], "unrecognized arguments: --metrics-addr"),
+    ([*OS, "--min-benefit", "2"], "--min-benefit: expected a number 0..1, got 2.0"),
+    ([*VS, "--vm-cooldown", "-1"], "--vm-cooldown: expected a finite number >= 0"),
+    (["replay", "--apply", "--host-hold", "nan"], "--host-hold: expected a finite number"),
 ], ids=["per-host", "rate", "max-age", "api-beyond-loopback", "token-without-api",
         "automation", "os-metrics-addr", "vmotion-gbps", "vs-metrics-addr", "replay-needs-apply",
-        "demo-has-metrics-port"])  # fmt: skip
+        "demo-has-metrics-port", "min-benefit", "vm-cooldown", "host-hold"])  # fmt: skip
 def test_bad_daemon_options_are_one_clear_error(argv, message, capsys, monkeypatch):
     monkeypatch.delenv("XDRS_API_TOKEN", raising=False)
     assert main(argv) == 2

@@ -116,6 +116,13 @@ def add_threshold(p: argparse.ArgumentParser, default: int | None = 3) -> None:
     )
 
 
+def add_link_gbps(p: argparse.ArgumentParser, what: str) -> None:
+    """``--link-gbps``: the migration link's bandwidth (10 Gbit/s unless given); ``what``
+    says what it is used for. The command's dataclass checks its range."""
+    p.add_argument("--link-gbps", type=number(above=True), default=10.0, metavar="GBIT/S",
+                   help=f"migration link bandwidth, {what} (default 10)")  # fmt: skip
+
+
 def add_seed(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=integer(0), default=0, metavar="N", help="random seed (>= 0)")
 

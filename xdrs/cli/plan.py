@@ -27,7 +27,7 @@ from placement import (
 )
 from xdrs._io import write_all
 from xdrs.actions import action_list
-from xdrs.cli.options import add_seed, add_threshold, checked, integer, number
+from xdrs.cli.options import add_link_gbps, add_seed, add_threshold, checked, integer
 from xdrs.errors import UsageError
 from xdrs.report import explain_lines, summary_lines, unresolved_lines
 from xdrs.snapshot import read_snapshot, snapshot_doc
@@ -86,13 +86,7 @@ def register(sub: Any) -> None:
         metavar="N",
         help="concurrent migrations per migration domain",
     )
-    p.add_argument(
-        "--link-gbps",
-        type=number(above=True),
-        default=OrderArgs.link_gbps,
-        metavar="X",
-        help="migration link bandwidth, Gbit/s",
-    )
+    add_link_gbps(p, "of every host, for the plan's duration estimate")
     add_seed(p)
     p.set_defaults(func=_plan, check=_check)
 

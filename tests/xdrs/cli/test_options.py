@@ -10,6 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from collectors.replay.mover import LinkModel
+from placement.order import OrderArgs
 from xdrs.cli import main, parse
 from xdrs.errors import UsageError
 
@@ -113,3 +115,9 @@ def test_engine_options_reach_the_engine_arguments() -> None:
     args = parse(["engine", "--max-moves", "0", "--period", "0", "--threshold", "5"])
     assert (args.engine_args.max_moves, args.engine_args.period_s) == (0, 0.0)
     assert args.engine_args.threshold == 5
+
+
+def test_link_gbps_is_declared_once_with_each_models_default():
+    plan = parse(["plan", "--generate", "4/8", "--strategy", "balance"])
+    replay = parse(["replay", "--apply"])
+    assert plan.link_gbps == OrderArgs().link_gbps == replay.link_gbps == LinkModel().link_gbps

@@ -17,7 +17,7 @@ from collectors.replay import Scenario, Trace, TraceError, load_scenario, load_t
 from collectors.replay.mover import LinkModel
 from collectors.replay.scenario import DEFAULT, ScenarioError
 from xdrs.cli.daemon import add_daemon_args, check_daemon_args, daemon_metrics
-from xdrs.cli.options import add_bus_args, bus_config, checked, integer, number
+from xdrs.cli.options import add_bus_args, add_link_gbps, bus_config, checked, integer, number
 from xdrs.daemon.policy import PolicyFile
 from xdrs.errors import UsageError
 
@@ -68,8 +68,7 @@ def add_mover_args(p: argparse.ArgumentParser) -> None:
     """The replay mover's migration model (the daemon's options: :func:`add_daemon_args`)."""
     p.add_argument("--fail-rate", type=number(0.0), default=0.0, metavar="P",
                    help="probability that a migration fails (0..1, default 0)")  # fmt: skip
-    p.add_argument("--link-gbps", type=number(above=True), default=10.0, metavar="GBIT/S",
-                   help="migration bandwidth per migration (default 10)")  # fmt: skip
+    add_link_gbps(p, "per migration")
     p.add_argument(
         "--dirty-rate",
         type=number(0.0),

@@ -119,5 +119,5 @@ def test_engine_options_reach_the_engine_arguments() -> None:
 
 def test_link_gbps_is_declared_once_with_each_models_default():
     plan = parse(["plan", "--generate", "4/8", "--strategy", "balance"])
-    replay = parse(["replay", "--apply"])
+    replay = parse(["demo"])  # the replay platform's timed mover
     assert plan.link_gbps == OrderArgs().link_gbps == replay.link_gbps == LinkModel().link_gbps

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, start_http_server
 
+from collectors.platform import Source
 from collectors.replay import ReplayCollector, Scenario, Trace
 from xdrs.bus import BusConfig, EmbeddedBroker
 from xdrs.bus.broker import BrokerError
@@ -30,6 +31,7 @@ from xdrs.errors import UsageError
 __all__ = [
     "broker_for",
     "create_or_fail",
+    "run_source",
     "serve_engine",
     "serve_replay",
     "until_signalled",
@@ -130,4 +132,13 @@ def serve_replay(
         stop.set()
         if applier is not None:
             applier.join(15)
+        sink.close()
+
+
+def run_source(source: Source, stop: threading.Event, sink: KafkaSink) -> None:
+    """A platform's source (:class:`~collectors.platform.Source`) on the bus until ``stop``
+    or its end; the sink is closed (its last events flushed) whatever happens."""
+    try:
+        source.run(stop)
+    finally:
         sink.close()

@@ -223,7 +223,12 @@ def _run_collect(args: argparse.Namespace) -> int:
     )
     from collectors.openstack.prometheus import PromClient  # noqa: PLC0415
     from xdrs.bus.kafka import KafkaSink  # noqa: PLC0415
-    from xdrs.services import broker_for, create_or_fail, until_signalled  # noqa: PLC0415
+    from xdrs.services import (  # noqa: PLC0415
+        broker_for,
+        create_or_fail,
+        run_source,
+        until_signalled,
+    )
 
     series = _names(args, args.window)
     opts = checked(lambda **kw: CollectorOptions(names=series, **kw),
@@ -247,9 +252,8 @@ def _run_collect(args: argparse.Namespace) -> int:
         sink = KafkaSink(config)
         col = OpenStackCollector(conn, prom, sink, opts, stats=stats, cycles=args.cycles)
         try:
-            col.run(stop)
+            run_source(col, stop, sink)
         finally:
-            sink.close()
             conn.close()
             if server is not None:
                 server.shutdown()

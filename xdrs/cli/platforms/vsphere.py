@@ -110,7 +110,12 @@ def _run_collect(args: argparse.Namespace) -> int:
     from collectors.vsphere.collector import CollectorOptions  # noqa: PLC0415
     from collectors.vsphere.events import BridgeOptions  # noqa: PLC0415
     from xdrs.bus.kafka import KafkaSink  # noqa: PLC0415
-    from xdrs.services import broker_for, create_or_fail, until_signalled  # noqa: PLC0415
+    from xdrs.services import (  # noqa: PLC0415
+        broker_for,
+        create_or_fail,
+        run_source,
+        until_signalled,
+    )
 
     bridge = checked(
         BridgeOptions,
@@ -128,10 +133,7 @@ def _run_collect(args: argparse.Namespace) -> int:
         create_or_fail(config)
         sink = KafkaSink(config)
         source = BusCollector(conn, sink, bridge, opts, cycles=args.cycles)
-        try:
-            source.run(stop)
-        finally:
-            sink.close()
+        run_source(source, stop, sink)
         print(f"xdrs collect vsphere: {source.summary()}")
     return 0
 

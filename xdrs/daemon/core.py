@@ -7,14 +7,18 @@ supersedes the held moves of older ones (they are recorded ``skipped``). :meth:`
 takes an operator's approval or rejection; an approval of a move whose VM is no longer on
 the move's source is refused with the reason. A key with any record but ``held`` is never
 issued again: :meth:`restore` rebuilds that set (and the held moves) from the topics after a
-restart, and resolves the moves that were started but have no result from the picture (the
-VM on the destination: ``ok``; otherwise ``failed``, ``Interrupted``). It also rebuilds the
-cooldowns, host holds and back-offs of the :class:`~xdrs.daemon.limits.Gate` from the
-recent ``ok`` and ``failed`` records: each record's wall-clock ``ts`` becomes a time of the
-daemon's clock (``now - (wall - ts) * clock_rate``), records older than the longest of
-``vm_cooldown_s``, ``host_hold_s`` and ``backoff_s`` are ignored, a move resolved ``ok`` at
-the restart counts as ended then, and an interrupted one backs nothing off (the daemon
-failed, not the platform).
+restart. A move that was started but has no result may still be migrating (the platform's
+migration outlives the daemon): with its VM on the destination it is ``ok`` at once; if its
+``started`` record is younger than ``timeout_s`` (on the daemon's clock, as below) it is
+adopted (:meth:`~xdrs.daemon.executor.Executor.adopt`: it holds its slots, the platform is
+not called again, and it ends ``ok`` when its VM shows on the destination or ``failed``,
+``Interrupted``, at its timeout); an older one is ``failed``, ``Interrupted``, at once.
+It also rebuilds the cooldowns, host holds and back-offs of the
+:class:`~xdrs.daemon.limits.Gate` from the recent ``ok`` and ``failed`` records: each
+record's wall-clock ``ts`` becomes a time of the daemon's clock (``now - (wall - ts) *
+clock_rate``), records older than the longest of ``vm_cooldown_s``, ``host_hold_s`` and
+``backoff_s`` are ignored, a move resolved ``ok`` at the restart counts as ended then, and
+an interrupted one backs nothing off (the daemon failed, not the platform).
 
 No flapping at plan level: a recommendation whose benefit (``objective_before -
 objective_after``) is not positive or is below ``Limits.min_benefit`` times
@@ -270,10 +274,12 @@ class Rebalancer:
                 status[r.key] = r
         self.known |= {k for k, r in status.items() if r.status != "held"}
         self._marks(actions)
-        for r in status.values():
-            if r.status == "started" and self.dry_run is None:
-                self._resolve(r)
         by_id = {rec.id: rec for rec in recs}
+        started = [r for r in status.values() if r.status == "started"]
+        owned = {c: self._owns(c) for c in {r.cluster for r in started}}
+        for r in started:  # another daemon's move (another platform) is its own to settle
+            if owned[r.cluster] and self.dry_run is None:
+                self._resolve(r, by_id.get(r.recommendation))
         for rec in by_id.values():
             keys = {m.key for m in rec.moves if m.key in status and status[m.key].status == "held"}
             try:
@@ -311,11 +317,17 @@ class Rebalancer:
             log.exception("restoring the records of %s failed", cluster)
             return False
 
-    def _resolve(self, r: ActionResult) -> None:
-        """A move started before the restart, without a result: ended now, by the picture.
-        An interrupted move backs nothing off: the daemon failed, not the platform."""
+    def _resolve(self, r: ActionResult, rec: Recommendation | None) -> None:
+        """A move started before the restart, without a result: adopted if it may still be
+        migrating (younger than its timeout, its recommendation known), else ended now by
+        the picture. An interrupted move backs nothing off: the daemon failed, not the
+        platform."""
         there = self.picture.host_of(r.cluster, r.vm)
-        if there == r.dst:  # stamped now: a later restart's cooldown counts from here
+        age = max(0.0, self.wall() - r.ts) * self.clock_rate  # a clock ahead of ours: now
+        index = _index(rec, r) if there != r.dst else None
+        if rec is not None and index is not None and age < self.executor.gate.limits.timeout_s:
+            self.executor.adopt(rec, index, self.now() - age)
+        elif there == r.dst:  # stamped now: a later restart's cooldown counts from here
             self.journal(msgspec.structs.replace(r, status="ok", ts=self.wall()), False)
             self.executor.gate.moved(r.recommendation, r.vm, (r.src, r.dst), self.now())
         else:
@@ -326,6 +338,14 @@ class Rebalancer:
 
     def close(self) -> None:
         self.executor.close()
+
+
+def _index(rec: Recommendation | None, r: ActionResult) -> int | None:
+    """The index of ``r``'s move in ``rec`` (the same VM and hosts), or None."""
+    for i, m in enumerate(rec.moves if rec is not None else ()):
+        if m.key == r.key:
+            return i if (m.vm, m.src, m.dst) == (r.vm, r.src, r.dst) else None
+    return None
 
 
 def _ts(r: ActionResult) -> float:

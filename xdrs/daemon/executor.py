@@ -14,6 +14,16 @@ A result that comes after the timeout is not lost: a late success is recorded ``
 the note ``after timeout`` (the record ends true, the picture follows it); a late failure
 changes nothing.
 
+**A move adopted at a restart** (:meth:`Executor.adopt`): a migration the previous daemon
+started and the platform may still be running (vMotion and Nova's live migration outlive
+the daemon that asked for them). It holds its slots like a move in flight (per host, per
+cluster, total; it spends no rate token, it is no new start), counts where it lands for
+the room and rule checks, and keeps the later moves of its recommendation that depend on
+it waiting; the platform is not called for it again. It ends when the picture shows its VM
+on the destination (``ok``, note ``adopted after restart``) or when ``timeout_s`` after its
+start has passed with the VM elsewhere (``failed``, ``Interrupted``; no back-off: the
+daemon failed, not the platform). Its timeline ``start`` is stamped when it is adopted.
+
 **The policy is asked again just before a move starts** (and, for every queued move, as
 soon as the policy in force changes: a file reload or ``PUT /v1/automation``), because an
 operator who switches a cluster to ``manual`` or a VM to ``never`` means the moves not yet
@@ -104,6 +114,7 @@ class _Flight:
     future: Future[ActionResult]
     since: float
     timed_out: bool = False
+    adopted: bool = False  # started before a restart: watched on the picture, no call
 
 
 class Executor:
@@ -139,6 +150,17 @@ class Executor:
                 if approved:
                     self.approved.add(m.key)
 
+    def adopt(self, rec: Recommendation, i: int, since: float) -> None:
+        """Hold the slots of ``rec.moves[i]``, started before a restart at ``since`` (the
+        daemon's clock), until the picture shows it landed or its timeout passes."""
+        m, now = rec.moves[i], self.now()
+        run = self.runs.setdefault(rec.id, _Run(rec))
+        run.add(i, m)
+        run.todo.pop(i)  # in flight: the later moves that depend on it wait for it
+        self.gate.start(rec.cluster, (m.src, m.dst), now, spend=False)
+        self.timeline.append(Stamp(now, "start", m.key, rec.cluster, m.src, m.dst))
+        self.flights[m.key] = _Flight(run, i, m, Future(), since, adopted=True)
+
     def idle(self) -> bool:
         return not self.flights and not any(r.todo for r in self.runs.values())
 
@@ -146,7 +168,9 @@ class Executor:
         """Collect what finished, then start what may start."""
         now = self.now()
         for key, f in list(self.flights.items()):
-            if f.future.done():
+            if f.adopted:
+                self._watch(key, f, now)
+            elif f.future.done():
                 self._finish(key, f, now)
             elif not f.timed_out and now - f.since > self.gate.limits.timeout_s:
                 f.timed_out = True
@@ -186,7 +210,8 @@ class Executor:
             self._skip(run, i, m, why)
             return
         self.waiting.pop(m.key, None)
-        if not self.journal(_status(move_result(rec, m), "started"), True):
+        started = msgspec.structs.replace(move_result(rec, m), status="started", ts=self.wall())
+        if not self.journal(started, True):  # its ts: on the wall clock a restart converts
             return  # not recorded: not started (a restart must know of every issued move)
         self.approved.discard(m.key)
         run.todo.pop(i)
@@ -243,12 +268,37 @@ class Executor:
             log.exception("move %s failed", m.key)
             return move_result(rec, m, f"internal: {type(e).__name__}: {str(e)[:300]}")
 
-    def _finish(self, key: str, f: _Flight, now: float) -> None:
+    def _land(self, key: str, f: _Flight, now: float) -> None:
+        """Out of flight: its slots freed, the moves that waited for it free to go."""
         del self.flights[key]
         m, rec = f.move, f.run.rec
         self.gate.end(rec.cluster, (m.src, m.dst))
         f.run.done(f.index, m)
         self.timeline.append(Stamp(now, "end", key, rec.cluster, m.src, m.dst))
+
+    def _watch(self, key: str, f: _Flight, now: float) -> None:
+        """An adopted move: ended by the picture (landed) or by its timeout."""
+        m, rec = f.move, f.run.rec
+        there = self.picture.host_of(rec.cluster, m.vm)
+        limit = self.gate.limits.timeout_s
+        if there != m.dst and now - f.since <= limit:
+            return
+        self._land(key, f, now)
+        if there == m.dst:
+            self.gate.moved(rec.id, m.vm, (m.src, m.dst), now)
+            r = move_result(rec, m, "")
+            r = msgspec.structs.replace(r, error="adopted after restart: the VM is on the "
+                                        "destination", ts=self.wall())  # fmt: skip
+        else:  # no back-off: the daemon stopped, the platform did not fail
+            why = (f"Interrupted: the daemon stopped during the migration; no result "
+                   f"{limit:g} s after its start, after restart, VM on "
+                   f"{there or 'an unknown host'}")  # fmt: skip
+            r = msgspec.structs.replace(move_result(rec, m, why), ts=self.wall())
+        self.journal(r, False)
+
+    def _finish(self, key: str, f: _Flight, now: float) -> None:
+        self._land(key, f, now)
+        m, rec = f.move, f.run.rec
         result = f.future.result()
         if f.timed_out:
             self._late(f, result, now)

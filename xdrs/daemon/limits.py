@@ -136,12 +136,14 @@ class Gate:
                                self._tokens + (now - self._refilled) * lim.rate_per_s)  # fmt: skip
         self._refilled = now
 
-    def start(self, cluster: str, hosts: tuple[str, str], now: float) -> None:
+    def start(self, cluster: str, hosts: tuple[str, str], now: float, *,
+              spend: bool = True) -> None:  # fmt: skip
+        """One more migration in flight; ``spend``: it is a new start (a rate token)."""
         for h in hosts:
             self.host[h] = self.host.get(h, 0) + 1
         self.cluster[cluster] = self.cluster.get(cluster, 0) + 1
         self.total += 1
-        if self.limits.rate_per_s > 0:
+        if spend and self.limits.rate_per_s > 0:
             self._refill(now)
             self._tokens -= 1.0
 

@@ -26,7 +26,9 @@ from xdrs.daemon.limits import Limits
 from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
 
 MOVE_S = 0.3
-LIMITS = Limits(per_host=2, per_cluster=3, total=4, vm_cooldown_s=0, host_hold_s=0)
+# a move cut by SIGKILL never lands (this platform dies with the daemon): the restarted
+# daemon adopts it and records it failed (Interrupted) at its 5 s timeout
+LIMITS = Limits(per_host=2, per_cluster=3, total=4, vm_cooldown_s=0, host_hold_s=0, timeout_s=5.0)
 
 
 class _Null:

@@ -173,7 +173,9 @@ def test_restore_never_reissues_and_resolves_interrupted_moves():
     rec = _movable(b, 3)
     m0, m1, m2 = rec.moves
     b.collector.move(rec, m0)  # m0 ran; the daemon died before recording its result
-    records = [msgspec.structs.replace(move_result(rec, m), status="started") for m in (m0, m1)]
+    old = time.time() - 1e4  # past the timeout: settled at once (a young one: test_adopt.py)
+    records = [msgspec.structs.replace(move_result(rec, m), status="started", ts=old)
+               for m in (m0, m1)]  # fmt: skip
     b.daemon = Rebalancer(b.mover, PolicyFile(), b.limits, b.picture, b.clock.monotonic,
                           b.record)  # a restarted daemon  # fmt: skip
     b.daemon.restore(records, [rec])

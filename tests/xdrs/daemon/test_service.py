@@ -93,4 +93,5 @@ def test_sigkill_mid_wave_then_restart_issues_no_move_twice_and_records_all(
     for k in cut:  # interrupted by the kill: resolved from the inventory on restart
         (end,) = [r for r in finals[k] if r.status != "started"]
         assert end.status == "failed" and end.error.startswith("Interrupted"), end
+        assert "after restart" in end.error, end  # adopted, then failed at its timeout
     sink.close()

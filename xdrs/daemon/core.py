@@ -43,7 +43,7 @@ import msgspec
 from collectors.events import ActionResult, Approval, Move, Recommendation, move_result
 from collectors.platform import Mover
 from xdrs.daemon.dryrun import describe
-from xdrs.daemon.executor import Executor, Journal, _status
+from xdrs.daemon.executor import Executor, Journal, with_status
 from xdrs.daemon.limits import Gate, Limits
 from xdrs.daemon.picture import Picture
 from xdrs.daemon.policy import Policy, PolicyFile, mandatory, verdict
@@ -168,11 +168,11 @@ class Rebalancer:
         for m in fresh:
             v = verdict(policy, rec, m)
             if v == "never":
-                self.journal(_status(move_result(rec, m, "never: this VM is never moved"),
+                self.journal(with_status(move_result(rec, m, "never: this VM is never moved"),
                                      "skipped"), False)  # fmt: skip
             elif v == "ask":
                 why = "awaiting approval: " + _level_why(policy.level(rec.cluster), m.vm, policy)
-                self.journal(_status(move_result(rec, m, why), "held"), False)
+                self.journal(with_status(move_result(rec, m, why), "held"), False)
                 ask.add(m.key)
             else:
                 run.add(m.key)
@@ -190,7 +190,7 @@ class Rebalancer:
         elif why:
             self._supersede(rec)
             for m in fresh:
-                self.journal(_status(move_result(rec, m, why), "skipped"), False)
+                self.journal(with_status(move_result(rec, m, why), "skipped"), False)
         return bool(why)
 
     def _below_margin(self, rec: Recommendation) -> str:
@@ -217,7 +217,7 @@ class Rebalancer:
         chosen = held if keys is None else held & set(keys)
         for m in rec.moves:
             if m.key in chosen:
-                self.journal(_status(move_result(rec, m, why), "skipped"), False)
+                self.journal(with_status(move_result(rec, m, why), "skipped"), False)
         held -= chosen
         if not held:
             del self.held[rec_id]
@@ -255,7 +255,7 @@ class Rebalancer:
 
     def _hold(self, rec: Recommendation, m: Move, why: str) -> None:
         """A queued move that the policy, changed since, wants approved waits again."""
-        self.journal(_status(move_result(rec, m, why), "held"), False)
+        self.journal(with_status(move_result(rec, m, why), "held"), False)
         self.held.setdefault(rec.id, (rec, set()))[1].add(m.key)
 
     def tick(self) -> None:

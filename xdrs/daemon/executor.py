@@ -54,7 +54,7 @@ from xdrs.daemon.limits import Gate
 from xdrs.daemon.picture import Picture
 from xdrs.daemon.policy import Policy, PolicyFile, ask_reason, verdict
 
-__all__ = ["Executor", "Hold", "Journal", "Stamp"]
+__all__ = ["Executor", "Hold", "Journal", "Stamp", "with_status"]
 
 log = logging.getLogger(__name__)
 Journal = Callable[[ActionResult, bool], bool]  # (record, confirm) -> recorded
@@ -244,7 +244,7 @@ class Executor:
 
     def _skip(self, run: _Run, i: int, m: Move, why: str) -> None:
         self._leave(run, i, m)
-        self.journal(_status(move_result(run.rec, m, why), "skipped"), False)
+        self.journal(with_status(move_result(run.rec, m, why), "skipped"), False)
 
     def _skip_reason(self, run: _Run, m: Move, now: float) -> str:
         rec = run.rec
@@ -335,5 +335,6 @@ class Executor:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _status(r: ActionResult, status: str) -> ActionResult:
+def with_status(r: ActionResult, status: str) -> ActionResult:
+    """``r`` with another status (a skip, a hold: the move's result as recorded)."""
     return msgspec.structs.replace(r, status=status)

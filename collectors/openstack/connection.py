@@ -38,7 +38,8 @@ class AuthError(OpenStackError):
 
 
 class TLSError(OpenStackError):
-    """The cloud's certificate is not trusted (retrying cannot help)."""
+    """The cloud's certificate is not trusted, or TLS failed otherwise (retrying cannot
+    help)."""
 
 
 class _NoDiscoveryWarning(logging.Filter):
@@ -137,10 +138,9 @@ def error(label: str, e: BaseException) -> OpenStackError:
     chain = list(_chain(e))
     if any(_is_401(c) for c in chain):
         return AuthError(f"cloud {label}: authentication failed (check user, password, project)")
-    tls = _tls_reason(chain)
+    tls = _tls_error(label, chain)
     if tls is not None:
-        return TLSError(f"cloud {label}: TLS verification failed: {tls}; pass --ca-bundle with "
-                        "the CA that signed it, or --insecure to skip verification")  # fmt: skip
+        return tls
     for kinds, what in _KINDS:
         for c in chain:
             if isinstance(c, kinds):
@@ -172,16 +172,20 @@ def _is_401(e: BaseException) -> bool:
     return isinstance(e, ksa.Unauthorized) or getattr(e, "status_code", None) == 401
 
 
-def _tls_reason(chain: list[BaseException]) -> str | None:
-    """What is wrong with the certificate, from the innermost ``ssl`` error in ``chain``."""
+def _tls_error(label: str, chain: list[BaseException]) -> TLSError | None:
+    """A certificate refused (the reason, from the innermost ``ssl`` error, and what to do)
+    or another TLS failure (e.g. no TLS on that port) in ``chain``; ``None``: neither."""
     for c in chain:
         if isinstance(c, ssl.SSLCertVerificationError):
-            return f"certificate verify failed: {c.verify_message}"
-    for c in chain:
-        if isinstance(c, ssl.SSLError):
-            return _ssl_text(c)
-    if any(isinstance(c, ksa.SSLError) for c in chain):
-        return _first_line(next(c for c in chain if isinstance(c, ksa.SSLError)))
+            return TLSError(
+                f"cloud {label}: TLS certificate verify failed: {c.verify_message}; pass "
+                "--ca-bundle with the CA that signed it, or --insecure to skip verification"
+            )
+    ssl_errors = [c for c in chain if isinstance(c, ssl.SSLError)]
+    ksa_errors = [c for c in chain if isinstance(c, ksa.SSLError)]
+    if ssl_errors or ksa_errors:
+        text = _ssl_text(ssl_errors[0]) if ssl_errors else _first_line(ksa_errors[0])
+        return TLSError(f"cloud {label}: TLS handshake failed: {text}")
     return None
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -37,7 +38,7 @@ from xdrs.snapshot import read_snapshot
 pytestmark = pytest.mark.openstack
 
 TLS_CLOUD = "xdrs-tls"
-REFUSED = (f"cloud {TLS_CLOUD}: TLS verification failed: certificate verify failed: "
+REFUSED = (f"cloud {TLS_CLOUD}: TLS certificate verify failed: "
            "self-signed certificate; pass --ca-bundle with the CA that signed it, or "
            "--insecure to skip verification")  # fmt: skip
 LOGIN = ("POST", "/v3/auth/tokens")
@@ -152,8 +153,8 @@ def test_a_certificate_for_another_name_is_refused(
             connect(CloudSpec(ca_bundle=str(cert)))
         assert LOGIN not in proxy.seen
     assert str(e.value).startswith(
-        "cloud the OS_* environment: TLS verification failed: certificate verify failed: "
-        "IP address mismatch, certificate is not valid for '127.0.0.1'"
+        "cloud the OS_* environment: TLS certificate verify failed: IP address mismatch, "
+        "certificate is not valid for '127.0.0.1'"
     )
 
 
@@ -242,7 +243,10 @@ def env_only(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> d
 
 
 def test_the_environment_alone_logs_in(env_only: dict[str, str], tmp_path: Path) -> None:
-    assert _hosts(connect(CloudSpec())) == set(ZONES)
+    conn = connect(CloudSpec())
+    shown = [repr(o) for o in (conn, conn.config, conn.session, conn.session.auth)]
+    _no_secret(" ".join(shown), env_only["OS_PASSWORD"])
+    assert _hosts(conn) == set(ZONES)
     out = tmp_path / "s.json"
     r = _xdrs(dict(os.environ), "openstack", "snapshot", "--out", str(out))
     assert r.returncode == 0, r.stderr
@@ -255,8 +259,10 @@ def test_the_environment_with_os_cacert_over_tls(
 ) -> None:
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", env_only["OS_CLIENT_CONFIG_FILE"])
     monkeypatch.setenv("OS_AUTH_URL", f"{via_proxy.proxy.url}/v3")
+    monkeypatch.setenv("OS_INSECURE", "true")  # only ``insecure`` turns verification off
     with pytest.raises(TLSError):
         connect(CloudSpec())
+    monkeypatch.delenv("OS_INSECURE")
     monkeypatch.setenv("OS_CACERT", str(via_proxy.cert))
     assert _hosts(connect(CloudSpec())) == set(ZONES)
     assert LOGIN in via_proxy.proxy.seen
@@ -271,6 +277,8 @@ FAILURES = {
     "nothing listening": ({"OS_AUTH_URL": "http://127.0.0.1:{port}/v3"}, OpenStackError,
                           "unreachable: "),
     "no auth url": ({"OS_AUTH_URL": None}, OpenStackError, "configuration: "),
+    "https to plain HTTP": ({"OS_AUTH_URL": "https://{keystone}/v3"}, TLSError,
+                            "TLS handshake failed: "),
 }  # fmt: skip
 
 
@@ -286,7 +294,8 @@ def test_a_failed_login_never_shows_a_password(
         if v is None:
             monkeypatch.delenv(k)
         else:
-            monkeypatch.setenv(k, v.format(port=free_port()))
+            keystone = urlsplit(env_only["OS_AUTH_URL"]).netloc
+            monkeypatch.setenv(k, v.format(port=free_port(), keystone=keystone))
     spec = CloudSpec()
     with pytest.raises(OpenStackError) as e:
         connect(spec)

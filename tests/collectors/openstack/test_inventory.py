@@ -143,3 +143,34 @@ def test_placement_usage_not_explained_by_servers_is_reserved(
     assert f"{CLOUD}/{s.id}" not in vms
     assert hosts[host].vcpu_reserved == pytest.approx(2 / 16)
     assert hosts[host].memory_mb_reserved == pytest.approx(512 + 2048 / 1.5)
+
+
+@pytest.fixture
+def group_quota(conn: Any) -> Iterator[None]:
+    """The admin project's server-group quota (Nova's default: 10) raised for the test."""
+    path = f"/os-quota-sets/{conn.current_project_id}"
+    before = conn.compute.get(path).json()["quota_set"]["server_groups"]
+    conn.compute.put(path, json={"quota_set": {"server_groups": 100}}).raise_for_status()
+    try:
+        yield
+    finally:
+        conn.compute.put(path, json={"quota_set": {"server_groups": before}})
+
+
+def test_server_groups_are_listed_across_pages(conn: Any, group_quota: None) -> None:
+    # Nova answers at most [api] max_limit (5 in the test cloud) groups a request
+    policies = ["anti-affinity", "affinity", "soft-affinity", "soft-anti-affinity"] * 2
+    made: list[Any] = []
+    try:
+        for p in policies:
+            made.append(conn.compute.create_server_group(name=unique("page"), policy=p))
+        first = conn.compute.get("/os-server-groups?all_projects=True").json()["server_groups"]
+        assert len(first) == 5
+        groups = collect_inventory(conn, "test").groups
+    finally:
+        for g in made:
+            conn.compute.delete_server_group(g)
+    by_id = {g.id: g for g in groups}
+    assert len(by_id) == len(groups)  # no group twice
+    for g in made:
+        assert (by_id[g.id].name, by_id[g.id].policy, by_id[g.id].members) == (g.name, g.policy, ())

@@ -107,3 +107,17 @@ def test_a_steady_cycle_reads_no_provider_again(serve: Any) -> None:
     col.cycle()  # every provider's generation unchanged: Placement's listing only
     assert sum("/inventories" in r or "/usages" in r for r in replay.rec.requests) == 40
     assert col.providers.fetched == 20
+
+
+def test_scaled_server_groups_are_read_across_pages(serve: Any) -> None:
+    # 1,200 groups: Nova's pages of 1,000 by offset, then an empty page ends the listing
+    replay, conn = serve(scaled(load(), 30, 2500, groups=1200))
+    inv = collect_inventory(conn, CLOUD)
+    assert len(inv.groups) == 1200 and len({g.id for g in inv.groups}) == 1200
+    asked = [r for r in replay.rec.requests if "/os-server-groups" in r]
+    assert [r.rsplit("offset=", 1)[1] for r in asked] == ["0", "1000", "1200"]
+    rules = next(e for e in inventory_events(inv, CLOUD) if isinstance(e, RulesEvent)).rules
+    assert len(rules) == 1200  # the second page's groups too
+    last = replay.rec.groups[-1]
+    assert rules[-1].type == "anti_affinity"
+    assert rules[-1].vms == [f"{CLOUD}/{m}" for m in last["members"]]

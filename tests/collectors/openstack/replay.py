@@ -87,6 +87,7 @@ def scaled(rec: Recording, hosts: int, servers: int, groups: int = 0) -> Recordi
             ex[("GET", f"{base}/resource_providers/{rp['uuid']}/{what}")] = e
     pe = _find(rec, "/resource_providers")
     ex[("GET", pe["path"])] = _with_body(pe, {"resource_providers": rps})
+    _scale_hypervisors(ex, rec, rps)
     se = _find(rec, "/os-services")
     svcs = [dict(services[i % len(services)], id=str(uuid.uuid5(NS, "s" + n)), host=n,
                  zone=zones[i]) for i, n in enumerate(names)]  # fmt: skip
@@ -117,6 +118,17 @@ def _scale_groups(out: Recording, rec: Recording, ids: list[str], groups: int) -
     out.groups = [dict(copy.deepcopy(template), id=str(uuid.uuid5(NS, f"g{g}")), name=f"g{g:05d}",
                        policy="anti-affinity", members=ids[2 * g : 2 * g + 2])
                   for g in range(groups)]  # fmt: skip
+
+
+def _scale_hypervisors(ex: dict[tuple[str, str], Any], rec: Recording, rps: list[Any]) -> None:
+    """One hypervisor per provider (its id the provider's UUID, its service the host), on
+    one page: at most :data:`PAGE` hosts."""
+    assert len(rps) <= PAGE, "the scaled hypervisors fit one page"
+    he = _find(rec, "/os-hypervisors/detail")
+    template = _body(he)["hypervisors"][0]
+    hvs = [dict(copy.deepcopy(template), id=rp["uuid"], hypervisor_hostname=rp["name"],
+                service=dict(template["service"], host=rp["name"])) for rp in rps]  # fmt: skip
+    ex[("GET", he["path"])] = _with_body(he, {"hypervisors": hvs})
 
 
 def _scale_prometheus(out: Recording, rec: Recording, hosts: list[str], ids: list[str]) -> None:

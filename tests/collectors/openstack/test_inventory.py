@@ -174,3 +174,31 @@ def test_server_groups_are_listed_across_pages(conn: Any, group_quota: None) -> 
     assert len(by_id) == len(groups)  # no group twice
     for g in made:
         assert (by_id[g.id].name, by_id[g.id].policy, by_id[g.id].members) == (g.name, g.policy, ())
+
+
+@pytest.fixture
+def fqdn_provider(conn: Any) -> Iterator[str]:
+    """fake-3's resource provider renamed to an FQDN (as libvirt names it after the
+    hypervisor hostname) for the test, and named back after."""
+    rp = next(r for r in conn.placement.resource_providers() if r.name == "fake-3")
+    path = f"/resource_providers/{rp.id}"
+    conn.placement.put(path, json={"name": "fake-3.xdrs.test"}).raise_for_status()
+    try:
+        yield rp.id
+    finally:
+        conn.placement.put(path, json={"name": "fake-3"}).raise_for_status()
+
+
+def test_provider_named_otherwise_is_found_through_its_hypervisor(
+    conn: Any, servers: dict[str, Any], fqdn_provider: str
+) -> None:
+    inv = collect_inventory(conn, "test")
+    assert inv.unmatched == ()
+    fake3 = next(h for h in inv.hosts if h.name == "fake-3")
+    assert fake3.provider == fqdn_provider and fake3.total["VCPU"] == 10
+    hosts, vms, _ = _events(conn)
+    assert hosts["fake-3"].vcpus == 10
+    on3 = [s for s in servers["servers"].values()
+           if conn.compute.get_server(s.id).compute_host == "fake-3"]  # fmt: skip
+    assert on3  # the affine pair, in az2
+    assert all(vms[f"{CLOUD}/{s.id}"].host == f"{CLOUD}/fake-3" for s in on3)

@@ -10,8 +10,9 @@ inventory says so, so that no engine plans a move to or from it (a held host is 
 ``disabled`` with its servers ``pinned``; a held server ``pinned``); each cycle's holds are
 counted in the collector's Prometheus metrics (``xdrs_openstack_held``,
 ``xdrs_openstack_metric_gaps_total``), and so are the compute services with no Placement
-provider (``xdrs_openstack_hosts_without_provider``; no capacity, so not published). Nova or Prometheus failing is retried with doubling
-back-off and never stops the loop; wrong credentials or TLS do (retrying cannot help).
+provider (``xdrs_openstack_hosts_without_provider``; no capacity, so not published). Nova
+or Prometheus failing is retried with doubling back-off and never stops the loop; wrong
+credentials or TLS do (retrying cannot help).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 
 from collectors.events import Move, Recommendation
 from collectors.openstack import NovaMover, cluster_id
+from collectors.openstack.mover import _event_text
 from collectors.platform import Mover
 from tests.collectors.openstack.conftest import CLOUD, boot, unique, wait_host
 
@@ -90,7 +91,10 @@ def test_move_nova_refuses_reports_novas_reason(conn: Any, server: Any) -> None:
     rec = _rec(server.id, "fake-1", "no-such-host")
     result = mover.move(rec, rec.moves[0])
     assert result.status == "failed"
+    assert result.error.startswith("HTTP400:"), result.error
     assert "no-such-host" in result.error  # Nova's own message names the host
+    # and the server's state as it is after the refusal
+    assert result.error.endswith(f"; server {server.id} is ACTIVE/- on fake-1"), result.error
     assert conn.compute.get_server(server.id).compute_host == "fake-1"
 
 
@@ -112,6 +116,7 @@ def test_conflict_is_retried_then_reported_with_novas_reason(conn: Any, server: 
     assert result.status == "failed"
     assert result.error.startswith("Conflict:")
     assert "stopped" in result.error  # Nova: "... while it is in vm_state stopped"
+    assert result.error.endswith(f"; server {server.id} is SHUTOFF/- on fake-1"), result.error
     assert waits == [0.01, 0.02]  # two retries with doubling back-off, then give up
     assert conn.compute.get_server(server.id).compute_host == "fake-1"
 
@@ -142,7 +147,25 @@ def test_destination_full_is_refused_with_novas_reason_and_nothing_else_moves(
         refused = _rec(big.id, "fake-1", "fake-2")
         result = mover.move(refused, refused.moves[0])
         assert result.status == "failed"
+        # refused after Nova accepted the request (asynchronous pre-checks): the server
+        # stays ACTIVE with no fault; the reason is the instance action's failed event
+        assert result.error.startswith(
+            f"MigrationFailed: server {big.id} is ACTIVE on fake-1; migration error; Nova: "
+        ), result.error
         assert "No valid host" in result.error, result.error  # Nova's scheduler said so
+        assert "Traceback" not in result.error and "\n" not in result.error
+        # a Nova before 2.84 gives no details: the traceback's last line, not the stack
+        actions = conn.compute.get(f"/servers/{big.id}/os-instance-actions").json()
+        request = next(a["request_id"] for a in actions["instanceActions"]
+                       if a["action"] == "live-migration")  # fmt: skip
+        path = f"/servers/{big.id}/os-instance-actions/{request}"
+        old = conn.compute.get(path, microversion="2.51").json()["instanceAction"]["events"]
+        failed = next(e for e in old if e["result"] == "Error")
+        assert "details" not in failed and failed["traceback"].count("\n") > 3
+        # Nova keeps the stack only (format_tb): the report names the last step in Nova's code
+        said = _event_text(failed)
+        assert said.startswith("conductor_live_migrate_instance: failed in select_destinations"
+                               " (nova/scheduler/rpcapi.py:"), said  # fmt: skip
         assert conn.compute.get_server(big.id).compute_host == "fake-1"
         assert conn.compute.get_server(big.id).status == "ACTIVE"
         assert _usage(conn, "fake-2")["MEMORY_MB"] == used  # no claim left behind

@@ -3,6 +3,9 @@ plans and refused moves."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +15,7 @@ from collectors.events import Move, Recommendation
 from collectors.openstack import NovaMover, cluster_id
 from collectors.openstack.mover import _event_text
 from collectors.platform import Mover
-from tests.collectors.openstack.conftest import CLOUD, boot, unique, wait_host
+from tests.collectors.openstack.conftest import CLOUD, boot, nova, unique, wait_host
 
 pytestmark = pytest.mark.openstack
 
@@ -179,3 +182,58 @@ def test_destination_full_is_refused_with_novas_reason_and_nothing_else_moves(
         for s in (big, small):
             conn.compute.delete_server(s)
             conn.compute.wait_for_delete(s, wait=120)
+
+
+def test_nova_api_down_as_a_move_starts_is_retried_with_back_off(
+    conn: Any, server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        time.sleep(s)
+
+    mover = NovaMover(conn, CLOUD, timeout_s=120, attempts=8, backoff_s=0.5, sleep=sleep)
+    rec = _rec(server.id, "fake-1", "fake-2")
+    failed: list[Exception] = []
+
+    def restart() -> None:
+        time.sleep(2)
+        try:
+            nova("start", "api")
+        except Exception as e:  # reported below; the API is started again there
+            failed.append(e)
+
+    nova("stop", "api")
+    back = threading.Thread(target=restart)
+    back.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="collectors.openstack.mover"):
+            result = mover.move(rec, rec.moves[0])
+    finally:
+        back.join(180)
+        if failed or back.is_alive():
+            nova("start", "api")
+    assert not failed, failed
+    assert result.status == "ok", result.error
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("nova: ")]
+    assert retries and all("ConnectFailure" in m for m in retries), retries
+    assert retries[0] == "nova: ConnectFailure (attempt 1 of 8)"
+    # the first waits are the back-off, doubling from 0.5 s (the polls' follow)
+    assert waits[: len(retries)] == [0.5 * 2**i for i in range(len(retries))]
+    assert wait_host(conn, server.id, "fake-2").status == "ACTIVE"
+
+
+def test_a_migration_past_its_timeout_is_failed_and_the_server_ends_on_a_host(
+    conn: Any, server: Any
+) -> None:
+    mover = NovaMover(conn, CLOUD, timeout_s=0.01, poll_s=0.2)
+    rec = _rec(server.id, "fake-1", "fake-2")
+    result = mover.move(rec, rec.moves[0])
+    assert result.status == "failed"
+    assert result.error.startswith(f"Timeout: server {server.id} still MIGRATING/"), result.error
+    deadline = time.monotonic() + 120  # Nova goes on with the migration
+    while (s := conn.compute.get_server(server.id)).task_state is not None:
+        assert time.monotonic() < deadline, s.task_state
+        time.sleep(0.5)
+    assert s.status == "ACTIVE" and s.compute_host in {"fake-1", "fake-2"}

@@ -13,9 +13,10 @@ node's UUID, which is the provider's UUID, and ``service.host`` names the servic
 name: a libvirt provider is named after the hypervisor hostname, often an FQDN, while the
 service's host may be the short name. A service left with no provider has no capacity to
 plan with: it is listed in :attr:`Inventory.unmatched` and logged once per collector, not
-dropped in silence. Server groups are paged too (by offset: Nova
-answers at most its ``[api] max_limit`` groups per request and gives no ``next`` link; the
-SDK's listing stopped at the first page).
+dropped in silence. Host aggregates are read too (``/os-aggregates``): with the zone they
+make a host's migration domain (:mod:`collectors.openstack.mapping`). Server groups are
+paged (by offset: Nova answers at most its ``[api] max_limit`` groups per request and gives
+no ``next`` link; the SDK's listing stopped at the first page).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class HostRecord:
     ratio: Mapping[str, float] = field(default_factory=dict)
     used: Mapping[str, float] = field(default_factory=dict)
     provider: str = ""  # the Placement resource provider's UUID; "" when none was found
+    aggregates: tuple[str, ...] = ()  # host aggregates other than availability zones, sorted
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def collect_inventory(conn: Any, source: str, cache: ProviderCache | None = None
 
 
 def _hosts(conn: Any, source: str, cache: ProviderCache) -> Iterable[HostRecord]:
-    providers = _providers(conn)
+    providers, aggregates = _providers(conn), _aggregates(conn)
     services = conn.compute.get(
         "/os-services", params={"binary": "nova-compute"}, microversion=MICROVERSION
     )
@@ -169,7 +171,22 @@ def _hosts(conn: Any, source: str, cache: ProviderCache) -> Iterable[HostRecord]
             ratio={r: float(inv[r]["allocation_ratio"]) for r in RESOURCES if r in inv},
             used={r: float(used.get(r, 0)) for r in RESOURCES},
             provider=rp["uuid"] if rp else "",
+            aggregates=aggregates.get(svc["host"], ()),
         )
+
+
+def _aggregates(conn: Any) -> dict[str, tuple[str, ...]]:
+    """Host -> names of its aggregates, sorted; an aggregate that defines an availability
+    zone is left out (the zone says it). Nova lists every aggregate in one answer."""
+    resp = conn.compute.get("/os-aggregates", microversion=MICROVERSION)
+    resp.raise_for_status()
+    out: dict[str, list[str]] = {}
+    for agg in resp.json().get("aggregates", []):
+        if (agg.get("metadata") or {}).get("availability_zone"):
+            continue
+        for host in agg.get("hosts") or ():
+            out.setdefault(host, []).append(str(agg.get("name") or agg.get("id")))
+    return {h: tuple(sorted(names)) for h, names in out.items()}
 
 
 def _providers(conn: Any) -> dict[str, dict[str, Any]]:

@@ -187,3 +187,18 @@ def test_a_service_with_no_provider_is_counted_and_logged_once(
     hosts = {e.hostname for e in col.current.values() if isinstance(e, HostEvent)}
     assert hosts == {"fake-1", "fake-2"}  # fake-1 and fake-2 still matched
     assert collect_inventory(conn, CLOUD).unmatched == ("fake-3",)
+
+
+def test_a_host_aggregate_is_part_of_the_migration_domain(serve: Any) -> None:
+    # the recorded zone aggregate az1 copied as a plain aggregate (no zone) holding fake-2
+    def plain(body: Any) -> None:
+        az1 = next(a for a in body["aggregates"] if a["name"] == "az1")
+        ssd = dict(az1, id=99, name="ssd", hosts=["fake-2"], metadata={}, availability_zone=None)
+        body["aggregates"].append(ssd)
+
+    rec = load()
+    _edit(rec, "/os-aggregates", plain)
+    _, conn = serve(rec)
+    events = inventory_events(collect_inventory(conn, CLOUD), CLOUD)
+    domains = {e.hostname: e.domain for e in events if isinstance(e, HostEvent)}
+    assert domains == {"fake-1": "az1", "fake-2": "az1|ssd", "fake-3": "az2"}

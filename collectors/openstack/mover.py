@@ -183,9 +183,8 @@ class NovaMover:
         return "; ".join(parts)
 
     def _failed_event(self, server: str, request: str) -> str:
-        """The first failed event of instance action ``request``: ``event: details``, or
-        the last line of its traceback (admins see it); "" when there is none or Nova
-        cannot say (best effort: never raises)."""
+        """The first failed event of instance action ``request`` as :func:`_event_text`
+        says it; "" when there is none or Nova cannot say (best effort: never raises)."""
         path = f"/servers/{server}/os-instance-actions/{request}"
         for version in ACTION_DETAILS if request else ():
             try:

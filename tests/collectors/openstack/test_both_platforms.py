@@ -178,9 +178,10 @@ def _answered_once(both: Both) -> None:
 def test_one_engine_plans_both_platforms_and_each_daemon_moves_its_own(
     conn: Any, load: Load, both: Both, scraped: str
 ) -> None:
-    made = [boot(conn, unique("both"), "m1.medium", availability_zone="az1:fake-1")
-            for _ in range(3)]  # fmt: skip
+    made: list[Any] = []
     try:
+        for _ in range(3):  # each kept as it boots: a failed boot leaves none behind
+            made.append(boot(conn, unique("both"), "m1.medium", availability_zone="az1:fake-1"))
         load.refresh(conn)
         for s in made:
             load.model.set(s.id, 95.0)  # fake-1 busy, fake-2 idle; vcsim_small starts overloaded

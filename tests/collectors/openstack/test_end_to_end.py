@@ -110,6 +110,8 @@ def _placement_usage(conn: Any) -> tuple[dict[str, list[int]], dict[str, list[in
     flavors = {f.name: f for f in conn.compute.flavors()}
     want = {h: [0, 0] for h in ZONES}
     for s in conn.compute.servers(details=True, all_projects=True):
+        if s.compute_host is None:  # never placed (ERROR at boot): no allocation
+            continue
         f = flavors[s.flavor.original_name]
         want[s.compute_host][0] += f.vcpus
         want[s.compute_host][1] += f.ram
@@ -237,10 +239,11 @@ def _quiet(conn: Any, servers: list[Any]) -> bool:
 def test_a_disabled_compute_service_is_evacuated_inside_its_zone(
     conn: Any, load: Load, pipeline: Pipeline
 ) -> None:
-    made = [boot(conn, unique("evac"), "m1.small", availability_zone="az1:fake-2")
-            for _ in range(2)]  # fmt: skip
+    made: list[Any] = []
     service = next(s for s in conn.compute.services(binary="nova-compute") if s.host == "fake-2")
     try:
+        for _ in range(2):
+            made.append(boot(conn, unique("evac"), "m1.small", availability_zone="az1:fake-2"))
         load.refresh(conn)
         conn.compute.disable_service(service, disabled_reason="xdrs evacuation test")
 
@@ -262,37 +265,37 @@ def test_a_host_without_series_receives_nothing_until_they_return(
     conn: Any, load: Load, pipeline: Pipeline
 ) -> None:
     load.model.hide("fake-2")
-    made = [boot(conn, unique("held"), "m1.medium", availability_zone="az1:fake-1")
-            for _ in range(2)]  # fmt: skip
-    ours = {f"{CLOUD}/{s.id}" for s in made}
+    made: list[Any] = []
     cluster, fake1 = cluster_id(CLOUD), f"{CLOUD}/fake-1"
+
+    def busy_and_held() -> bool:
+        view = pipeline.engine.views.get(cluster)
+        if view is None or not view.complete or fake1 not in view.hosts:
+            return False
+        held = f"{CLOUD}/fake-2" in pipeline.collector.held_hosts
+        return held and float(view.cpu_load[view.hosts.index(fake1)]) > 0.3
+
+    def moved() -> bool:
+        return any(_host(conn, s) == "fake-2" for s in made)
+
     try:
+        for _ in range(2):
+            _boot_idle(conn, load, made, "held", "m1.medium", "az1:fake-1")
+        ours = {f"{CLOUD}/{s.id}" for s in made}
         load.refresh(conn)
         for s in made:
             load.model.set(s.id, 95.0)
-
-        def busy_and_held() -> bool:
-            view = pipeline.engine.views.get(cluster)
-            if view is None or not view.complete or fake1 not in view.hosts:
-                return False
-            held = f"{CLOUD}/fake-2" in pipeline.collector.held_hosts
-            return held and float(view.cpu_load[view.hosts.index(fake1)]) > 0.3
-
         assert wait_for(busy_and_held, 90, every=0.5)
         # fake-1 busy, its only zone peer held: several engine cooldowns pass, no move
         time.sleep(8.0)
         assert not [m for m in pipeline.moves() if m.vm in ours], pipeline.moves()
         assert all(_host(conn, s) == "fake-1" for s in made)
-    finally:
-        load.model.hide("fake-2", False)
-    try:
         # the same load with fake-2's series back: now a server goes there
-        def moved() -> bool:
-            return any(_host(conn, s) == "fake-2" for s in made)
-
+        load.model.hide("fake-2", False)
         assert wait_for(moved, 180, every=1.0), pipeline.moves()
         assert wait_for(lambda: _quiet(conn, made), 60, every=1.0)
     finally:
+        load.model.hide("fake-2", False)
         for s in made:
             load.model.set(s.id, None)
         _delete(conn, made)

@@ -9,8 +9,10 @@ series is *held*: no batch for the host, the server left out of its host's batch
 inventory says so, so that no engine plans a move to or from it (a held host is published
 ``disabled`` with its servers ``pinned``; a held server ``pinned``); each cycle's holds are
 counted in the collector's Prometheus metrics (``xdrs_openstack_held``,
-``xdrs_openstack_metric_gaps_total``). Nova or Prometheus failing is retried with doubling
-back-off and never stops the loop; wrong credentials or TLS do (retrying cannot help).
+``xdrs_openstack_metric_gaps_total``), and so are the compute services with no Placement
+provider (``xdrs_openstack_hosts_without_provider``; no capacity, so not published). Nova
+or Prometheus failing is retried with doubling back-off and never stops the loop; wrong
+credentials or TLS do (retrying cannot help).
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ class CollectorStats:
         self.failures = Counter("xdrs_openstack_cycle_failures",
                                 "Cycles failed (Nova or Prometheus), retried.", ["cluster"],
                                 registry=r)  # fmt: skip
+        self.unmatched = Gauge("xdrs_openstack_hosts_without_provider",
+                               "Compute services with no Placement resource provider "
+                               "(left out of the plan with their servers).", ["cluster"],
+                               registry=r)  # fmt: skip
 
 
 class OpenStackCollector:
@@ -106,6 +112,7 @@ class OpenStackCollector:
             raise
         except Exception as e:  # the SDK's and keystoneauth's many failure types
             raise error(self.opts.scope, e) from None
+        self.stats.unmatched.labels(self.cluster).set(len(inv.unmatched))
         before = self.prom.queries
         load = query_load(self.prom, self.opts.names)
         self._count_queries(self.prom.queries - before)

@@ -1,9 +1,13 @@
 """Inventory records -> xdrs inventory events and a :class:`placement.ClusterState`.
 
-One cloud (``scope``, e.g. its clouds.yaml name) is one cluster, ``SCOPE/nova``; each
-availability zone is a migration domain (Nova does not live-migrate across zones without
-being forced, and xdrs never proposes it). Ids are prefixed with the scope
-(``SCOPE/fake-1``, ``SCOPE/<server uuid>``) so several clouds and vCenters share one bus.
+One cloud (``scope``, e.g. its clouds.yaml name) is one cluster, ``SCOPE/nova``. A host's
+migration domain is its availability zone and the set of host aggregates it belongs to
+(other than the zones' own): Nova does not live-migrate across zones without being forced,
+aggregates carry the scheduler's host restrictions (flavors, images, tenants tied to them),
+and xdrs never proposes a move between hosts of different zones or aggregate sets
+(``az1``, or ``az1|gpu,ssd`` for a host in aggregates ``gpu`` and ``ssd``). Ids are
+prefixed with the scope (``SCOPE/fake-1``, ``SCOPE/<server uuid>``) so several clouds and
+vCenters share one bus.
 
 What goes in: every nova-compute host (a disabled or forced-down service -> ``maintenance``,
 to be evacuated; a service that is down without being forced -> ``disabled``, nothing moves
@@ -22,7 +26,7 @@ from collectors.events import HostEvent, Rule, RulesEvent, VmEvent
 from collectors.openstack.inventory import HostRecord, Inventory, ServerRecord
 from placement import ClusterState, Rules, make_state
 
-__all__ = ["RULE_TYPES", "cluster_id", "inventory_events", "to_cluster_state"]
+__all__ = ["RULE_TYPES", "cluster_id", "domain", "inventory_events", "to_cluster_state"]
 
 RULE_TYPES = {"affinity": "affinity", "anti-affinity": "anti_affinity"}
 MOVABLE = frozenset({"ACTIVE"})
@@ -31,6 +35,12 @@ PLATFORM = "openstack"
 
 def cluster_id(scope: str) -> str:
     return f"{scope}/nova"
+
+
+def domain(h: HostRecord) -> str:
+    """The host's migration domain: zone, and its aggregates when it has any."""
+    zone = h.zone or "nova"
+    return f"{zone}|{','.join(h.aggregates)}" if h.aggregates else zone
 
 
 def movable_servers(inv: Inventory) -> list[ServerRecord]:
@@ -97,7 +107,7 @@ def _host_event(h: HostRecord, cluster: str, scope: str, mine: list[ServerRecord
         disk_ratio=h.ratio.get("DISK_GB", 1.0),
         maintenance=not h.enabled or h.forced_down,
         disabled=h.enabled and not h.forced_down and not h.up,
-        domain=h.zone or "nova",
+        domain=domain(h),
         platform=PLATFORM,
     )
 

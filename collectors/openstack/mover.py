@@ -8,11 +8,21 @@ is polled until its task ends, and the server's migration record tells how it en
 successful move also waits for that record to finish: Nova's clean-up on the source). A 409
 (server busy, e.g. another task running) or a transient API failure is retried a bounded
 number of times with doubling back-off.
+
+The migration is asked for at microversion 2.34, where Nova's pre-checks (the scheduler's
+check of the destination) run after the request is accepted: a refused destination is a
+failed migration found by polling, as on any recent cloud. Failure reports carry Nova's
+words and the server's state: a refused request Nova's message and where the server is;
+a failed migration the server's state, the migration record's status and the failed event
+of the request's instance action (its ``details``, microversion 2.84; before that Nova keeps
+only the event's stack, and the report names the last step in Nova's code; never the whole
+traceback). ``server.fault`` is only shown for servers in ERROR.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +39,9 @@ log = logging.getLogger(__name__)
 
 FINISHED = frozenset({"completed", "done", "error", "failed", "cancelled"})
 TRANSIENT = (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.RetriableConnectionFailure)
+LIVE_MIGRATE = "2.34"  # asynchronous pre-checks (Newton); host and block_migration "auto"
+ACTION_DETAILS = ("2.84", "2.51")  # events with ``details`` (Xena); else the traceback only
+FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 
 class MoveError(Exception):
@@ -37,6 +50,7 @@ class MoveError(Exception):
     def __init__(self, fault: str, message: str) -> None:
         super().__init__(f"{fault}: {message}")
         self.fault = fault
+        self.message = message
 
 
 class NovaMover:
@@ -99,15 +113,33 @@ class NovaMover:
         if s.compute_host != src:
             raise MoveError("StalePlan", f"server {server} is on {s.compute_host}, not on {src}")
         before = {m.id for m in self._migrations(server)}
-        self._call(
-            lambda: self.conn.compute.live_migrate_server(server, host=dst, block_migration="auto"),
-            retry_conflict=True,
-        )
+        try:
+            request = self._call(lambda: self._start(server, dst), retry_conflict=True)
+        except MoveError as e:  # refused: Nova's message and where the server is now
+            raise MoveError(e.fault, f"{e.message}; {self._state(server)}") from None
         s = self._wait(server)
         if s.compute_host == dst and s.status == "ACTIVE":
             self._settle(server, before)
             return
-        raise MoveError("MigrationFailed", self._why(server, s, before))
+        raise MoveError("MigrationFailed", self._why(server, s, before, request))
+
+    def _start(self, server: str, dst: str) -> str:
+        """Ask Nova to live-migrate ``server`` to ``dst``; the request's id (its instance
+        action's) is returned."""
+        body = {"os-migrateLive": {"host": dst, "block_migration": "auto"}}
+        resp = self.conn.compute.post(
+            f"/servers/{server}/action", json=body, microversion=LIVE_MIGRATE
+        )
+        sdk.raise_from_response(resp)
+        return str(resp.headers.get("x-openstack-request-id") or "")
+
+    def _state(self, server: str) -> str:
+        """Where ``server`` is and in which state, for a report (one try: never raises)."""
+        try:
+            s = self.conn.compute.get_server(server)
+        except (sdk.SDKException, ksa.ClientException) as e:
+            return f"server {server}: state unknown ({type(e).__name__})"
+        return f"server {server} is {s.status}/{s.task_state or '-'} on {s.compute_host}"
 
     def _settle(self, server: str, before: set[Any]) -> None:
         """Wait for the migration record to end too: Nova cleans up on the source after the
@@ -137,16 +169,38 @@ class NovaMover:
     def _migrations(self, server: str) -> list[Any]:
         return list(self._call(lambda: self.conn.compute.migrations(instance_uuid=server)))
 
-    def _why(self, server: str, s: Any, before: set[Any]) -> str:
-        """Nova's account of a failed migration: the migration record, the server's fault."""
+    def _why(self, server: str, s: Any, before: set[Any], request: str) -> str:
+        """Nova's account of a failed migration: the migration record, the server's fault
+        (servers in ERROR only), the failed event of the request's instance action."""
         new = [m for m in self._migrations(server) if m.id not in before]
         parts = [f"server {server} is {s.status} on {s.compute_host}"]
         if new:
             parts.append(f"migration {new[-1].status}")
         fault = getattr(s, "fault", None) or {}
-        if fault.get("message"):
-            parts.append(f"Nova: {fault['message']}")
+        said = fault.get("message") or self._failed_event(server, request)
+        if said:
+            parts.append(f"Nova: {said}")
         return "; ".join(parts)
+
+    def _failed_event(self, server: str, request: str) -> str:
+        """The first failed event of instance action ``request`` as :func:`_event_text`
+        says it; "" when there is none or Nova cannot say (best effort: never raises)."""
+        path = f"/servers/{server}/os-instance-actions/{request}"
+        for version in ACTION_DETAILS if request else ():
+            try:
+                resp = self.conn.compute.get(path, microversion=version)
+            except (sdk.SDKException, ksa.ClientException):
+                return ""
+            if resp.status_code == 406:  # a Nova older than the microversion
+                continue
+            if not resp.ok:
+                return ""
+            events = resp.json().get("instanceAction", {}).get("events") or []
+            failed = [e for e in events if e.get("result") == "Error"]
+            # the first to fail is the cause; later ones (rollbacks) follow from it
+            failed.sort(key=lambda e: str(e.get("start_time") or ""))
+            return _event_text(failed[0]) if failed else ""
+        return ""
 
     def _call(self, fn: Callable[[], Any], *, retry_conflict: bool = False) -> Any:
         delay = self.backoff_s
@@ -173,3 +227,23 @@ class NovaMover:
 
 def _nova_message(e: Any) -> str:
     return str(e.details or e.message or e).splitlines()[0][:500]
+
+
+def _event_text(event: dict[str, Any]) -> str:
+    """``event: details``, else where its traceback says it failed (never the stack)."""
+    said = str(event.get("details") or "").strip() or _raised(str(event.get("traceback") or ""))
+    return f"{event.get('event')}: {said.splitlines()[0][:500]}"
+
+
+def _raised(tb: str) -> str:
+    """A traceback's exception line when it has one; Nova before 2.84 keeps only the stack
+    (``format_tb``): then the last frame in Nova's own code, which names the step."""
+    lines = [x.rstrip() for x in tb.splitlines() if x.strip()]
+    if lines and not lines[-1][0].isspace() and not lines[-1].startswith("Traceback"):
+        return lines[-1]
+    frames = FRAME.findall(tb)
+    if not frames:
+        return "no details"
+    path, line, func = ([f for f in frames if "/nova/" in f[0]] or frames)[-1]
+    where = path[path.rfind("/nova/") + 1 :] if "/nova/" in path else path.rsplit("/", 1)[-1]
+    return f"failed in {func} ({where}:{line})"

@@ -86,7 +86,11 @@ def boot(conn: Any, name: str, flavor: str = "m1.small", **kw: Any) -> Any:
     s = conn.compute.create_server(
         name=name, image_id=image.id, flavor_id=fl.id, networks="none", **kw
     )
-    return conn.compute.wait_for_server(s, wait=120, interval=0.5)
+    try:
+        return conn.compute.wait_for_server(s, wait=120, interval=0.5)
+    except Exception:
+        conn.compute.delete_server(s)  # one that never became ACTIVE is not left behind
+        raise
 
 
 def nova(action: str, service: str) -> None:

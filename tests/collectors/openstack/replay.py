@@ -6,8 +6,10 @@
 keystoneauth and the collector run unchanged with no cloud. A request that was not recorded
 answers 404 naming it. :func:`scaled` grows the recording to ``hosts`` hypervisors and
 ``servers`` servers: every host, provider, server and series is a recorded one with a new
-name and id, servers are paged 1,000 at a time with Nova's ``next`` links, and the three
-Prometheus answers carry one sample per host or server.
+name and id, servers are paged 1,000 at a time with Nova's ``next`` links, server groups
+(anti-affine pairs of those servers) 1,000 at a time by ``offset`` as Nova's
+``/os-server-groups`` does, and the three Prometheus answers carry one sample per host or
+server.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ NS = uuid.UUID("6f1b3f0e-2d0c-4d5e-9a4c-000000000001")
 @dataclass
 class Recording:
     """Exchanges by ``(method, path)`` (Prometheus's by query) and, when scaled, the
-    servers that the paged listing serves."""
+    servers and server groups that the paged listings serve."""
 
     exchanges: dict[tuple[str, str], dict[str, Any]]
     servers: list[dict[str, Any]] | None = None
     servers_path: str = ""
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    groups_path: str = ""
     requests: list[str] = field(default_factory=list)
 
 
@@ -64,8 +68,9 @@ def _with_body(e: dict[str, Any], body: Any) -> dict[str, Any]:
     return {**e, "body": orjson.dumps(body).decode()}
 
 
-def scaled(rec: Recording, hosts: int, servers: int) -> Recording:
-    """``rec`` grown to ``hosts`` compute hosts and ``servers`` ACTIVE servers."""
+def scaled(rec: Recording, hosts: int, servers: int, groups: int = 0) -> Recording:
+    """``rec`` grown to ``hosts`` compute hosts and ``servers`` ACTIVE servers, and
+    ``groups`` anti-affinity groups (servers ``2g`` and ``2g + 1``, on different hosts)."""
     ex = dict(rec.exchanges)
     providers = _body(_find(rec, "/resource_providers"))["resource_providers"]
     services = _body(_find(rec, "/os-services"))["services"]
@@ -82,6 +87,7 @@ def scaled(rec: Recording, hosts: int, servers: int) -> Recording:
             ex[("GET", f"{base}/resource_providers/{rp['uuid']}/{what}")] = e
     pe = _find(rec, "/resource_providers")
     ex[("GET", pe["path"])] = _with_body(pe, {"resource_providers": rps})
+    _scale_hypervisors(ex, rec, rps)
     se = _find(rec, "/os-services")
     svcs = [dict(services[i % len(services)], id=str(uuid.uuid5(NS, "s" + n)), host=n,
                  zone=zones[i]) for i, n in enumerate(names)]  # fmt: skip
@@ -99,7 +105,30 @@ def scaled(rec: Recording, hosts: int, servers: int) -> Recording:
         made.append(s)
     out = Recording(ex, made, listed["path"].split("?")[0])
     _scale_prometheus(out, rec, names, [s["id"] for s in made])
+    _scale_groups(out, rec, [s["id"] for s in made], groups)
     return out
+
+
+def _scale_groups(out: Recording, rec: Recording, ids: list[str], groups: int) -> None:
+    assert 2 * groups <= len(ids), "a group needs two servers of its own"
+    listed = _find(rec, "/os-server-groups")
+    template = next(g for page in (_body(e)["server_groups"] for (m, p), e in rec.exchanges.items()
+                                   if "/os-server-groups" in p) for g in page)  # fmt: skip
+    out.groups_path = listed["path"].split("?")[0]
+    out.groups = [dict(copy.deepcopy(template), id=str(uuid.uuid5(NS, f"g{g}")), name=f"g{g:05d}",
+                       policy="anti-affinity", members=ids[2 * g : 2 * g + 2])
+                  for g in range(groups)]  # fmt: skip
+
+
+def _scale_hypervisors(ex: dict[tuple[str, str], Any], rec: Recording, rps: list[Any]) -> None:
+    """One hypervisor per provider (its id the provider's UUID, its service the host), on
+    one page: at most :data:`PAGE` hosts."""
+    assert len(rps) <= PAGE, "the scaled hypervisors fit one page"
+    he = _find(rec, "/os-hypervisors/detail")
+    template = _body(he)["hypervisors"][0]
+    hvs = [dict(copy.deepcopy(template), id=rp["uuid"], hypervisor_hostname=rp["name"],
+                service=dict(template["service"], host=rp["name"])) for rp in rps]  # fmt: skip
+    ex[("GET", he["path"])] = _with_body(he, {"hypervisors": hvs})
 
 
 def _scale_prometheus(out: Recording, rec: Recording, hosts: list[str], ids: list[str]) -> None:
@@ -161,6 +190,8 @@ class Replay:
             e = self.rec.exchanges.get((method, query))
         elif self.rec.servers is not None and f"@{head}@/{rest}".startswith(self.rec.servers_path):
             return self._page(head, rest)
+        elif self.rec.groups_path and f"@{head}@/{rest}".startswith(self.rec.groups_path):
+            return self._group_page(rest)
         else:
             e = self.rec.exchanges.get((method, f"@{head}@/{rest}"))
         if e is None:
@@ -185,6 +216,14 @@ class Replay:
         if start + PAGE < len(ids):
             nxt = f"{self.url}/{port}/v2.1/servers/detail?all_tenants=True&limit={PAGE}"
             body["servers_links"] = [{"rel": "next", "href": f"{nxt}&marker={page[-1]['id']}"}]
+        return 200, {"Content-Type": "application/json"}, orjson.dumps(body)
+
+    def _group_page(self, rest: str) -> tuple[int, dict[str, str], bytes]:
+        """Nova's slice of the groups: ``offset`` and ``limit`` (at most :data:`PAGE`)."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(rest).query)
+        offset = int(query.get("offset", ["0"])[0])
+        limit = min(int(query.get("limit", [str(PAGE)])[0]) or PAGE, PAGE)
+        body = {"server_groups": self.rec.groups[offset : offset + limit]}
         return 200, {"Content-Type": "application/json"}, orjson.dumps(body)
 
 

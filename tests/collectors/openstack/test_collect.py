@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from collectors.events import HostEvent, MetricBatch, RulesEvent, VmEvent, inventory_key
+from collectors.events import (
+    Deleted,
+    HostEvent,
+    MetricBatch,
+    RulesEvent,
+    VmEvent,
+    inventory_key,
+)
 from collectors.openstack import cluster_id
 from collectors.openstack.collector import CollectorOptions, OpenStackCollector
 from tests.collectors.openstack.conftest import (
@@ -30,6 +37,7 @@ from tests.support import wait_for
 from tests.xdrs.bus.conftest import read_all
 from xdrs.bus import BusConfig
 from xdrs.bus.broker import free_port
+from xdrs.bus.kafka import KafkaSink
 
 pytestmark = [pytest.mark.openstack, pytest.mark.prometheus, pytest.mark.broker]
 
@@ -51,8 +59,26 @@ def server(conn: Any) -> Iterator[Any]:
         conn.compute.wait_for_delete(s, wait=120)
 
 
+@pytest.fixture(scope="module")
+def pair(conn: Any) -> Iterator[dict[str, Any]]:
+    """Two servers of an anti-affinity group in az1."""
+    group = conn.compute.create_server_group(name=unique("pair"), policy="anti-affinity")
+    made: list[Any] = []
+    try:
+        for _ in range(2):
+            made.append(boot(conn, unique("pair"), availability_zone="az1",
+                             scheduler_hints={"group": group.id}))  # fmt: skip
+        yield {"group": group, "servers": made}
+    finally:
+        for s in made:
+            conn.compute.delete_server(s)
+        for s in made:
+            conn.compute.wait_for_delete(s, wait=120)
+        conn.compute.delete_server_group(group)
+
+
 def test_collect_command_publishes_inventory_and_batches(
-    cloud: Cloud, conn: Any, load: Load, server: Any, config: BusConfig
+    cloud: Cloud, conn: Any, load: Load, server: Any, pair: dict[str, Any], config: BusConfig
 ) -> None:
     load.refresh(conn)
     # the exporter's series for the new server: two scrapes inside the rate window
@@ -69,9 +95,21 @@ def test_collect_command_publishes_inventory_and_batches(
     assert {h.domain for h in hosts.values()} == {"az1", "az2"}
     vms = {e.uuid: e for e in inv if isinstance(e, VmEvent)}
     mine = vms[f"{CLOUD}/{server.id}"]
-    assert mine.host == f"{CLOUD}/{conn.compute.get_server(server.id).compute_host}"
     assert mine.vcpus == 1 and not mine.pinned
-    assert any(isinstance(e, RulesEvent) for e in inv)
+    for s in (server, *pair["servers"]):  # each server's host and zone as Nova says
+        now = conn.compute.get_server(s.id)
+        vm = vms[f"{CLOUD}/{s.id}"]
+        assert vm.host == f"{CLOUD}/{now.compute_host}"
+        assert hosts[vm.host].domain == now.availability_zone
+    assert hosts[mine.host].domain == "az2"
+    rules = [e for e in inv if isinstance(e, RulesEvent)]
+    assert rules and all(r.cluster == cluster_id(CLOUD) for r in rules)
+    group = pair["group"]
+    rule = next(r for r in rules[-1].rules if r.name.endswith(f"({group.id})"))
+    assert rule.name == f"{group.name} ({group.id})" and rule.type == "anti_affinity"
+    assert sorted(rule.vms) == sorted(f"{CLOUD}/{s.id}" for s in pair["servers"])
+    apart = {vms[v].host for v in rule.vms}
+    assert len(apart) == 2 and {hosts[h].domain for h in apart} == {"az1"}
     batches = [x.event for x in read_all(config, config.topics.metrics)]
     assert all(isinstance(b, MetricBatch) and b.cluster == cluster_id(CLOUD) for b in batches)
     assert len(batches) == 9  # three hosts, three cycles
@@ -180,3 +218,41 @@ def test_only_a_changed_provider_is_read_again(conn: Any, load: Load) -> None:
     finally:
         conn.compute.delete_server(s)
         conn.compute.wait_for_delete(s, wait=120)
+
+
+def test_a_deleted_server_is_tombstoned_on_the_inventory_topic(
+    conn: Any, load: Load, config: BusConfig
+) -> None:
+    s = boot(conn, unique("gone"), availability_zone="az2")
+    uid, cluster = f"{CLOUD}/{s.id}", cluster_id(CLOUD)
+    key = inventory_key(cluster, "vm", uid).encode()
+    sink = KafkaSink(config)
+    opts = CollectorOptions(CLOUD, interval_s=1.0, names=load.names)
+    col = OpenStackCollector(conn, load.client(), sink, opts)
+    stop = threading.Event()
+    runner = threading.Thread(target=col.run, args=(stop,))
+    runner.start()
+    deleted = False
+
+    def ours() -> list[Any]:
+        return [r for r in read_all(config, config.topics.inventory) if r.key == key]
+
+    try:
+        assert wait_for(ours, 60, every=1.0)
+        conn.compute.delete_server(s)
+        conn.compute.wait_for_delete(s, wait=120)
+        deleted = True
+        assert wait_for(lambda: any(r.value is None for r in ours()), 60, every=1.0), ours()
+    finally:
+        stop.set()
+        runner.join(30)
+        sink.close()
+        if not deleted:
+            conn.compute.delete_server(s)
+            conn.compute.wait_for_delete(s, wait=120)
+    got = ours()
+    assert isinstance(got[0].event, VmEvent) and got[0].event.uuid == uid
+    last = got[-1]  # the tombstone, after the server's event (one key: one partition)
+    assert last.value is None and last.event == Deleted(cluster=cluster, kind="vm", uuid=uid)
+    assert [r.value is None for r in got].count(True) == 1 and col.tombstones >= 1
+    assert all(r.partition == last.partition and r.offset < last.offset for r in got[:-1])

@@ -7,6 +7,7 @@ Prometheus receives nothing until they return, and nothing moves across zones.""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -15,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from collectors.events import ActionResult, Move
+from collectors.events import ActionResult, Move, Recommendation, VmEvent
 from collectors.openstack import NovaMover, cluster_id
 from collectors.openstack.collector import CollectorOptions, OpenStackCollector
+from placement import ClusterState, Rules
+from placement.strategies import run
 from tests.collectors.openstack.conftest import CLOUD, ZONES, Cloud, Load, boot, unique
 from tests.support import wait_for
 from tests.xdrs.bus.conftest import Broker, read_all
@@ -26,9 +29,26 @@ from xdrs.bus.kafka import KafkaSink, create_topics
 from xdrs.daemon.limits import PLATFORM_LIMITS
 from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
 from xdrs.engine.daemon import EngineDaemon
-from xdrs.engine.engine import Engine, EngineArgs
+from xdrs.engine.engine import Engine, EngineArgs, Trigger
 
 pytestmark = [pytest.mark.openstack, pytest.mark.prometheus, pytest.mark.broker]
+
+
+class PlanningEngine(Engine):
+    """The real engine, keeping each recommendation with the state it was planned on (read
+    in the engine's thread right after planning: the same picture)."""
+
+    def __init__(self, args: EngineArgs) -> None:
+        super().__init__(args)
+        self.planned: list[tuple[Recommendation, ClusterState]] = []
+
+    def recommend(
+        self, name: str, trigger: Trigger, now: float, wall: float | None = None
+    ) -> Recommendation | None:
+        rec = super().recommend(name, trigger, now, wall)
+        if rec is not None:
+            self.planned.append((rec, self.tables[name].to_state(self.args.stale_s)))
+        return rec
 
 
 @dataclass
@@ -37,6 +57,7 @@ class Pipeline:
     collector: OpenStackCollector
     engine: EngineDaemon
     results: list[ActionResult]
+    planner: PlanningEngine
 
     def moves(self) -> list[Move]:
         return [m for r in list(self.engine.published) for m in r.moves]
@@ -50,8 +71,8 @@ def pipeline(cloud: Cloud, conn: Any, load: Load, broker: Broker) -> Iterator[Pi
     sink = KafkaSink(config)
     opts = CollectorOptions(CLOUD, interval_s=1.0, names=load.names)
     collector = OpenStackCollector(conn, load.client(), sink, opts)
-    engine = EngineDaemon(config, Engine(EngineArgs(cooldown_s=2.0, pending_s=60.0)),
-                          group=f"engine-{time.time_ns()}")  # fmt: skip
+    planner = PlanningEngine(EngineArgs(cooldown_s=2.0, pending_s=60.0))
+    engine = EngineDaemon(config, planner, group=f"engine-{time.time_ns()}")
     mover_conn = cloud.connect()  # the mover's own session: it runs in the daemon's threads
     limits = replace(PLATFORM_LIMITS["nova"], vm_cooldown_s=0.0, host_hold_s=0.0,
                      backoff_s=5.0, metric_age_s=30.0)  # fmt: skip
@@ -64,7 +85,7 @@ def pipeline(cloud: Cloud, conn: Any, load: Load, broker: Broker) -> Iterator[Pi
     for t in threads:
         t.start()
     try:
-        yield Pipeline(config, collector, engine, results)
+        yield Pipeline(config, collector, engine, results, planner)
     finally:
         stop.set()
         for t in threads:
@@ -89,6 +110,8 @@ def _placement_usage(conn: Any) -> tuple[dict[str, list[int]], dict[str, list[in
     flavors = {f.name: f for f in conn.compute.flavors()}
     want = {h: [0, 0] for h in ZONES}
     for s in conn.compute.servers(details=True, all_projects=True):
+        if s.compute_host is None:  # never placed (ERROR at boot): no allocation
+            continue
         f = flavors[s.flavor.original_name]
         want[s.compute_host][0] += f.vcpus
         want[s.compute_host][1] += f.ram
@@ -124,21 +147,19 @@ def test_uneven_load_is_balanced_inside_the_zone_never_against_anti_affinity(
     hint = {"group": group.id}
     made: list[Any] = []
     try:
-        a1 = boot(conn, unique("a1"), "m1.medium", availability_zone="az1:fake-1",
-                  scheduler_hints=hint)  # fmt: skip
-        a2 = boot(conn, unique("a2"), "m1.medium", availability_zone="az1:fake-2",
-                  scheduler_hints=hint)  # fmt: skip
-        made += [a1, a2]
-        busy = [boot(conn, unique("b"), "m1.medium", availability_zone="az1:fake-1")
-                for _ in range(2)]  # fmt: skip
-        made += busy
-        other = boot(conn, unique("c"), "m1.small", availability_zone="az2:fake-3")
-        made.append(other)
+        # every server idle (5 %) from its creation on, until the engine has them all
+        a1 = _boot_idle(conn, load, made, "a1", "m1.medium", "az1:fake-1", scheduler_hints=hint)
+        a2 = _boot_idle(conn, load, made, "a2", "m1.medium", "az1:fake-2", scheduler_hints=hint)
+        busy = [_boot_idle(conn, load, made, "b", "m1.medium", "az1:fake-1") for _ in range(2)]
+        other = _boot_idle(conn, load, made, "c", "m1.small", "az2:fake-3")
         load.refresh(conn)
-        for s in (a1, *busy):
-            load.model.set(s.id, 95.0)  # fake-1: 3 x 2 vCPUs at 95 % of 10 cores
-        for s in (a2, other):
-            load.model.set(s.id, 5.0)
+        assert wait_for(lambda: _all_fresh(pipeline, made), 90, every=0.5)
+        start = len(pipeline.planner.planned)
+        # then at once: fake-1 at 1.9 + 2 x 1.4 of 10 cores, fake-2 at 0.1; a1, the busiest,
+        # to fake-2 is the best move at every step of the ramp, and the rule forbids it
+        load.model.set(a1.id, 95.0)
+        for s in busy:
+            load.model.set(s.id, 70.0)
 
         def moved() -> bool:
             return any(_host(conn, s) == "fake-2" for s in busy)
@@ -150,6 +171,7 @@ def test_uneven_load_is_balanced_inside_the_zone_never_against_anti_affinity(
         _same_zone(moves)
         apart = {f"{CLOUD}/{a1.id}": "fake-2", f"{CLOUD}/{a2.id}": "fake-1"}
         assert not [m for m in moves if m.dst == f"{CLOUD}/{apart.get(m.vm)}"], moves
+        _rule_decided(pipeline.planner.planned[start:], pipeline, group.id, (a1, a2), busy)
         ok = [r for r in pipeline.results if r.status == "ok"]
         assert {r.vm for r in ok} <= {f"{CLOUD}/{s.id}" for s in busy}
         assert wait_for(lambda: _quiet(conn, made), 60, every=1.0)
@@ -163,6 +185,52 @@ def test_uneven_load_is_balanced_inside_the_zone_never_against_anti_affinity(
         conn.compute.delete_server_group(group)
 
 
+def _boot_idle(conn: Any, load: Load, made: list[Any], name: str, flavor: str, zone: str,
+               **kw: Any) -> Any:  # fmt: skip
+    """``boot`` with the server's load fixed at 5 % before Nova lists it."""
+    image = next(i for i in conn.image.images() if i.name == "xdrs-test")
+    fl = conn.compute.find_flavor(flavor, ignore_missing=False)
+    s = conn.compute.create_server(name=unique(name), image_id=image.id, flavor_id=fl.id,
+                                   networks="none", availability_zone=zone, **kw)  # fmt: skip
+    made.append(s)
+    load.model.set(s.id, 5.0)
+    return conn.compute.wait_for_server(s, wait=120, interval=0.5)
+
+
+def _all_fresh(pipeline: Pipeline, servers: list[Any]) -> bool:
+    """Every server of ``servers`` published unpinned (its series fresh) and the engine's
+    picture complete (every VM has a sample)."""
+    ours = {f"{CLOUD}/{s.id}" for s in servers}
+    published = {e.uuid for e in list(pipeline.collector.current.values())
+                 if isinstance(e, VmEvent) and not e.pinned}  # fmt: skip
+    view = pipeline.engine.views.get(cluster_id(CLOUD))
+    return ours <= published and view is not None and view.complete
+
+
+def _rule_decided(planned: list[tuple[Recommendation, ClusterState]], pipeline: Pipeline,
+                  group: str, a: tuple[Any, Any], busy: list[Any]) -> None:  # fmt: skip
+    """The rule reached the engine, and decided: the first recommendation that moved a busy
+    server off fake-1 was planned on a state holding the rule (a1 and a2 apart) with a1
+    free to move; the same state without the rule makes the engine move a1 to fake-2."""
+    a1, a2 = a
+    b_ids = {f"{CLOUD}/{s.id}" for s in busy}
+    rec, state = next((r, st) for r, st in planned if any(m.vm in b_ids for m in r.moves))
+    vm = {v: i for i, v in enumerate(state.vm_ids)}
+    pair = sorted(vm[f"{CLOUD}/{s.id}"] for s in (a1, a2))
+    rules = state.rules
+    g = next(k for k, n in enumerate(rules.vv_names) if n.endswith(f"({group})"))
+    assert rules.vv_anti[g] and sorted(rules.vv_vm[rules.vv_group == g].tolist()) == pair
+    assert state.host_ids[state.placement[vm[f"{CLOUD}/{a1.id}"]]] == f"{CLOUD}/fake-1"
+    assert not state.pinned[vm[f"{CLOUD}/{a1.id}"]]
+    assert all(state.host_ids[state.placement[vm[b]]] == f"{CLOUD}/fake-1" for b in b_ids)
+    free = dataclasses.replace(state, rules=Rules.empty(state.n_hosts))
+    args = pipeline.planner.args.balance()
+    plan = run("balance", free, args, seed=pipeline.planner.seed)
+    first = (state.vm_ids[plan.vm[0]], state.host_ids[plan.dst[0]])
+    assert first == (f"{CLOUD}/{a1.id}", f"{CLOUD}/fake-2"), (first, rec.moves)
+    assert rec.moves[0].vm in b_ids and rec.moves[0].dst == f"{CLOUD}/fake-2", rec.moves
+
+
 def _quiet(conn: Any, servers: list[Any]) -> bool:
     """No server of ``servers`` migrating."""
     return all(conn.compute.get_server(s.id).task_state is None for s in servers)
@@ -171,10 +239,11 @@ def _quiet(conn: Any, servers: list[Any]) -> bool:
 def test_a_disabled_compute_service_is_evacuated_inside_its_zone(
     conn: Any, load: Load, pipeline: Pipeline
 ) -> None:
-    made = [boot(conn, unique("evac"), "m1.small", availability_zone="az1:fake-2")
-            for _ in range(2)]  # fmt: skip
+    made: list[Any] = []
     service = next(s for s in conn.compute.services(binary="nova-compute") if s.host == "fake-2")
     try:
+        for _ in range(2):
+            made.append(boot(conn, unique("evac"), "m1.small", availability_zone="az1:fake-2"))
         load.refresh(conn)
         conn.compute.disable_service(service, disabled_reason="xdrs evacuation test")
 
@@ -196,37 +265,37 @@ def test_a_host_without_series_receives_nothing_until_they_return(
     conn: Any, load: Load, pipeline: Pipeline
 ) -> None:
     load.model.hide("fake-2")
-    made = [boot(conn, unique("held"), "m1.medium", availability_zone="az1:fake-1")
-            for _ in range(2)]  # fmt: skip
-    ours = {f"{CLOUD}/{s.id}" for s in made}
+    made: list[Any] = []
     cluster, fake1 = cluster_id(CLOUD), f"{CLOUD}/fake-1"
+
+    def busy_and_held() -> bool:
+        view = pipeline.engine.views.get(cluster)
+        if view is None or not view.complete or fake1 not in view.hosts:
+            return False
+        held = f"{CLOUD}/fake-2" in pipeline.collector.held_hosts
+        return held and float(view.cpu_load[view.hosts.index(fake1)]) > 0.3
+
+    def moved() -> bool:
+        return any(_host(conn, s) == "fake-2" for s in made)
+
     try:
+        for _ in range(2):
+            _boot_idle(conn, load, made, "held", "m1.medium", "az1:fake-1")
+        ours = {f"{CLOUD}/{s.id}" for s in made}
         load.refresh(conn)
         for s in made:
             load.model.set(s.id, 95.0)
-
-        def busy_and_held() -> bool:
-            view = pipeline.engine.views.get(cluster)
-            if view is None or not view.complete or fake1 not in view.hosts:
-                return False
-            held = f"{CLOUD}/fake-2" in pipeline.collector.held_hosts
-            return held and float(view.cpu_load[view.hosts.index(fake1)]) > 0.3
-
         assert wait_for(busy_and_held, 90, every=0.5)
         # fake-1 busy, its only zone peer held: several engine cooldowns pass, no move
         time.sleep(8.0)
         assert not [m for m in pipeline.moves() if m.vm in ours], pipeline.moves()
         assert all(_host(conn, s) == "fake-1" for s in made)
-    finally:
-        load.model.hide("fake-2", False)
-    try:
         # the same load with fake-2's series back: now a server goes there
-        def moved() -> bool:
-            return any(_host(conn, s) == "fake-2" for s in made)
-
+        load.model.hide("fake-2", False)
         assert wait_for(moved, 180, every=1.0), pipeline.moves()
         assert wait_for(lambda: _quiet(conn, made), 60, every=1.0)
     finally:
+        load.model.hide("fake-2", False)
         for s in made:
             load.model.set(s.id, None)
         _delete(conn, made)

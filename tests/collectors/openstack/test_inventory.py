@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from collectors.events import HostEvent, RulesEvent, VmEvent
-from collectors.openstack import cluster_id, collect_inventory, inventory_events
+from collectors.openstack import (
+    cluster_id,
+    collect_inventory,
+    inventory_events,
+    to_cluster_state,
+)
+from placement.strategies import run
 from tests.collectors.openstack.conftest import CLOUD, ZONES, boot, unique
 
 pytestmark = pytest.mark.openstack
@@ -143,3 +149,108 @@ def test_placement_usage_not_explained_by_servers_is_reserved(
     assert f"{CLOUD}/{s.id}" not in vms
     assert hosts[host].vcpu_reserved == pytest.approx(2 / 16)
     assert hosts[host].memory_mb_reserved == pytest.approx(512 + 2048 / 1.5)
+
+
+@pytest.fixture
+def group_quota(conn: Any) -> Iterator[None]:
+    """The admin project's server-group quota (Nova's default: 10) raised for the test."""
+    path = f"/os-quota-sets/{conn.current_project_id}"
+    before = conn.compute.get(path).json()["quota_set"]["server_groups"]
+    conn.compute.put(path, json={"quota_set": {"server_groups": 100}}).raise_for_status()
+    try:
+        yield
+    finally:
+        conn.compute.put(path, json={"quota_set": {"server_groups": before}})
+
+
+def test_server_groups_are_listed_across_pages(conn: Any, group_quota: None) -> None:
+    # Nova answers at most [api] max_limit (5 in the test cloud) groups a request
+    policies = ["anti-affinity", "affinity", "soft-affinity", "soft-anti-affinity"] * 2
+    made: list[Any] = []
+    try:
+        for p in policies:
+            made.append(conn.compute.create_server_group(name=unique("page"), policy=p))
+        first = conn.compute.get("/os-server-groups?all_projects=True").json()["server_groups"]
+        assert len(first) == 5
+        groups = collect_inventory(conn, "test").groups
+    finally:
+        for g in made:
+            conn.compute.delete_server_group(g)
+    by_id = {g.id: g for g in groups}
+    assert len(by_id) == len(groups)  # no group twice
+    for g in made:
+        assert (by_id[g.id].name, by_id[g.id].policy, by_id[g.id].members) == (g.name, g.policy, ())
+
+
+@pytest.fixture
+def fqdn_provider(conn: Any) -> Iterator[str]:
+    """fake-3's resource provider renamed to an FQDN (as libvirt names it after the
+    hypervisor hostname) for the test, and named back after."""
+    rp = next(r for r in conn.placement.resource_providers() if r.name == "fake-3")
+    path = f"/resource_providers/{rp.id}"
+    conn.placement.put(path, json={"name": "fake-3.xdrs.test"}).raise_for_status()
+    try:
+        yield rp.id
+    finally:
+        conn.placement.put(path, json={"name": "fake-3"}).raise_for_status()
+
+
+def test_provider_named_otherwise_is_found_through_its_hypervisor(
+    conn: Any, servers: dict[str, Any], fqdn_provider: str
+) -> None:
+    inv = collect_inventory(conn, "test")
+    assert inv.unmatched == ()
+    fake3 = next(h for h in inv.hosts if h.name == "fake-3")
+    assert fake3.provider == fqdn_provider and fake3.total["VCPU"] == 10
+    hosts, vms, _ = _events(conn)
+    assert hosts["fake-3"].vcpus == 10
+    on3 = [s for s in servers["servers"].values()
+           if conn.compute.get_server(s.id).compute_host == "fake-3"]  # fmt: skip
+    assert on3  # the affine pair, in az2
+    assert all(vms[f"{CLOUD}/{s.id}"].host == f"{CLOUD}/fake-3" for s in on3)
+
+
+@pytest.fixture
+def crowded(conn: Any) -> Iterator[list[Any]]:
+    """Three m1.medium servers on fake-1 (6 of its 10 vCPUs)."""
+    made: list[Any] = []
+    try:
+        for _ in range(3):
+            made.append(boot(conn, unique("crowd"), "m1.medium", availability_zone="az1:fake-1"))
+        yield made
+    finally:
+        for s in made:
+            conn.compute.delete_server(s)
+        for s in made:
+            conn.compute.wait_for_delete(s, wait=120)
+
+
+def _moves_between(state: Any, a: str, b: str) -> list[tuple[str, str, str]]:
+    plan = run("balance", state, seed=0)
+    moves = [(state.vm_ids[v], state.host_ids[s], state.host_ids[d])
+             for v, s, d in zip(plan.vm, plan.src, plan.dst, strict=True)]  # fmt: skip
+    return [m for m in moves if {m[1], m[2]} == {f"{CLOUD}/{a}", f"{CLOUD}/{b}"}]
+
+
+def test_an_aggregate_splits_its_zone_into_migration_domains(conn: Any, crowded: list[Any]) -> None:
+    # fake-1 crowded, fake-2 its zone peer: balancing by allocation moves servers to fake-2
+    without = collect_inventory(conn, "test")
+    assert _moves_between(to_cluster_state(without, CLOUD), "fake-1", "fake-2")
+    agg = conn.compute.create_aggregate(name=unique("xdrs-agg"))
+    try:
+        conn.compute.add_host_to_aggregate(agg, "fake-2")
+        try:
+            inv = collect_inventory(conn, "test")
+        finally:
+            conn.compute.remove_host_from_aggregate(agg, "fake-2")
+    finally:
+        conn.compute.delete_aggregate(agg)
+    by_name = {h.name: h for h in inv.hosts}
+    assert by_name["fake-2"].aggregates == (agg.name,)
+    assert by_name["fake-1"].aggregates == by_name["fake-3"].aggregates == ()  # zones' own out
+    hosts = {e.hostname: e for e in inventory_events(inv, CLOUD) if isinstance(e, HostEvent)}
+    assert hosts["fake-1"].domain == "az1" and hosts["fake-3"].domain == "az2"
+    assert hosts["fake-2"].domain == f"az1|{agg.name}"
+    state = to_cluster_state(inv, CLOUD)
+    assert len(set(state.domain.tolist())) == 3
+    assert not _moves_between(state, "fake-1", "fake-2")  # nothing crosses the aggregate

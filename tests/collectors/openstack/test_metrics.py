@@ -24,9 +24,10 @@ CLUSTER = cluster_id(CLOUD)
 @pytest.fixture(scope="module")
 def servers(conn: Any) -> Iterator[list[Any]]:
     """Two servers on fake-1 and one on fake-3."""
-    made = [boot(conn, unique("load"), availability_zone=f"{z}:{h}")
-            for z, h in (("az1", "fake-1"), ("az1", "fake-1"), ("az2", "fake-3"))]  # fmt: skip
+    made: list[Any] = []
     try:
+        for z, h in (("az1", "fake-1"), ("az1", "fake-1"), ("az2", "fake-3")):
+            made.append(boot(conn, unique("load"), availability_zone=f"{z}:{h}"))
         yield made
     finally:
         for s in made:

@@ -3,6 +3,9 @@ plans and refused moves."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,8 +13,9 @@ import pytest
 
 from collectors.events import Move, Recommendation
 from collectors.openstack import NovaMover, cluster_id
+from collectors.openstack.mover import _event_text
 from collectors.platform import Mover
-from tests.collectors.openstack.conftest import CLOUD, boot, unique, wait_host
+from tests.collectors.openstack.conftest import CLOUD, boot, nova, unique, wait_host
 
 pytestmark = pytest.mark.openstack
 
@@ -90,7 +94,10 @@ def test_move_nova_refuses_reports_novas_reason(conn: Any, server: Any) -> None:
     rec = _rec(server.id, "fake-1", "no-such-host")
     result = mover.move(rec, rec.moves[0])
     assert result.status == "failed"
+    assert result.error.startswith("HTTP400:"), result.error
     assert "no-such-host" in result.error  # Nova's own message names the host
+    # and the server's state as it is after the refusal
+    assert result.error.endswith(f"; server {server.id} is ACTIVE/- on fake-1"), result.error
     assert conn.compute.get_server(server.id).compute_host == "fake-1"
 
 
@@ -112,6 +119,7 @@ def test_conflict_is_retried_then_reported_with_novas_reason(conn: Any, server: 
     assert result.status == "failed"
     assert result.error.startswith("Conflict:")
     assert "stopped" in result.error  # Nova: "... while it is in vm_state stopped"
+    assert result.error.endswith(f"; server {server.id} is SHUTOFF/- on fake-1"), result.error
     assert waits == [0.01, 0.02]  # two retries with doubling back-off, then give up
     assert conn.compute.get_server(server.id).compute_host == "fake-1"
 
@@ -142,7 +150,25 @@ def test_destination_full_is_refused_with_novas_reason_and_nothing_else_moves(
         refused = _rec(big.id, "fake-1", "fake-2")
         result = mover.move(refused, refused.moves[0])
         assert result.status == "failed"
+        # refused after Nova accepted the request (asynchronous pre-checks): the server
+        # stays ACTIVE with no fault; the reason is the instance action's failed event
+        assert result.error.startswith(
+            f"MigrationFailed: server {big.id} is ACTIVE on fake-1; migration error; Nova: "
+        ), result.error
         assert "No valid host" in result.error, result.error  # Nova's scheduler said so
+        assert "Traceback" not in result.error and "\n" not in result.error
+        # a Nova before 2.84 gives no details: the traceback's last line, not the stack
+        actions = conn.compute.get(f"/servers/{big.id}/os-instance-actions").json()
+        request = next(a["request_id"] for a in actions["instanceActions"]
+                       if a["action"] == "live-migration")  # fmt: skip
+        path = f"/servers/{big.id}/os-instance-actions/{request}"
+        old = conn.compute.get(path, microversion="2.51").json()["instanceAction"]["events"]
+        failed = next(e for e in old if e["result"] == "Error")
+        assert "details" not in failed and failed["traceback"].count("\n") > 3
+        # Nova keeps the stack only (format_tb): the report names the last step in Nova's code
+        said = _event_text(failed)
+        assert said.startswith("conductor_live_migrate_instance: failed in select_destinations"
+                               " (nova/scheduler/rpcapi.py:"), said  # fmt: skip
         assert conn.compute.get_server(big.id).compute_host == "fake-1"
         assert conn.compute.get_server(big.id).status == "ACTIVE"
         assert _usage(conn, "fake-2")["MEMORY_MB"] == used  # no claim left behind
@@ -156,3 +182,58 @@ def test_destination_full_is_refused_with_novas_reason_and_nothing_else_moves(
         for s in (big, small):
             conn.compute.delete_server(s)
             conn.compute.wait_for_delete(s, wait=120)
+
+
+def test_nova_api_down_as_a_move_starts_is_retried_with_back_off(
+    conn: Any, server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        time.sleep(s)
+
+    mover = NovaMover(conn, CLOUD, timeout_s=120, attempts=8, backoff_s=0.5, sleep=sleep)
+    rec = _rec(server.id, "fake-1", "fake-2")
+    failed: list[Exception] = []
+
+    def restart() -> None:
+        time.sleep(2)
+        try:
+            nova("start", "api")
+        except Exception as e:  # reported below; the API is started again there
+            failed.append(e)
+
+    nova("stop", "api")
+    back = threading.Thread(target=restart)
+    back.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="collectors.openstack.mover"):
+            result = mover.move(rec, rec.moves[0])
+    finally:
+        back.join(180)
+        if failed or back.is_alive():
+            nova("start", "api")
+    assert not failed, failed
+    assert result.status == "ok", result.error
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("nova: ")]
+    assert retries and all("ConnectFailure" in m for m in retries), retries
+    assert retries[0] == "nova: ConnectFailure (attempt 1 of 8)"
+    # the first waits are the back-off, doubling from 0.5 s (the polls' follow)
+    assert waits[: len(retries)] == [0.5 * 2**i for i in range(len(retries))]
+    assert wait_host(conn, server.id, "fake-2").status == "ACTIVE"
+
+
+def test_a_migration_past_its_timeout_is_failed_and_the_server_ends_on_a_host(
+    conn: Any, server: Any
+) -> None:
+    mover = NovaMover(conn, CLOUD, timeout_s=0.01, poll_s=0.2)
+    rec = _rec(server.id, "fake-1", "fake-2")
+    result = mover.move(rec, rec.moves[0])
+    assert result.status == "failed"
+    assert result.error.startswith(f"Timeout: server {server.id} still MIGRATING/"), result.error
+    deadline = time.monotonic() + 120  # Nova goes on with the migration
+    while (s := conn.compute.get_server(server.id)).task_state is not None:
+        assert time.monotonic() < deadline, s.task_state
+        time.sleep(0.5)
+    assert s.status == "ACTIVE" and s.compute_host in {"fake-1", "fake-2"}

@@ -28,7 +28,7 @@ import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from collectors.events import Event, HostEvent, MetricBatch, Sink, VmEvent, inventory_key
-from collectors.openstack.connection import AuthError, OpenStackError, error
+from collectors.openstack.connection import AuthError, OpenStackError, TLSError, error
 from collectors.openstack.inventory import Inventory, ProviderCache, collect_inventory
 from collectors.openstack.mapping import cluster_id, inventory_events
 from collectors.openstack.prometheus import Load, PromClient, PromError, SeriesNames, query_load
@@ -208,8 +208,8 @@ class OpenStackCollector:
             start = self.clock()
             try:
                 self.cycle()
-            except AuthError:
-                raise  # wrong credentials: retrying cannot help
+            except (AuthError, TLSError):
+                raise  # wrong credentials or a refused certificate: retrying cannot help
             except (OpenStackError, PromError) as e:
                 self.failures += 1
                 self.stats.failures.labels(self.cluster).inc()

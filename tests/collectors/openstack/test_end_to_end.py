@@ -262,7 +262,7 @@ def test_a_disabled_compute_service_is_evacuated_inside_its_zone(
 
 
 def test_a_host_without_series_receives_nothing_until_they_return(
-    conn: Any, load: Load, pipeline: Pipeline
+    conn: Any, load: Load, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     load.model.hide("fake-2")
     made: list[Any] = []
@@ -286,8 +286,17 @@ def test_a_host_without_series_receives_nothing_until_they_return(
         for s in made:
             load.model.set(s.id, 95.0)
         assert wait_for(busy_and_held, 90, every=0.5)
-        # fake-1 busy, its only zone peer held: several engine cooldowns pass, no move
-        time.sleep(8.0)
+        # fake-1 busy, its only zone peer held: the engine plans the cluster three more
+        # times (a positive signal, not a sleep), and no plan moves one of ours
+        runs = [0]
+        real = pipeline.planner.recommend
+
+        def counted(name: str, *args: Any, **kw: Any) -> Any:
+            runs[0] += name == cluster
+            return real(name, *args, **kw)
+
+        monkeypatch.setattr(pipeline.planner, "recommend", counted)
+        assert wait_for(lambda: runs[0] >= 3, 60, every=0.5), runs
         assert not [m for m in pipeline.moves() if m.vm in ours], pipeline.moves()
         assert all(_host(conn, s) == "fake-1" for s in made)
         # the same load with fake-2's series back: now a server goes there

@@ -96,7 +96,7 @@ def test_rank_deficient_histories_give_the_minimum_norm_residual() -> None:
     h = rng.random((7, 30)).round(2)
     h[2] = h[0]  # a twin: each explains the other fully
     h[4] = 0.25 * h[1] + 0.75 * h[3]  # an exact combination of two others
-    h[5] = 0.37  # constant: collinear with the intercept, R^2 undefined
+    h[5] = 0.37  # constant: R^2 undefined (its mean rounds: sst == 0 gave R^2 0.87 here)
     got = r_squared(h)
     # lstsq dropping the same null directions (far below this cut-off: ~1e-16)
     np.testing.assert_allclose(got, lstsq_r_squared(h, rcond=1e-9), rtol=1e-9, atol=1e-12)

@@ -102,7 +102,11 @@ def lr_prediction(hist: FloatA, length: IntA, safety: float, steps_ahead: int | 
         x = np.arange(1, LR_WINDOW + 1, dtype=np.float64)
         xc = x - x.mean()
         ym = y.mean(axis=1)
-        slope = ((y - ym[:, None]) @ xc) / (xc @ xc)
+        dev = y - ym[:, None]
+        cov = dev[:, 0] * xc[0]  # left to right, no BLAS: the same on every machine
+        for j in range(1, LR_WINDOW):
+            cov = cov + dev[:, j] * xc[j]
+        slope = cov / (xc * xc).sum()
         intercept = ym - slope * x.mean()
         ahead = np.broadcast_to(np.asarray(steps_ahead), ok.shape)[ok]
         out[ok] = safety * (intercept + slope * (LR_WINDOW + ahead))

@@ -17,11 +17,14 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["SELECTIONS", "mc", "mmt", "mu", "rs"]
+__all__ = ["SELECTIONS", "mc", "mmt", "mu", "r_squared", "rs"]
 
 FloatA = NDArray[np.float64]
 
 SELECTIONS: Final = ("mmt", "mc", "rs", "mu")
+# a regressor whose part outside the span of the earlier ones is below this share of its norm
+# adds nothing: an exact dependence leaves rounding noise (~1e-15), real histories far more
+RANK_TOL: Final = 1e-8
 
 
 def mmt(ram: FloatA) -> int:
@@ -39,12 +42,63 @@ def rs(n: int, rng: np.random.Generator) -> int:
     return int(rng.integers(n)) if n else -1
 
 
-def _r_squared(y: FloatA, x: FloatA) -> float:
-    design = np.column_stack([np.ones(y.shape[0]), x])
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
-    sst = float(((y - y.mean()) ** 2).sum())
-    return float("nan") if sst == 0 else 1.0 - float(resid @ resid) / sst
+def _dot(a: FloatA, b: FloatA) -> FloatA:
+    """Row-wise ``sum(a * b)`` over the last axis: the products rounded one by one, then
+    numpy's own sum (its fixed pairwise order); no BLAS, whose kernels differ by machine."""
+    out: FloatA = (a * b).sum(axis=-1)
+    return out
+
+
+def _residuals(cols: FloatA, y: FloatA) -> FloatA:
+    """(B, m): the residual of each ``y[b]`` projected on the span of ``cols[b]``.
+
+    Modified Gram-Schmidt over the columns ``cols[b, 0], cols[b, 1], ...`` in order,
+    vectorised over the batch ``b``, then ``y`` projected out one orthonormal column at a
+    time (MGS on the augmented matrix ``[cols, y]``, whose residual is backward stable).
+    Elementwise operations and :func:`_dot` only, in a fixed order: no BLAS or LAPACK.
+    A column whose norm after orthogonalisation is below ``RANK_TOL`` times its norm
+    before lies in the span of the earlier ones: it is skipped (its ``q`` stays 0). That
+    leaves the span, so the residual is the least-squares one whatever the rank: the
+    residual of numpy.linalg.lstsq's minimum-norm solution.
+
+    cols : (B, p, m) float64, ``p`` regressors of ``m`` samples per batch element
+    y : (B, m) float64
+    """
+    q = np.zeros_like(cols)
+    for j in range(cols.shape[1]):  # p <= VMs on one host: loops over columns, not samples
+        v = cols[:, j].copy()
+        for i in range(j):
+            v -= _dot(q[:, i], v)[:, None] * q[:, i]
+        norm = np.sqrt(_dot(v, v))
+        keep = norm > RANK_TOL * np.sqrt(_dot(cols[:, j], cols[:, j]))
+        q[keep, j] = v[keep] / norm[keep, None]
+    r = y.copy()
+    for j in range(cols.shape[1]):
+        r -= _dot(q[:, j], r)[:, None] * q[:, j]
+    return r
+
+
+def r_squared(history: FloatA) -> FloatA:
+    """(n,) R^2 of each VM's history regressed (with an intercept) on the others'.
+
+    history : (n, m) float64, n VMs of m samples (m > n for a determined regression)
+
+    NaN for a constant history. Each regression's design is ``[1, the other rows in their
+    order]``, all n solved together by :func:`_residuals`: a fixed order without BLAS or
+    LAPACK, so the values, and MC's picks, do not depend on the machine's BLAS kernel
+    (``numpy.linalg.lstsq`` gave different values under different OpenBLAS kernels).
+    """
+    n, m = history.shape
+    j = np.arange(n - 1)
+    others = j + (j >= np.arange(n)[:, None])  # row i: every VM but i, in order
+    cols = np.concatenate([np.ones((n, 1, m)), history[others]], axis=1)
+    resid = _residuals(cols, history)
+    dev = history - history.mean(axis=1, keepdims=True)
+    sst = _dot(dev, dev)
+    constant = (history == history[:, :1]).all(axis=1)  # its mean may round: sst > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: FloatA = np.where(constant, np.nan, 1.0 - _dot(resid, resid) / sst)
+    return out
 
 
 def mc(history: FloatA, ram: FloatA) -> int:
@@ -63,9 +117,7 @@ def mc(history: FloatA, ram: FloatA) -> int:
     n, m = history.shape
     if n < 2 or m <= n:
         return mmt(ram)
-    best, best_r2 = 0, float(np.finfo(np.float64).tiny)
-    for i in range(n):  # n <= VMs on one host
-        r2 = _r_squared(history[i], np.delete(history, i, axis=0).T)
-        if r2 > best_r2:
-            best, best_r2 = i, r2
-    return best
+    r2 = r_squared(history)
+    r2 = np.where(np.isnan(r2), -np.inf, r2)
+    best = int(np.argmax(r2))  # the first of equal values
+    return best if r2[best] > np.finfo(np.float64).tiny else 0

@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 from placement.constraints import EPS
 from placement.workspace import Workspace
 
-__all__ = ["cells", "fits", "gains", "pairs", "soft_penalty"]
+__all__ = ["cells", "fits", "gains", "pairs", "soft_penalty", "weighted"]
 
 FloatA = NDArray[np.float64]
 IntA = NDArray[np.int64]
@@ -38,14 +38,14 @@ def pairs(
     loads = ws.loads()
     loads = loads if len(hosts) == len(loads) else loads[hosts]
     if aligned and ws.one_domain:
-        order = hosts[np.argsort(-(loads @ np.asarray(weights)), kind="stable")]
+        order = hosts[np.argsort(-weighted(loads, weights), kind="stable")]
         return _one_domain(order, extremes, limit)
     dom = st.domain[hosts]
     if not aligned:
         # the objective's gradient: a resource counts by its weight over its spread
         gradient = np.asarray(weights) / np.maximum(loads.std(axis=0), 1e-9)
         return _extremes(ws, hosts, loads * gradient, dom, extremes)
-    score = loads @ np.asarray(weights)
+    score = weighted(loads, weights)
     order = hosts[np.lexsort((-score, dom))]
     dom = st.domain[order]
     first = np.r_[0, np.flatnonzero(dom[1:] != dom[:-1]) + 1]
@@ -66,6 +66,17 @@ def pairs(
     cs, cd = es[rep], order[ed[rep] - off]
     diag = off == rank[ext][rep]
     return np.r_[ps, cs[~diag]], np.r_[pd, cd[~diag]]
+
+
+def weighted(loads: FloatA, weights: tuple[float, float]) -> FloatA:
+    """(H,) ``loads[:, 0] * weights[0] + loads[:, 1] * weights[1]``, each product and the
+    sum rounded on their own, in this order.
+
+    Not ``loads @ weights``: elementwise numpy is the same on every machine, a matrix
+    product is not (OpenBLAS's kernels differ in fusing the multiply and the add), and the
+    hosts' order by this score decides the pairs."""
+    out: FloatA = loads[:, 0] * weights[0] + loads[:, 1] * weights[1]
+    return out
 
 
 def _one_domain(order: IntA, extremes: int, limit: int | None) -> tuple[IntA, IntA]:
@@ -102,7 +113,8 @@ def _extremes(ws: Workspace, hosts: IntA, z: FloatA, dom: IntA, extremes: int) -
     if extremes >= len(hosts):
         snd = rcv = np.arange(len(hosts))
     else:
-        proj = (z @ DIRECTIONS).T  # (directions, hosts)
+        # (directions, hosts): as weighted(z, direction) for each direction
+        proj = z[:, 0] * DIRECTIONS[0, :, None] + z[:, 1] * DIRECTIONS[1, :, None]
         snd = np.unique(np.concatenate([_top(dom, -p, extremes) for p in proj]))
         grp = dom * MAX_CLASSES + _size_class(ws.state.phys[hosts, :2])
         # per class and direction, at least an epoch's worth of receivers (see balance)
@@ -163,7 +175,7 @@ def gains(ws: Workspace, weights: tuple[float, float], vm: IntA, src: IntA, dst:
     for k in (0, 1):
         lk = loads[k]
         lv = lk[live]
-        s, q = lv.sum(), lv @ lv
+        s, q = lv.sum(), (lv**2).sum()  # as Scorer, no BLAS
         dem = ws.need_rows[3 + k][vm]
         a = dem / ws.phys_rows[k][src]
         b = dem / ws.phys_rows[k][dst]

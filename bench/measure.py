@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 import placement
+from bench.timing import timed
 from placement import BalanceArgs, Capacity, ClusterState, ConsolidateArgs, EvacuateArgs, Plan
 from xdrs.synth import synth_cluster
 
@@ -73,14 +74,8 @@ def _cases(state: ClusterState, seed: int) -> list[Case]:
 
 def measure_case(case: Case, repeat: int) -> dict[str, Any]:
     """Median wall time of ``repeat`` runs, traced allocation peak of one more, and quality."""
-    times = []
-    plan: Plan | None = None
     rss_before = max_rss_mib()
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        plan = placement.run(case.name, case.state, case.args)
-        times.append(time.perf_counter() - t0)
-    assert plan is not None
+    times, plan = timed(lambda: placement.run(case.name, case.state, case.args), repeat)
     rss_growth = max_rss_mib() - rss_before
     tracemalloc.start()
     placement.run(case.name, case.state, case.args)

@@ -24,10 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench.timing import timed
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "RESULTS-openstack.md"
@@ -43,15 +44,6 @@ class _NullSink:
 
     def flush(self) -> None:
         pass
-
-
-def _timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return times, out
 
 
 def _serve(hosts: int, servers: int) -> tuple[subprocess.Popen[str], str]:
@@ -94,14 +86,14 @@ def measure(hosts: int, servers: int, repeat: int) -> dict[str, Any]:
             names = SeriesNames(window_s=5.0)
             prom = PromClient(PromSpec(f"{url}/prometheus"))
             res: dict[str, Any] = {}
-            res["inventory"], inv = _timed(lambda: collect_inventory(conn, CLOUD), repeat)
-            res["prometheus"], load = _timed(lambda: query_load(prom, names), repeat)
-            res["mapping"], events = _timed(lambda: inventory_events(inv, CLOUD), repeat)
+            res["inventory"], inv = timed(lambda: collect_inventory(conn, CLOUD), repeat)
+            res["prometheus"], load = timed(lambda: query_load(prom, names), repeat)
+            res["mapping"], events = timed(lambda: inventory_events(inv, CLOUD), repeat)
             sink = _NullSink()
             col = OpenStackCollector(conn, prom, sink, CollectorOptions(CLOUD, names=names))
-            res["first"], _ = _timed(col.cycle, 1)
+            res["first"], _ = timed(col.cycle, 1)
             first_events, sink.events, before = sink.events, 0, prom.queries
-            res["cycle"], _ = _timed(col.cycle, repeat)
+            res["cycle"], _ = timed(col.cycle, repeat)
             res["counts"] = {
                 "hosts": len(inv.hosts), "servers": len(inv.servers), "events": len(events),
                 "first_events": first_events, "steady_events": sink.events // repeat,
@@ -142,7 +134,7 @@ def measure_live(repeat: int) -> dict[str, Any]:
     from collectors.openstack import CloudSpec, collect_inventory, connect
 
     conn = connect(CloudSpec(CLOUD))
-    times, inv = _timed(lambda: collect_inventory(conn, CLOUD), repeat)
+    times, inv = timed(lambda: collect_inventory(conn, CLOUD), repeat)
     conn.close()
     return {"inventory": times, "hosts": len(inv.hosts), "servers": len(inv.servers)}
 

@@ -20,10 +20,12 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench.timing import timed
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "RESULTS-vsphere.md"
@@ -41,15 +43,6 @@ class _NullSink:
 
     def on_changes(self, changes: Sequence[Any]) -> None:
         self.records += len(changes)
-
-
-def _timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return times, out
 
 
 def _start(binary: str, tmp: str, hosts: int, vms: int) -> tuple[subprocess.Popen[str], str, float]:
@@ -85,16 +78,16 @@ def measure(url: str, repeat: int) -> dict[str, Any]:
     conn = Connection(ConnectionSpec(url, "user", "pass"))
     content = conn.content
     res: dict[str, Any] = {}
-    res["inventory"], inv = _timed(lambda: collect_inventory(content, url), repeat)
-    res["mapping"], st = _timed(lambda: to_cluster_state(inv), repeat)
+    res["inventory"], inv = timed(lambda: collect_inventory(content, url), repeat)
+    res["mapping"], st = timed(lambda: to_cluster_state(inv), repeat)
     perf = PerfCollector(content, batch=250, max_sample=1)
     ents = [("host", h.id) for h in inv.hosts] + [("vm", v.id) for v in inv.vms if v.powered_on]
-    res["queryperf"], samples = _timed(lambda: perf.query(ents), repeat)
+    res["queryperf"], samples = timed(lambda: perf.query(ents), repeat)
     sink = _NullSink()
     col = VSphereCollector(conn, sink, CollectorOptions(perf_batch=250))
     col.cycle()  # session set-up and watcher baseline, not part of a steady cycle
     sink.records = 0
-    res["cycle"], _ = _timed(col.cycle, repeat)
+    res["cycle"], _ = timed(col.cycle, repeat)
     res["counts"] = {"hosts": len(inv.hosts), "vms": len(inv.vms), "vms_on": st.n_vms,
                      "perf_entities": len(ents), "perf_samples": len(samples),
                      "records_per_cycle": sink.records // repeat}  # fmt: skip

@@ -5,14 +5,14 @@ prints their directory. :class:`ApacheKafka` formats a single-node KRaft log dir
 broker and controller), starts ``kafka.Kafka`` on free loopback ports, waits until the broker
 answers a metadata request unfenced, and stops it by PID. It can be stopped (SIGTERM or
 SIGKILL) and started again on the same log dir and ports: what the broker acknowledged is
-still there, which is what the durability tests need. Nothing here knows xdrs.
+still there, which is what the durability tests need. Nothing here knows xdrs beyond the
+generic broker process of :mod:`xdrs.bus.broker` (its port, readiness wait and stop by PID).
 """
 
 from __future__ import annotations
 
 import atexit
 import base64
-import contextlib
 import os
 import shutil
 import signal
@@ -21,10 +21,12 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
+
+from xdrs.bus.broker import BrokerError, BrokerProcess, free_port
 
 __all__ = ["ApacheKafka", "KafkaStartError", "kafka_jars"]
 
@@ -38,7 +40,7 @@ JVM_OPTS = (
 )
 
 
-class KafkaStartError(RuntimeError):
+class KafkaStartError(BrokerError):
     """The broker could not be fetched, formatted or started; the message says where to look."""
 
 
@@ -52,13 +54,6 @@ def kafka_jars() -> Path:
     if out.returncode != 0:
         raise KafkaStartError(f"scripts/kafka.sh failed ({out.returncode}): {out.stderr[-2000:]}")
     return Path(out.stdout.strip().splitlines()[-1])
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _cluster_id() -> str:
@@ -77,7 +72,7 @@ def _die_with_parent() -> list[str]:
     return [setpriv, "--pdeathsig", "KILL"] if setpriv else []
 
 
-class ApacheKafka:
+class ApacheKafka(BrokerProcess):
     """One Apache Kafka broker (KRaft, combined mode) on loopback; a context manager.
 
     Parameters
@@ -91,25 +86,19 @@ class ApacheKafka:
         The JVM's maximum heap.
     """
 
+    what = "Apache Kafka"
+    error = KafkaStartError
+    stop_timeout_s = 60.0
+
     def __init__(self, home: Path, jars: Path | None = None, heap_mb: int = 512) -> None:
         self.home = home
         self.jars = jars if jars is not None else kafka_jars()
         self.heap_mb = heap_mb
-        self.port = _free_port()
-        self.controller_port = _free_port()
+        self.port = free_port()
+        self.controller_port = free_port()
         self.started_in_s = 0.0  # of the last start: JVM launch until the broker answers
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc = None
         atexit.register(self.stop, signal.SIGKILL)  # a test process that exits early
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        if self._proc is None:
-            raise KafkaStartError("Apache Kafka is not running")
-        return self._proc.pid
 
     @property
     def log_dir(self) -> Path:
@@ -147,7 +136,7 @@ class ApacheKafka:
             "num.recovery.threads.per.data.dir": "1",
         }
 
-    def start(self) -> ApacheKafka:
+    def start(self) -> Self:
         """Format the log dir (first start only), launch the JVM, wait until it answers."""
         if self._proc is not None and self._proc.poll() is None:
             raise KafkaStartError(f"Apache Kafka already runs as PID {self._proc.pid}")
@@ -162,7 +151,7 @@ class ApacheKafka:
                 [*_die_with_parent(), *self._java(), "kafka.Kafka", str(config)], stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-        self._wait_ready()
+        self._wait_ready(self.answers, READY_TIMEOUT_S, 0.2, self.log_path)
         self.started_in_s = time.monotonic() - t0
         return self
 
@@ -180,20 +169,6 @@ class ApacheKafka:
             raise KafkaStartError(f"formatting {self.log_dir} failed: {out.stdout[-1500:]}"
                                   f"{out.stderr[-1500:]}")  # fmt: skip
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                raise KafkaStartError(f"Apache Kafka exited with status {self._proc.returncode}"
-                                      f" (log: {self.log_path})")  # fmt: skip
-            if self.answers():
-                return
-            time.sleep(0.2)
-        self.stop(signal.SIGKILL)
-        raise KafkaStartError(f"Apache Kafka not ready on {self.bootstrap} after "
-                              f"{READY_TIMEOUT_S:.0f} s (log: {self.log_path})")  # fmt: skip
-
     def answers(self) -> bool:
         """Whether the broker answers a metadata request and is registered, not fenced."""
         try:
@@ -210,26 +185,3 @@ class ApacheKafka:
         finally:
             admin.close()
         return any(not b.get("is_fenced", False) for b in brokers)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> None:
-        """Send ``sig`` (SIGTERM: a controlled shutdown) and wait; SIGKILL after ``timeout``.
-        Safe to call twice; the log dir stays for the next :meth:`start`."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGCONT)  # a frozen broker cannot act on SIGTERM
-            os.kill(proc.pid, sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def __enter__(self) -> ApacheKafka:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

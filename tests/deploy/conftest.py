@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -32,8 +30,8 @@ from collectors.replay import ReplayCollector
 from collectors.replay.scenario import parse_scenario
 from collectors.replay.traces import Trace
 from tests.support import wait_for
+from tests.support.prometheus import running_prometheus
 from xdrs.bus import BusConfig, EmbeddedBroker, Topics
-from xdrs.bus.broker import free_port
 from xdrs.bus.kafka import KafkaSink, create_topics
 from xdrs.demo import DemoProgress, apply_recommendations
 from xdrs.engine.daemon import EngineDaemon
@@ -166,14 +164,6 @@ def pipeline(engine: LiveEngine, prometheus: Prometheus) -> Iterator[Pipeline]:
         sink.close()
 
 
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
 def prometheus_config(target: str, daemon: str | None = None) -> dict[str, Any]:
     """deploy/prometheus/prometheus.yml with its engine job pointed at ``target`` (and, if
     ``daemon`` is given, its rebalancing daemon job at that; else that job left out)."""
@@ -193,29 +183,8 @@ def prometheus_config(target: str, daemon: str | None = None) -> dict[str, Any]:
 @contextlib.contextmanager
 def run_prometheus(d: Path, config: dict[str, Any]) -> Iterator[Prometheus]:
     """Debian's Prometheus on a free loopback port with ``config``, its files in ``d``."""
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus missing: run scripts/prometheus.sh (scripts/test.sh does)"
-    (d / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = (d / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        assert wait_for(lambda: _ready(f"http://127.0.0.1:{port}/-/ready"), 30), (
-            d / "prometheus.log"
-        ).read_text()
-        yield Prometheus(f"http://127.0.0.1:{port}")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with running_prometheus(config, d) as url:
+        yield Prometheus(url)
 
 
 @pytest.fixture(scope="module")

@@ -10,30 +10,27 @@ session's ``start`` then returns at once).
 from __future__ import annotations
 
 import os
-import ssl
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
 from collectors.openstack import CloudSpec, collect_inventory, connect
 from collectors.openstack.loadexporter import LoadExporter, LoadModel, follow
 from collectors.openstack.prometheus import PromClient, PromSpec, SeriesNames
 from collectors.replay.traces import load_trace
-from tests.support import wait_for
+from tests.support.prometheus import running_prometheus
 
 # the real Kafka-protocol broker of the bus tests (Tansu), for the bus tests of this folder
 from tests.xdrs.bus.conftest import broker, config  # noqa: F401
-from xdrs.bus.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "openstack.sh"
@@ -135,47 +132,16 @@ class Load:
         self.model.update(collect_inventory(conn, CLOUD))
 
 
-def _ready(url: str) -> bool:
-    ctx = ssl.create_default_context()  # readiness only: the certificate is the TLS tests'
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    try:
-        with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
-
-
-def start_prometheus(
+def prometheus_scraping(
     target: str, d: Path, tls: tuple[Path, Path] | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Debian's Prometheus scraping ``target`` every second, storage in ``d``; with ``tls``
-    (certificate, key) it serves HTTPS."""
-    out = subprocess.run([str(ROOT / "scripts" / "prometheus.sh")], check=True,
-                         capture_output=True, text=True)  # fmt: skip
-    binary = out.stdout.strip().splitlines()[-1]
+) -> AbstractContextManager[str]:
+    """Debian's Prometheus scraping ``target`` every second (job ``load``), its files in
+    ``d``; its URL. With ``tls`` (certificate, key) it serves HTTPS."""
     settings = {
         "global": {"scrape_interval": f"{SCRAPE_S}s", "evaluation_interval": f"{SCRAPE_S}s"},
         "scrape_configs": [{"job_name": "load", "static_configs": [{"targets": [target]}]}],
     }
-    (d / "prometheus.yml").write_text(yaml.safe_dump(settings))
-    extra = []
-    if tls is not None:
-        web = {"tls_server_config": {"cert_file": str(tls[0]), "key_file": str(tls[1])}}
-        (d / "web.yml").write_text(yaml.safe_dump(web))
-        extra = [f"--web.config.file={d / 'web.yml'}"]
-    port = free_port()
-    log = (d / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *extra],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    log.close()
-    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    if not wait_for(lambda: _ready(f"{url}/-/ready"), 30):
-        proc.kill()
-        pytest.fail((d / "prometheus.log").read_text())
-    return proc, url
+    return running_prometheus(settings, d, tls)
 
 
 @pytest.fixture(scope="session")
@@ -193,19 +159,12 @@ def load(cloud: Cloud, conn: Any, tmp_path_factory: pytest.TempPathFactory) -> I
         daemon=True,
     )  # fmt: skip
     follower.start()
-    proc, url = start_prometheus(
-        f"127.0.0.1:{server.server_address[1]}", tmp_path_factory.mktemp("prometheus")
-    )
+    port = server.server_address[1]
     try:
-        yield Load(model, server.server_address[1], url, names)
+        with prometheus_scraping(f"127.0.0.1:{port}", tmp_path_factory.mktemp("prometheus")) as url:
+            yield Load(model, port, url, names)
     finally:
         stop.set()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         server.shutdown()
         follower.join(10)
 

@@ -33,7 +33,7 @@ from tests.collectors.openstack.conftest import (
     Cloud,
     Load,
     boot,
-    start_prometheus,
+    prometheus_scraping,
     unique,
 )
 
@@ -124,12 +124,10 @@ def both(vcsim_small: Vcsim, cloud: Cloud, conn: Any, load: Load,  # noqa: F811
 def scraped(both: Both, tmp_path: Path) -> Iterator[str]:
     """A Prometheus scraping the engine's exporter every second; its URL."""
     server, _ = start_http_server(0, addr="127.0.0.1", registry=both.registry)
-    proc, url = start_prometheus(f"127.0.0.1:{server.server_address[1]}", tmp_path)
     try:
-        yield url
+        with prometheus_scraping(f"127.0.0.1:{server.server_address[1]}", tmp_path) as url:
+            yield url
     finally:
-        proc.terminate()
-        proc.wait(10)
         server.shutdown()
 
 

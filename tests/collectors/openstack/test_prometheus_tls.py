@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from collectors.openstack.prometheus import PromClient, PromError, PromSpec
-from tests.collectors.openstack.conftest import start_prometheus
+from tests.collectors.openstack.conftest import prometheus_scraping
 
 pytestmark = pytest.mark.prometheus
 
@@ -28,12 +28,8 @@ def https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
          "-addext", "subjectAltName=IP:127.0.0.1"],
         check=True, capture_output=True,
     )  # fmt: skip
-    proc, url = start_prometheus("127.0.0.1:9", d, tls=(cert, key))
-    try:
+    with prometheus_scraping("127.0.0.1:9", d, tls=(cert, key)) as url:
         yield url, cert
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_an_unknown_certificate_is_refused_by_default(https: tuple[str, Path]) -> None:

@@ -15,9 +15,10 @@ from collectors.openstack.inventory import (
     collect_inventory,
 )
 from collectors.openstack.mapping import cluster_id, inventory_events, to_cluster_state
-from collectors.openstack.mover import NovaMover
+from collectors.openstack.mover import NOVA_PATIENCE, NovaMover
 
 __all__ = [
+    "NOVA_PATIENCE",
     "AuthError",
     "CloudSpec",
     "HostRecord",

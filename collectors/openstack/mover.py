@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +31,9 @@ from openstack import exceptions as sdk
 
 from collectors.events import ActionResult, Move, Recommendation, move_result
 from collectors.openstack.mapping import cluster_id
+from collectors.retry import Patience
 
-__all__ = ["NovaMover"]
+__all__ = ["NOVA_PATIENCE", "NovaMover"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ TRANSIENT = (ksa.ConnectFailure, ksa.ConnectTimeout, ksa.RetriableConnectionFail
 LIVE_MIGRATE = "2.34"  # asynchronous pre-checks (Newton); host and block_migration "auto"
 ACTION_DETAILS = ("2.84", "2.51")  # events with ``details`` (Xena); else the traceback only
 FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+NOVA_PATIENCE = Patience(attempts=4)  # a busy server (409) gets 1 + 2 + 4 s to become free
 
 
 class MoveError(Exception):
@@ -60,34 +61,16 @@ class NovaMover:
     ----------
     conn : openstack.connection.Connection
     scope : str
-    timeout_s : float
-        How long one live migration may take.
-    attempts : int
-        Tries to start one migration when Nova answers 409 or the API fails transiently.
-    backoff_s, poll_s : float
-        First wait between tries (doubled each time); wait between polls of the server.
+    patience : Patience
+        ``timeout_s``: how long one live migration may take; ``attempts``: tries of one
+        Nova call when it answers 409 (starting a migration) or the API fails transiently;
+        ``poll_s``: the wait between polls of the server. Default :data:`NOVA_PATIENCE`.
     """
 
-    def __init__(
-        self,
-        conn: Any,
-        scope: str,
-        *,
-        timeout_s: float = 600.0,
-        attempts: int = 4,
-        backoff_s: float = 1.0,
-        poll_s: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, conn: Any, scope: str, patience: Patience = NOVA_PATIENCE) -> None:
         self.conn = conn
         self.scope = scope
-        self.timeout_s = timeout_s
-        self.attempts = attempts
-        self.backoff_s = backoff_s
-        self.poll_s = poll_s
-        self._sleep = sleep
-        self._clock = clock
+        self.patience = patience
 
     def owns(self, cluster: str) -> bool:
         return cluster == cluster_id(self.scope)
@@ -146,25 +129,27 @@ class NovaMover:
         server is active on the destination, and until then the source's migration slot
         (``max_concurrent_live_migrations``) is taken. A record still running after the
         timeout is left to Nova: the server is where it should be."""
-        deadline = self._clock() + self.timeout_s
-        while self._clock() < deadline:
+        p = self.patience
+        deadline = p.clock() + p.timeout_s
+        while p.clock() < deadline:
             new = [m for m in self._migrations(server) if m.id not in before]
             if all(m.status in FINISHED for m in new):
                 return
-            self._sleep(self.poll_s)
+            p.sleep(p.poll_s)
 
     def _wait(self, server: str) -> Any:
-        deadline = self._clock() + self.timeout_s
+        p = self.patience
+        deadline = p.clock() + p.timeout_s
         while True:
             s = self._call(lambda: self.conn.compute.get_server(server))
             if s.task_state is None and s.status != "MIGRATING":
                 return s
-            if self._clock() > deadline:
+            if p.clock() > deadline:
                 raise MoveError(
                     "Timeout",
-                    f"server {server} still {s.status}/{s.task_state} after {self.timeout_s:.0f} s",
+                    f"server {server} still {s.status}/{s.task_state} after {p.timeout_s:.0f} s",
                 )
-            self._sleep(self.poll_s)
+            p.sleep(p.poll_s)
 
     def _migrations(self, server: str) -> list[Any]:
         return list(self._call(lambda: self.conn.compute.migrations(instance_uuid=server)))
@@ -203,25 +188,24 @@ class NovaMover:
         return ""
 
     def _call(self, fn: Callable[[], Any], *, retry_conflict: bool = False) -> Any:
-        delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
+        attempts = self.patience.attempts
+        for attempt in range(1, attempts + 1):
             try:
                 return fn()
             except sdk.ConflictException as e:
-                if not retry_conflict or attempt == self.attempts:
+                if not retry_conflict or attempt == attempts:
                     raise MoveError("Conflict", _nova_message(e)) from None
                 why = "409"
             except sdk.HttpException as e:
-                if (e.status_code or 0) < 500 or attempt == self.attempts:
+                if (e.status_code or 0) < 500 or attempt == attempts:
                     raise MoveError(f"HTTP{e.status_code}", _nova_message(e)) from None
                 why = f"HTTP {e.status_code}"
             except TRANSIENT as e:
-                if attempt == self.attempts:
+                if attempt == attempts:
                     raise MoveError("ConnectionLost", str(e).splitlines()[0]) from None
                 why = type(e).__name__
-            log.warning("nova: %s (attempt %d of %d)", why, attempt, self.attempts)
-            self._sleep(delay)
-            delay *= 2
+            log.warning("nova: %s (attempt %d of %d)", why, attempt, attempts)
+            self.patience.back_off(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -10,13 +10,14 @@ so it knows nothing of Kafka; :func:`bus_mover` is the platform's mover
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from collectors.events import Sink
 from collectors.platform import Mover
 from collectors.vsphere.collector import CollectorOptions, VSphereCollector
 from collectors.vsphere.connection import Connection
 from collectors.vsphere.events import BridgeOptions, EventBridge
-from collectors.vsphere.mover import VSphereMover
+from collectors.vsphere.mover import VSPHERE_PATIENCE, VSphereMover
 
 __all__ = ["BusCollector", "bus_mover", "run_cycles"]
 
@@ -67,4 +68,4 @@ def run_cycles(col: VSphereCollector, cycles: int, stop: threading.Event) -> Non
 
 def bus_mover(conn: Connection, scope: str, timeout_s: float = 600.0) -> Mover:
     """The moves of ``scope``'s clusters (one vCenter), one RelocateVM_Task each."""
-    return VSphereMover(conn, scope, timeout_s=timeout_s)
+    return VSphereMover(conn, scope, replace(VSPHERE_PATIENCE, timeout_s=timeout_s))

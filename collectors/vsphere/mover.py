@@ -10,18 +10,19 @@ after such a loss counts as moved (the relocation went through before the sessio
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 
 from collectors.events import ActionResult, Move, Recommendation, move_result
+from collectors.retry import Patience
 from collectors.vsphere._sdk import vim, vmodl
 from collectors.vsphere.actuator import relocate
 from collectors.vsphere.connection import TRANSIENT, Connection, VSphereError
 from collectors.vsphere.records import MoveResult
 
-__all__ = ["VSphereMover"]
+__all__ = ["VSPHERE_PATIENCE", "VSphereMover"]
 
 log = logging.getLogger(__name__)
+
+VSPHERE_PATIENCE = Patience()
 
 
 class VSphereMover:
@@ -31,28 +32,16 @@ class VSphereMover:
     ----------
     conn : Connection
     scope : str
-    timeout_s : float
-        How long one relocation task may take.
-    attempts : int
-        Tries of one move when the session drops (each after a new log-in).
+    patience : Patience
+        ``timeout_s``: how long one relocation task may take; ``attempts``: tries of one
+        move when the session drops (each after a new log-in), with ``backoff_s`` doubling
+        between them. The task's own polling is the actuator's.
     """
 
-    def __init__(
-        self,
-        conn: Connection,
-        scope: str,
-        *,
-        timeout_s: float = 600.0,
-        attempts: int = 3,
-        backoff_s: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, conn: Connection, scope: str, patience: Patience = VSPHERE_PATIENCE) -> None:
         self.conn = conn
         self.scope = scope
-        self.timeout_s = timeout_s
-        self.attempts = attempts
-        self.backoff_s = backoff_s
-        self._sleep = sleep
+        self.patience = patience
 
     def owns(self, cluster: str) -> bool:
         return cluster.startswith(self.scope + "/")
@@ -74,23 +63,23 @@ class VSphereMover:
         return self._result(rec, m, res.fault or "Failed", res.message)
 
     def _relocate(self, vm_id: str, src_id: str, dst_id: str, cluster_id: str) -> MoveResult:
-        delay, retried = self.backoff_s, False
-        for attempt in range(1, self.attempts + 1):
+        p, retried = self.patience, False
+        for attempt in range(1, p.attempts + 1):
             try:
                 refused = self._check_destination(vm_id, src_id, dst_id, cluster_id)
                 if refused is not None:
                     return refused
-                res = relocate(self.conn, vm_id, dst_id, source=src_id, timeout_s=self.timeout_s)
+                res = relocate(self.conn, vm_id, dst_id, source=src_id, timeout_s=p.timeout_s)
             except (*TRANSIENT, VSphereError, OSError, vmodl.MethodFault) as e:
                 log.warning(
                     "relocate %s: %s (attempt %d of %d)",
                     vm_id,
                     type(e).__name__,
                     attempt,
-                    self.attempts,
+                    p.attempts,
                 )
                 self.conn.invalidate()
-                if attempt == self.attempts:
+                if attempt == p.attempts:
                     return MoveResult(
                         vm_id,
                         src_id,
@@ -101,8 +90,8 @@ class VSphereMover:
                         fault="ConnectionLost",
                         message=str(e) or type(e).__name__,
                     )
-                self._sleep(delay)
-                delay, retried = 2 * delay, True
+                p.back_off(attempt)
+                retried = True
                 continue
             if retried and res.fault == "StalePlan" and res.host_before == dst_id:
                 return MoveResult(vm_id, src_id, dst_id, True, src_id, dst_id)

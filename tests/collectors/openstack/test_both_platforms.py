@@ -21,10 +21,11 @@ import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
 from collectors.events import ActionResult
-from collectors.openstack import NovaMover, cluster_id
+from collectors.openstack import NOVA_PATIENCE, NovaMover, cluster_id
 from collectors.openstack.collector import CollectorOptions as OsOptions
 from collectors.openstack.collector import OpenStackCollector
 from collectors.platform import Mover
+from collectors.retry import Patience
 from collectors.vsphere import CollectorOptions, Connection, ConnectionSpec, VSphereCollector
 from collectors.vsphere.events import BridgeOptions, EventBridge, scope_of
 from collectors.vsphere.mover import VSphereMover
@@ -80,8 +81,8 @@ class Both:
                                    registry=self.registry)  # fmt: skip
         self.records: dict[str, list[ActionResult]] = {"vsphere": [], "openstack": []}
         self.movers: dict[str, Mover] = {
-            "vsphere": VSphereMover(self.vc[1], self.scope, timeout_s=60),
-            "openstack": NovaMover(self.nova, CLOUD, timeout_s=120, poll_s=0.5),
+            "vsphere": VSphereMover(self.vc[1], self.scope, Patience(timeout_s=60)),
+            "openstack": NovaMover(self.nova, CLOUD, replace(NOVA_PATIENCE, timeout_s=120)),
         }
         quick = {"vm_cooldown_s": 0.0, "host_hold_s": 0.0, "metric_age_s": 60.0}
         daemons = [

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from collectors.events import ActionResult, Move, Recommendation, VmEvent
-from collectors.openstack import NovaMover, cluster_id
+from collectors.openstack import NOVA_PATIENCE, NovaMover, cluster_id
 from collectors.openstack.collector import CollectorOptions, OpenStackCollector
 from placement import ClusterState, Rules
 from placement.strategies import run
@@ -77,8 +77,8 @@ def pipeline(cloud: Cloud, conn: Any, load: Load, broker: Broker) -> Iterator[Pi
     limits = replace(PLATFORM_LIMITS["nova"], vm_cooldown_s=0.0, host_hold_s=0.0,
                      backoff_s=5.0, metric_age_s=30.0)  # fmt: skip
     results: list[ActionResult] = []
-    daemon = RebalanceDaemon(config, NovaMover(mover_conn, CLOUD, timeout_s=120, poll_s=0.5),
-                             DaemonOptions(limits=limits, on_record=results.append))  # fmt: skip
+    mover = NovaMover(mover_conn, CLOUD, replace(NOVA_PATIENCE, timeout_s=120, poll_s=0.5))
+    daemon = RebalanceDaemon(config, mover, DaemonOptions(limits=limits, on_record=results.append))
     stop = threading.Event()
     threads = [threading.Thread(target=t.run, args=(stop,), daemon=True)
                for t in (collector, engine, daemon)]  # fmt: skip

@@ -7,14 +7,16 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from collectors.events import Move, Recommendation
-from collectors.openstack import NovaMover, cluster_id
+from collectors.openstack import NOVA_PATIENCE, NovaMover, cluster_id
 from collectors.openstack.mover import _event_text
 from collectors.platform import Mover
+from collectors.retry import Patience
 from tests.collectors.openstack.conftest import CLOUD, boot, nova, unique, wait_host
 
 pytestmark = pytest.mark.openstack
@@ -61,7 +63,7 @@ def _usage(conn: Any, host: str) -> dict[str, int]:
 def test_live_migration_lands_where_nova_and_placement_say(conn: Any, server: Any) -> None:
     assert conn.compute.get_server(server.id).compute_host == "fake-1"
     before = _usage(conn, "fake-2")["VCPU"]
-    mover = NovaMover(conn, CLOUD, timeout_s=120, poll_s=0.5)
+    mover = NovaMover(conn, CLOUD, replace(NOVA_PATIENCE, timeout_s=120, poll_s=0.5))
     assert isinstance(mover, Mover)
     assert mover.owns(cluster_id(CLOUD)) and not mover.owns("other/nova")
     rec = _rec(server.id, "fake-1", "fake-2")
@@ -79,7 +81,7 @@ def test_live_migration_lands_where_nova_and_placement_say(conn: Any, server: An
 
 
 def test_server_not_on_source_is_not_moved(conn: Any, server: Any) -> None:
-    mover = NovaMover(conn, CLOUD, timeout_s=120)
+    mover = NovaMover(conn, CLOUD, replace(NOVA_PATIENCE, timeout_s=120))
     rec = _rec(server.id, "fake-2", "fake-1")  # the plan thinks it is on fake-2
     result = mover.move(rec, rec.moves[0])
     assert result.status == "failed"
@@ -90,7 +92,7 @@ def test_server_not_on_source_is_not_moved(conn: Any, server: Any) -> None:
 
 
 def test_move_nova_refuses_reports_novas_reason(conn: Any, server: Any) -> None:
-    mover = NovaMover(conn, CLOUD, timeout_s=120, attempts=2, backoff_s=0.01)
+    mover = NovaMover(conn, CLOUD, Patience(timeout_s=120, attempts=2, backoff_s=0.01))
     rec = _rec(server.id, "fake-1", "no-such-host")
     result = mover.move(rec, rec.moves[0])
     assert result.status == "failed"
@@ -113,7 +115,7 @@ def test_conflict_is_retried_then_reported_with_novas_reason(conn: Any, server: 
     conn.compute.stop_server(server)
     conn.compute.wait_for_server(server, status="SHUTOFF", wait=60, interval=0.5)
     waits: list[float] = []
-    mover = NovaMover(conn, CLOUD, attempts=3, backoff_s=0.01, sleep=waits.append)
+    mover = NovaMover(conn, CLOUD, Patience(attempts=3, backoff_s=0.01, sleep=waits.append))
     rec = _rec(server.id, "fake-1", "fake-2")
     result = mover.move(rec, rec.moves[0])
     assert result.status == "failed"
@@ -146,7 +148,7 @@ def test_destination_full_is_refused_with_novas_reason_and_nothing_else_moves(
     small = boot(conn, unique("small"), availability_zone="az1:fake-1")
     try:
         used = _usage(conn, "fake-2")["MEMORY_MB"]
-        mover = NovaMover(conn, CLOUD, timeout_s=120, poll_s=0.5)
+        mover = NovaMover(conn, CLOUD, replace(NOVA_PATIENCE, timeout_s=120, poll_s=0.5))
         refused = _rec(big.id, "fake-1", "fake-2")
         result = mover.move(refused, refused.moves[0])
         assert result.status == "failed"
@@ -193,7 +195,7 @@ def test_nova_api_down_as_a_move_starts_is_retried_with_back_off(
         waits.append(s)
         time.sleep(s)
 
-    mover = NovaMover(conn, CLOUD, timeout_s=120, attempts=8, backoff_s=0.5, sleep=sleep)
+    mover = NovaMover(conn, CLOUD, Patience(timeout_s=120, attempts=8, backoff_s=0.5, sleep=sleep))
     rec = _rec(server.id, "fake-1", "fake-2")
     failed: list[Exception] = []
 
@@ -227,7 +229,7 @@ def test_nova_api_down_as_a_move_starts_is_retried_with_back_off(
 def test_a_migration_past_its_timeout_is_failed_and_the_server_ends_on_a_host(
     conn: Any, server: Any
 ) -> None:
-    mover = NovaMover(conn, CLOUD, timeout_s=0.01, poll_s=0.2)
+    mover = NovaMover(conn, CLOUD, replace(NOVA_PATIENCE, timeout_s=0.01, poll_s=0.2))
     rec = _rec(server.id, "fake-1", "fake-2")
     result = mover.move(rec, rec.moves[0])
     assert result.status == "failed"

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from collectors.events import ActionResult, Move, Recommendation, inventory_key
+from collectors.retry import Patience
 from collectors.vsphere import CollectorOptions, Connection, ConnectionSpec
 from collectors.vsphere.bus import BusCollector
 from collectors.vsphere.events import BridgeOptions, scope_of
@@ -74,7 +75,7 @@ class Actuator:
         self.thread: threading.Thread | None = None
 
     def start(self, mover: VSphereMover | None = None) -> RebalanceDaemon:
-        mover = mover or VSphereMover(self.conn, scope_of(self.sim.url), timeout_s=30)
+        mover = mover or VSphereMover(self.conn, scope_of(self.sim.url), Patience(timeout_s=30))
         self.daemon = RebalanceDaemon(self.config, mover, DaemonOptions(limits=LIMITS))
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.daemon.run, args=(self.stop,), daemon=True)
@@ -339,7 +340,8 @@ def test_actuator_survives_simulator_restart(
     collector = Collector(sim, config)
     actuator = Actuator(sim, config)
     conn = Connection(ConnectionSpec(sim.url, "u", "p"), retries=2, backoff_s=0.1)
-    daemon = actuator.start(VSphereMover(conn, scope, timeout_s=30, attempts=2, backoff_s=0.1))
+    patience = Patience(timeout_s=30, attempts=2, backoff_s=0.1)
+    daemon = actuator.start(VSphereMover(conn, scope, patience))
     try:
         assert wait_for(lambda: _sees(daemon, cluster, u(on[1].id), u(on[1].host)), 60)
         dsts = [_room(daemon, inv, scope, v) for v in on[:2]]

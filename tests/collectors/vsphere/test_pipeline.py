@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from collectors.events import ActionResult
+from collectors.retry import Patience
 from collectors.vsphere import CollectorOptions, Connection, ConnectionSpec, VSphereCollector
 from collectors.vsphere.events import BridgeOptions, EventBridge, scope_of
 from collectors.vsphere.mover import VSphereMover
@@ -49,7 +50,7 @@ class Pipeline:
         self.collector = VSphereCollector(self.conns[0], self.bridge,
                                           CollectorOptions(interval_s=1.0, perf=False))  # fmt: skip
         self.engine = EngineDaemon(config, Engine(args), group=f"engine-{n}")
-        mover = VSphereMover(self.conns[1], scope, timeout_s=30)
+        mover = VSphereMover(self.conns[1], scope, Patience(timeout_s=30))
         self.actuator = RebalanceDaemon(config, mover)
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=x.run, args=(self.stop,), daemon=True)

@@ -22,6 +22,7 @@ and exit status 1.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -263,7 +264,7 @@ def _run_collect(args: argparse.Namespace) -> int:
 
 def _run_actuate(args: argparse.Namespace) -> int:
     # lazy: openstacksdk (optional extra) and the bus (kafka-python)
-    from collectors.openstack import NovaMover  # noqa: PLC0415
+    from collectors.openstack import NOVA_PATIENCE, NovaMover  # noqa: PLC0415
     from xdrs.daemon.service import DaemonOptions, serve  # noqa: PLC0415
     from xdrs.services import broker_for, create_or_fail, until_signalled  # noqa: PLC0415
 
@@ -272,7 +273,8 @@ def _run_actuate(args: argparse.Namespace) -> int:
     stop = until_signalled()
     conn = connect(args)
     try:
-        mover = NovaMover(conn, scope(args), timeout_s=args.migration_timeout)
+        patience = replace(NOVA_PATIENCE, timeout_s=args.migration_timeout)
+        mover = NovaMover(conn, scope(args), patience)
         with daemon_metrics(args) as registry, broker_for(args.bootstrap_servers) as bootstrap:
             config = bus_config(args, "xdrs-actuate-openstack", bootstrap)
             create_or_fail(config)

@@ -99,6 +99,13 @@ class BrokerProcess:
             raise self.error(f"{self.what} is not running")
         return self._proc.pid
 
+    def freeze(self) -> None:
+        """SIGSTOP the broker (fault injection in tests)."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
     def start(self) -> Self:
         raise NotImplementedError
 
@@ -181,10 +188,3 @@ class EmbeddedBroker(BrokerProcess):
                 return True
         except OSError:
             return False
-
-    def freeze(self) -> None:
-        """SIGSTOP the broker (fault injection in tests)."""
-        os.kill(self.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)

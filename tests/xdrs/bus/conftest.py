@@ -5,7 +5,8 @@ Every test of this folder that uses ``broker`` (or ``config``) runs once per bro
 ``tansu`` and ``kafka``; the Apache Kafka runs carry the ``kafka`` marker, so
 ``-m "not kafka"`` skips the JVM. One broker of each kind per session; each test gets its
 own topic prefix so tests never see each other's messages. Tests that freeze or restart a
-broker start their own (Tansu) or restart the session's Apache Kafka, which keeps its data.
+broker start their own (Tansu) or freeze / restart the session's Apache Kafka, which keeps
+its data.
 """
 
 from __future__ import annotations

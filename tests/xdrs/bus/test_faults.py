@@ -17,6 +17,7 @@ from xdrs.engine.daemon import EngineDaemon
 from xdrs.engine.engine import Engine, EngineArgs
 
 from .conftest import (
+    BROKERS,
     busy_trace,
     committed_up_to,
     fast_groups,
@@ -108,8 +109,13 @@ def _recommendations_settle(config, daemon) -> None:
     assert settled, f"{len(ids)} on the topic, {len(daemon.published)} published"
 
 
-@pytest.fixture
-def own_broker():
+@pytest.fixture(params=BROKERS)
+def own_broker(request):
+    """A broker this test may freeze: a Tansu of its own, or the session's Apache Kafka
+    (thawed before the next test; its data and other tests' topics are untouched)."""
+    if request.param == "kafka":
+        yield request.getfixturevalue("apache_kafka")
+        return
     b = EmbeddedBroker()
     b.start()
     yield b

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
 
-from collectors.replay.scenario import parse_scenario
+from collectors.replay.scenario import Scenario, parse_scenario
 from collectors.replay.traces import Trace
 from tests.support import wait_for
 from tests.support.kafka import ApacheKafka
@@ -89,7 +89,7 @@ def config(broker: Broker) -> BusConfig:
     return cfg
 
 
-def small_scenario(vms: int = 60, clusters: int = 2):
+def small_scenario(vms: int = 60, clusters: int = 2) -> Scenario:
     return parse_scenario({
         "format": "xdrs-replay-scenario/1", "vms": vms, "placement": "skewed",
         "clusters": [{"name": f"c{i}", "hosts": [{"count": 4, "vcpus": 8,

@@ -208,8 +208,9 @@ def report(
             f"## {c['hosts']:,} hypervisors, {c['servers']:,} servers", "",
             "| step | median | min | what |", "|---|---|---|---|",
             _row("inventory, every provider read", s["inventory"],
-                 f"{2 * c['hosts'] + 4 + -(-c['servers'] // 1000):,} HTTP calls (two Placement "
-                 "calls per host; server pages of 1,000)"),
+                 f"{2 * c['hosts'] + 4 + -(-c['servers'] // 1000):,} HTTP calls and the "
+                 "hypervisor, aggregate and group listings (two Placement calls per host; "
+                 "server pages of 1,000)"),
             _row("Prometheus", s["prometheus"], f"3 queries, {c['series']:,} series"),
             _row("mapping", s["mapping"], f"{c['events']:,} inventory events built"),
             _row("first cycle", s["first"], f"{c['first_events']:,} events (inventory + "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -116,7 +117,8 @@ def _machine() -> list[str]:
     git = ["git", "log", "-1", "--format=%h %s"]
     rev = subprocess.run(git, capture_output=True, text=True, check=False)
     return [
-        f"- CPU: {cpu}, 2 cores shared with other jobs (times are upper bounds)",
+        f"- CPU: {cpu}, {os.cpu_count()} cores; 1-minute load average "
+        f"{os.getloadavg()[0]:.2f} when this report was written",
         f"- Python {platform.python_version()}, numpy {np.__version__}, {platform.system()} "
         f"{platform.release()}",
         f"- Code: `{rev.stdout.strip()}`; simulator: {impl}",
@@ -224,8 +226,7 @@ NOTES = """## Notes and differences
   Sandybridge kernels; `python -m bench.sim_check` fingerprints all days x policies).
   The timed runs include loading the compiled kernels:
   the ahead-of-time module that `scripts/venv.sh` builds (`xdrs/sim/aot.py`, numba.pycc;
-  a few ms, no numba import) or, without it, numba and its cached kernels (~0.45 s); the
-  machine is shared with other jobs.
+  a few ms, no numba import) or, without it, numba and its cached kernels (~0.45 s).
 - xdrs-consolidate / xdrs-balance run the placement core on a ClusterState built at each
   decision. They keep memory headroom (4 GB hosts) and CPU demand under 80 % (consolidate)
   or spread load (balance), so they use more hosts and energy than the paper's CPU-only

@@ -42,14 +42,20 @@ against the vCenter simulator, `python -m bench.vsphere`).
 
 
 def render(
-    command: str, results: list[Result], rows: list[CompareRow], png: str, code: str, cli: Result
+    command: str,
+    results: list[Result],
+    rows: list[CompareRow],
+    png: str,
+    code: str,
+    cli: Result,
+    stat: list[int] | None = None,
 ) -> str:
     parts = [
         "# xdrs placement benchmark\n",
         f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} by `{command}` "
         "(from the repository root, with `.venv/bin/python`).\n",
         OTHERS,
-        _machine(code),
+        _machine(code, stat),
         _setup(),
         "## Targets (from the issue)\n",
         _targets(results) + _greedy_target(rows),
@@ -67,7 +73,25 @@ def render(
     return "\n".join(parts)
 
 
-def _machine(code: str) -> str:
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far (``/proc/stat``'s ``cpu`` line: user, nice, system,
+    idle, iowait, irq, softirq, steal, in clock ticks)."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
+def _sharing(start: list[int] | None) -> str:
+    """How much of the machine this run had: steal (CPU taken by the hypervisor for other
+    guests) and busy time, over all CPUs, since ``start``."""
+    if start is None:
+        return "not measured"
+    d = [b - a for a, b in zip(start, cpu_times(), strict=True)]
+    total = sum(d) or 1
+    busy = total - d[3] - d[4] - d[7]
+    return f"{100 * busy / total:.0f} % busy, {100 * d[7] / total:.0f} % stolen by the host"
+
+
+def _machine(code: str, stat: list[int] | None = None) -> str:
     import numpy
 
     model = "unknown"
@@ -80,8 +104,8 @@ def _machine(code: str) -> str:
         mem_kib = int(f.readline().split()[1])
     return (
         "## Machine\n\n"
-        f"- CPUs: {os.cpu_count()} (`nproc`), model: {model}; shared with other jobs "
-        "during the run, so times are upper bounds\n"
+        f"- CPUs: {os.cpu_count()} (`nproc`), model: {model}; CPU time during the run: "
+        f"{_sharing(stat)} (a virtual machine: stolen time slows every timing)\n"
         f"- RAM: {mem_kib / 2**20:.1f} GiB\n"
         f"- Python {platform.python_version()}, numpy {numpy.__version__}, "
         f"{platform.system()} {platform.release()}\n"

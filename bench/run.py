@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.report import render, revision
+from bench.report import cpu_times, render, revision
 
 SIZES = ((10, 100), (50, 500), (200, 2000), (1000, 10000), (10000, 100000))
 QUICK_LIMIT = 10000  # --quick stops at this many VMs
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.size:
         return _child(opts.size[0], opts.size[1], opts.repeat or 5)
     code = revision()
+    stat = cpu_times()
     sizes = [s for s in SIZES if not opts.quick or s[1] <= QUICK_LIMIT]
     results = [_run_size(h, v, opts.repeat) for h, v in sizes]
     from bench.cli import measure_cli
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     png = Path(opts.out).with_name("balance_vs_greedy.png")
     plot(rows, trace, str(png), "skewed 200 hosts / 2000 VMs (seed 0)")
     command = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
-    Path(opts.out).write_text(render(command.strip(), results, rows, png.name, code, cli))
+    Path(opts.out).write_text(render(command.strip(), results, rows, png.name, code, cli, stat))
     print(f"wrote {opts.out} and {png}")
     return 0
 

@@ -141,7 +141,7 @@ def measure_live(repeat: int) -> dict[str, Any]:
     from collectors.events import inventory_key
     from collectors.openstack import CloudSpec, collect_inventory, connect
     from collectors.openstack.mapping import inventory_events
-    from tests.collectors.openstack.conftest import boot, unique
+    from tests.collectors.openstack.conftest import boot, delete_all, unique
     from xdrs.bus import BusConfig, EmbeddedBroker, Topics
     from xdrs.bus.kafka import KafkaSink, create_topics
 
@@ -168,10 +168,7 @@ def measure_live(repeat: int) -> dict[str, Any]:
             cycle, n = timed(publish, repeat)
             sink.close()
     finally:
-        for srv in made:
-            conn.compute.delete_server(srv)
-        for srv in made:
-            conn.compute.wait_for_delete(srv, wait=120)
+        delete_all(conn, made)
         conn.close()
     return {"inventory": times, "cycle": cycle, "events": n, "hosts": len(inv.hosts),
             "servers": len(inv.servers)}  # fmt: skip

@@ -35,7 +35,12 @@ from collectors.openstack import CloudSpec, collect_inventory, connect  # noqa: 
 from collectors.openstack.loadexporter import LoadExporter, LoadModel  # noqa: E402
 from collectors.openstack.prometheus import SeriesNames  # noqa: E402
 from collectors.replay.traces import load_trace  # noqa: E402
-from tests.collectors.openstack.conftest import CLOUD, boot, start_prometheus  # noqa: E402
+from tests.collectors.openstack.conftest import (  # noqa: E402
+    CLOUD,
+    boot,
+    delete_all,
+    prometheus_scraping,
+)
 
 KEPT_HEADERS = ("content-type", "x-subject-token", "openstack-api-version",
                 "x-openstack-nova-api-version")  # fmt: skip
@@ -111,9 +116,9 @@ def _load(conn: Any, names: SeriesNames, servers: list[Any]) -> list[dict[str, A
     registry = CollectorRegistry()
     registry.register(LoadExporter(model, names))
     server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
-    with tempfile.TemporaryDirectory() as d:
-        proc, url = start_prometheus(f"127.0.0.1:{server.server_address[1]}", Path(d))
-        try:
+    target = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        with tempfile.TemporaryDirectory() as d, prometheus_scraping(target, Path(d)) as url:
             deadline = time.monotonic() + 60
             want = {s.id for s in servers}
             while time.monotonic() < deadline:
@@ -122,10 +127,8 @@ def _load(conn: Any, names: SeriesNames, servers: list[Any]) -> list[dict[str, A
                     return answers
                 time.sleep(1)
             raise SystemExit("record.py: Prometheus never had the servers' series")
-        finally:
-            proc.terminate()
-            proc.wait(10)
-            server.shutdown()
+    finally:
+        server.shutdown()
 
 
 def main(out: Path) -> None:
@@ -144,10 +147,7 @@ def main(out: Path) -> None:
             collect_inventory(fresh, CLOUD)
         fresh.close()
     finally:
-        for s in servers:
-            conn.compute.delete_server(s)
-        for s in servers:
-            conn.compute.wait_for_delete(s, wait=120)
+        delete_all(conn, servers)
         conn.compute.delete_server_group(group)
     doc = {"format": "xdrs-recorded-http/1", "cloud": CLOUD, "window_s": 5.0,
            "exchanges": rec.exchanges + prom}  # fmt: skip

@@ -10,16 +10,19 @@ only.
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
-from xdrs.errors import CommandError
+from xdrs.daemon.access import load_token
+from xdrs.errors import CommandError, UsageError
 
-__all__ = ["DaemonApi", "Decided", "MoveView", "Summary", "check_url"]
+__all__ = ["DaemonApi", "Decided", "MoveView", "Summary", "api_token", "check_url"]
 
 T = TypeVar("T")
 MAX_ANSWER = 64 << 20
@@ -165,3 +168,15 @@ def _reason(e: urllib.error.HTTPError) -> str:
 
 def _quote(rec_id: str) -> str:
     return urllib.parse.quote(rec_id, safe="")
+
+
+def api_token(path: Path | None) -> str | None:
+    """The HTTP API's bearer token: the first line of ``path``, else ``$XDRS_API_TOKEN``,
+    else ``None``; a file missing or unreadable, or a token too short, is a usage error
+    naming ``--api-token-file``."""
+    try:
+        return load_token(path, os.environ)
+    except OSError as e:
+        raise UsageError(f"--api-token-file: {e.filename}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(f"--api-token-file: {e}") from None

@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from xdrs.cli.api_client import api_token
 from xdrs.cli.options import checked, integer, number
-from xdrs.daemon.access import ApiConfig, load_token
+from xdrs.daemon.access import ApiConfig
 from xdrs.daemon.limits import PLATFORM_LIMITS
 from xdrs.daemon.policy import PolicyError, PolicyFile
 from xdrs.errors import UsageError
@@ -144,14 +144,8 @@ def check_daemon_args(args: argparse.Namespace, timeout_s: float | None = None,
         if args.api_token_file is not None:
             raise UsageError("--api-token-file: needs --api")
         return
-    try:
-        token = load_token(args.api_token_file, os.environ)
-    except OSError as e:
-        raise UsageError(f"--api-token-file: {e.filename}: {e.strerror}") from None
-    except ValueError as e:
-        raise UsageError(f"--api-token-file: {e}") from None
     host, port = args.api
-    args.api_config = ApiConfig(host, port, token)
+    args.api_config = ApiConfig(host, port, api_token(args.api_token_file))
     try:
         args.api_config.validate()
     except ValueError as e:

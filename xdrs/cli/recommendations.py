@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from xdrs.cli import recommendations_view as view
-from xdrs.cli.api_client import DaemonApi, check_url
+from xdrs.cli.api_client import DaemonApi, api_token, check_url
 from xdrs.cli.options import add_bus_args, bus_config, number
-from xdrs.daemon.access import load_token
 from xdrs.errors import CommandError, UsageError
 
 __all__ = ["register"]
@@ -82,13 +80,7 @@ def _need_bus_or_api(args: argparse.Namespace) -> None:
         url = check_url(args.api)
     except ValueError as e:
         raise UsageError(f"--api: {e}") from None
-    try:
-        token = load_token(args.api_token_file, os.environ)
-    except OSError as e:
-        raise UsageError(f"--api-token-file: {e.filename}: {e.strerror}") from None
-    except ValueError as e:
-        raise UsageError(f"--api-token-file: {e}") from None
-    args.client = DaemonApi(url, token)
+    args.client = DaemonApi(url, api_token(args.api_token_file))
 
 
 def _check_decide(args: argparse.Namespace) -> None:

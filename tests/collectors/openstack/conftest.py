@@ -90,6 +90,14 @@ def boot(conn: Any, name: str, flavor: str = "m1.small", **kw: Any) -> Any:
         raise
 
 
+def delete_all(conn: Any, servers: list[Any]) -> None:
+    """Delete ``servers`` and wait until each is gone."""
+    for s in servers:
+        conn.compute.delete_server(s)
+    for s in servers:
+        conn.compute.wait_for_delete(s, wait=120)
+
+
 def nova(action: str, service: str) -> None:
     """``scripts/openstack.sh stop-nova|start-nova SERVICE`` (fault tests)."""
     subprocess.run([str(SCRIPT), f"{action}-nova", service], check=True, timeout=120)

@@ -30,6 +30,7 @@ from tests.collectors.openstack.conftest import (
     ListSink,
     Load,
     boot,
+    delete_all,
     nova,
     unique,
 )
@@ -70,10 +71,7 @@ def pair(conn: Any) -> Iterator[dict[str, Any]]:
                              scheduler_hints={"group": group.id}))  # fmt: skip
         yield {"group": group, "servers": made}
     finally:
-        for s in made:
-            conn.compute.delete_server(s)
-        for s in made:
-            conn.compute.wait_for_delete(s, wait=120)
+        delete_all(conn, made)
         conn.compute.delete_server_group(group)
 
 

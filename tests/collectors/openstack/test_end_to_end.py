@@ -21,7 +21,15 @@ from collectors.openstack import NOVA_PATIENCE, NovaMover, cluster_id
 from collectors.openstack.collector import CollectorOptions, OpenStackCollector
 from placement import ClusterState, Rules
 from placement.strategies import run
-from tests.collectors.openstack.conftest import CLOUD, ZONES, Cloud, Load, boot, unique
+from tests.collectors.openstack.conftest import (
+    CLOUD,
+    ZONES,
+    Cloud,
+    Load,
+    boot,
+    delete_all,
+    unique,
+)
 from tests.support import wait_for
 from tests.xdrs.bus.conftest import Broker, read_all
 from xdrs.bus import BusConfig, Topics
@@ -96,13 +104,6 @@ def pipeline(cloud: Cloud, conn: Any, load: Load, broker: Broker) -> Iterator[Pi
 
 def _host(conn: Any, server: Any) -> str:
     return str(conn.compute.get_server(server.id).compute_host)
-
-
-def _delete(conn: Any, servers: list[Any]) -> None:
-    for s in servers:
-        conn.compute.delete_server(s)
-    for s in servers:
-        conn.compute.wait_for_delete(s, wait=120)
 
 
 def _placement_usage(conn: Any) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
@@ -181,7 +182,7 @@ def test_uneven_load_is_balanced_inside_the_zone_never_against_anti_affinity(
     finally:
         for s in made:
             load.model.set(s.id, None)
-        _delete(conn, made)
+        delete_all(conn, made)
         conn.compute.delete_server_group(group)
 
 
@@ -258,7 +259,7 @@ def test_a_disabled_compute_service_is_evacuated_inside_its_zone(
         _placement_agrees(conn)
     finally:
         conn.compute.enable_service(service)
-        _delete(conn, made)
+        delete_all(conn, made)
 
 
 def test_a_host_without_series_receives_nothing_until_they_return(
@@ -307,4 +308,4 @@ def test_a_host_without_series_receives_nothing_until_they_return(
         load.model.hide("fake-2", False)
         for s in made:
             load.model.set(s.id, None)
-        _delete(conn, made)
+        delete_all(conn, made)

@@ -45,7 +45,7 @@ from tests.collectors.vsphere.conftest import (  # noqa: F401
     vcsim_factory,
     vcsim_small,
 )
-from tests.deploy.test_dashboard import _dashboard, _fill, _queries
+from tests.deploy.conftest import dashboard, fill, queries
 from tests.support import wait_for
 from tests.xdrs.bus.conftest import Broker, read_all
 from xdrs.bus import BusConfig, Topics
@@ -142,12 +142,12 @@ def _series(url: str, expr: str) -> list[dict[str, str]]:
 
 def _side_by_side(url: str, nova: str, vsphere: str) -> dict[str, set[str]]:
     """Each per-cluster dashboard panel's clusters, the variable holding both platforms'."""
-    panels = {t: es for t, es in _queries(_dashboard()).items()
+    panels = {t: es for t, es in queries(dashboard()).items()
               if any("by (cluster)" in e or e.startswith("xdrs_") for e in es)}  # fmt: skip
     out = {}
     for title, exprs in panels.items():
         out[title] = {m.get("cluster", "") for e in exprs
-                      for m in _series(url, _fill(e, [nova, vsphere], "4s"))}  # fmt: skip
+                      for m in _series(url, fill(e, [nova, vsphere], "4s"))}  # fmt: skip
     return out
 
 

@@ -34,6 +34,7 @@ from tests.collectors.openstack.conftest import (
     Cloud,
     Load,
     boot,
+    delete_all,
     prometheus_scraping,
     unique,
 )
@@ -213,7 +214,4 @@ def test_one_engine_plans_both_platforms_and_each_daemon_moves_its_own(
     finally:
         for s in made:
             load.model.set(s.id, None)
-        for s in made:
-            conn.compute.delete_server(s)
-        for s in made:
-            conn.compute.wait_for_delete(s, wait=120)
+        delete_all(conn, made)

@@ -15,7 +15,7 @@ from collectors.openstack import (
     to_cluster_state,
 )
 from placement.strategies import run
-from tests.collectors.openstack.conftest import CLOUD, ZONES, boot, unique
+from tests.collectors.openstack.conftest import CLOUD, ZONES, boot, delete_all, unique
 
 pytestmark = pytest.mark.openstack
 
@@ -39,10 +39,7 @@ def servers(conn: Any) -> Iterator[dict[str, Any]]:
         booted["plain"] = boot(conn, unique("plain"), flavor="m1.medium")
         yield {"servers": booted, "anti": anti, "affine": affine, "soft": soft}
     finally:
-        for s in booted.values():
-            conn.compute.delete_server(s)
-        for s in booted.values():
-            conn.compute.wait_for_delete(s, wait=120)
+        delete_all(conn, list(booted.values()))
         for g in (anti, affine, soft):
             conn.compute.delete_server_group(g)
 
@@ -219,10 +216,7 @@ def crowded(conn: Any) -> Iterator[list[Any]]:
             made.append(boot(conn, unique("crowd"), "m1.medium", availability_zone="az1:fake-1"))
         yield made
     finally:
-        for s in made:
-            conn.compute.delete_server(s)
-        for s in made:
-            conn.compute.wait_for_delete(s, wait=120)
+        delete_all(conn, made)
 
 
 def _moves_between(state: Any, a: str, b: str) -> list[tuple[str, str, str]]:

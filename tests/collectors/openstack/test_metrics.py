@@ -13,7 +13,7 @@ from collectors.events import HostEvent, MetricBatch, VmEvent
 from collectors.openstack import cluster_id
 from collectors.openstack.collector import CollectorOptions, CollectorStats, OpenStackCollector
 from collectors.openstack.prometheus import PromClient, PromError, PromSpec
-from tests.collectors.openstack.conftest import CLOUD, ListSink, Load, boot, unique
+from tests.collectors.openstack.conftest import CLOUD, ListSink, Load, boot, delete_all, unique
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.openstack, pytest.mark.prometheus]
@@ -30,10 +30,7 @@ def servers(conn: Any) -> Iterator[list[Any]]:
             made.append(boot(conn, unique("load"), availability_zone=f"{z}:{h}"))
         yield made
     finally:
-        for s in made:
-            conn.compute.delete_server(s)
-        for s in made:
-            conn.compute.wait_for_delete(s, wait=120)
+        delete_all(conn, made)
 
 
 def _collector(conn: Any, load: Load, sink: ListSink) -> tuple[OpenStackCollector, Any]:

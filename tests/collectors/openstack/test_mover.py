@@ -17,7 +17,7 @@ from collectors.openstack import NOVA_PATIENCE, NovaMover, cluster_id
 from collectors.openstack.mover import _event_text
 from collectors.platform import Mover
 from collectors.retry import Patience
-from tests.collectors.openstack.conftest import CLOUD, boot, nova, unique, wait_host
+from tests.collectors.openstack.conftest import CLOUD, boot, delete_all, nova, unique, wait_host
 
 pytestmark = pytest.mark.openstack
 
@@ -181,9 +181,7 @@ def test_destination_full_is_refused_with_novas_reason_and_nothing_else_moves(
         assert _usage(conn, "fake-2")["MEMORY_MB"] == used + 1024
         assert conn.compute.get_server(full_fake2.id).compute_host == "fake-2"
     finally:
-        for s in (big, small):
-            conn.compute.delete_server(s)
-            conn.compute.wait_for_delete(s, wait=120)
+        delete_all(conn, [big, small])
 
 
 def test_nova_api_down_as_a_move_starts_is_retried_with_back_off(

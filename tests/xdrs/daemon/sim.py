@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,14 @@ def scenario(vms: int = 60, clusters: int = 2, hosts: int = 4):
                      for i in range(clusters)],
         "flavors": [{"vcpus": 2, "memory_mb": 4096}],
     })  # fmt: skip
+
+
+def feed(running: Any, dc: ReplayCollector) -> None:
+    """Publish ``dc``'s inventory, then one replay step every 0.2 s on a ``running``
+    thread (stopped with the test): the daemon's picture on the bus."""
+    dc.publish_inventory()
+    running.start(lambda stop: [dc.publish_step(s) for s in range(10_000)
+                                if not stop.wait(0.2)])  # fmt: skip
 
 
 def steady_trace(v: int = 60, t: int = 288) -> Trace:

@@ -22,7 +22,7 @@ from xdrs.daemon.limits import Limits
 from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
 
 from ..bus.conftest import read_all
-from .sim import scenario, spread_moves, steady_trace
+from .sim import feed, scenario, spread_moves, steady_trace
 
 pytestmark = pytest.mark.broker
 
@@ -71,9 +71,7 @@ def _waiting(d: RebalanceDaemon, key: str) -> str:
 def test_a_migration_running_through_a_restart_is_adopted_and_holds_its_slot(config, running):
     sink = KafkaSink(config)
     dc = ReplayCollector(scenario(), steady_trace(), sink, speed=0, inventory_every=0)
-    dc.publish_inventory()
-    running.start(lambda stop: [dc.publish_step(s) for s in range(10_000)
-                                if not stop.wait(0.2)])  # fmt: skip
+    feed(running, dc)
     m0, m1 = spread_moves(dc, "c0", 2, "r1")  # two VMs off the same host
     mover = Outliving(dc, "r1/0")
     opts = DaemonOptions(limits=Limits(per_host=1, vm_cooldown_s=0, host_hold_s=0))

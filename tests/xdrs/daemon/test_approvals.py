@@ -21,7 +21,7 @@ from xdrs.daemon.limits import Limits
 from xdrs.daemon.policy import Policy, PolicyFile
 from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
 
-from .sim import scenario, spread_moves, steady_trace
+from .sim import feed, scenario, spread_moves, steady_trace
 
 pytestmark = pytest.mark.broker
 
@@ -38,9 +38,7 @@ def _host(dc: ReplayCollector, vm: str) -> str:
 def test_approve_reject_and_a_changed_placement_refused(config, running, capsys):
     sink = KafkaSink(config)
     dc = ReplayCollector(scenario(), steady_trace(), sink, speed=0, inventory_every=0)
-    dc.publish_inventory()
-    running.start(lambda stop: [dc.publish_step(s) for s in range(10_000)
-                                if not stop.wait(0.2)])  # fmt: skip
+    feed(running, dc)
     opts = DaemonOptions(limits=Limits(vm_cooldown_s=0, host_hold_s=0),
                          policy=PolicyFile(policy=Policy(default="manual")))  # fmt: skip
     daemon = RebalanceDaemon(config, dc, opts)  # the replayed cluster's instant mover
@@ -92,9 +90,7 @@ def test_the_http_api_of_a_daemon_on_the_bus(config, running):
     """An approval over HTTP runs at once and is recorded on the recommendations topic."""
     sink = KafkaSink(config)
     dc = ReplayCollector(scenario(), steady_trace(), sink, speed=0, inventory_every=0)
-    dc.publish_inventory()
-    running.start(lambda stop: [dc.publish_step(s) for s in range(10_000)
-                                if not stop.wait(0.2)])  # fmt: skip
+    feed(running, dc)
     opts = DaemonOptions(limits=Limits(vm_cooldown_s=0, host_hold_s=0),
                          policy=PolicyFile(policy=Policy(default="manual")))  # fmt: skip
     daemon = RebalanceDaemon(config, dc, opts)

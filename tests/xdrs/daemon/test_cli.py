@@ -30,7 +30,7 @@ from xdrs.daemon.policy import Policy, PolicyFile
 from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
 from xdrs.demo import why_not
 
-from .sim import scenario, spread_moves, steady_trace
+from .sim import feed, scenario, spread_moves, steady_trace
 
 
 @pytest.mark.broker  # the embedded broker
@@ -203,9 +203,7 @@ class Manual:
 def _manual(config: BusConfig, running, token: str | None = None) -> Manual:
     sink = KafkaSink(config)
     dc = ReplayCollector(scenario(clusters=3), steady_trace(), sink, speed=0, inventory_every=0)
-    dc.publish_inventory()
-    running.start(lambda stop: [dc.publish_step(s) for s in range(10_000)
-                                if not stop.wait(0.2)])  # fmt: skip
+    feed(running, dc)
     opts = DaemonOptions(limits=Limits(vm_cooldown_s=0, host_hold_s=0),
                          policy=PolicyFile(policy=Policy(default="manual")))  # fmt: skip
     daemon = RebalanceDaemon(config, dc, opts)

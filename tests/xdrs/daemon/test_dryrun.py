@@ -18,7 +18,7 @@ from xdrs.daemon.limits import Limits
 from xdrs.daemon.policy import Policy, PolicyFile
 from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
 
-from .sim import Bench, scenario, spread_moves, steady_trace
+from .sim import Bench, feed, scenario, spread_moves, steady_trace
 
 
 def test_each_move_is_described_and_nothing_runs_nor_is_recorded():
@@ -59,9 +59,7 @@ def test_each_move_is_described_and_nothing_runs_nor_is_recorded():
 def test_a_dry_run_daemon_on_the_bus_records_nothing(config, running):
     sink = KafkaSink(config)
     dc = ReplayCollector(scenario(), steady_trace(), sink, speed=0, inventory_every=0)
-    dc.publish_inventory()
-    running.start(lambda stop: [dc.publish_step(s) for s in range(10_000)
-                                if not stop.wait(0.2)])  # fmt: skip
+    feed(running, dc)
     lines: list[str] = []
     opts = DaemonOptions(limits=Limits(vm_cooldown_s=0, host_hold_s=0), dry_run=True,
                          report=lines.append)  # fmt: skip

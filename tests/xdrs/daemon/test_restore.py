@@ -24,7 +24,7 @@ from xdrs.daemon.policy import PolicyFile
 from xdrs.daemon.service import DaemonOptions, RebalanceDaemon
 
 from ..bus.conftest import read_all
-from .sim import Bench, scenario, spread_moves, steady_trace
+from .sim import Bench, feed, scenario, spread_moves, steady_trace
 
 LONG = Limits(vm_cooldown_s=1e6, host_hold_s=1e6, backoff_s=1e6, metric_age_s=1e9)
 
@@ -134,9 +134,7 @@ def test_a_restarted_daemon_on_the_bus_holds_back_a_vm_moved_before(config, runn
     recommendation moving it back: held back, cooldown, in the held-back reasons."""
     sink = KafkaSink(config)
     dc = ReplayCollector(scenario(), steady_trace(), sink, speed=0, inventory_every=0)
-    dc.publish_inventory()
-    running.start(lambda stop: [dc.publish_step(s) for s in range(10_000)
-                                if not stop.wait(0.2)])  # fmt: skip
+    feed(running, dc)
     opts = DaemonOptions(limits=Limits(vm_cooldown_s=1e6, host_hold_s=0))
     (m,) = spread_moves(dc, "c0", 1, "r1")
     first, stop_first = RebalanceDaemon(config, dc, opts), threading.Event()

@@ -16,7 +16,7 @@ from tests.support import wait_for
 from xdrs.bus.kafka import KafkaSink
 
 from ..bus.conftest import read_all
-from .sim import scenario, spread_moves, steady_trace
+from .sim import feed, scenario, spread_moves, steady_trace
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[3]
@@ -52,9 +52,7 @@ def test_sigkill_mid_wave_then_restart_issues_no_move_twice_and_records_all(
 ):
     sink = KafkaSink(config)
     dc = ReplayCollector(scenario(), steady_trace(), sink, speed=0, inventory_every=0)
-    dc.publish_inventory()
-    running.start(lambda stop: [dc.publish_step(s) for s in range(10_000)
-                                if not stop.wait(0.2)])  # fmt: skip
+    feed(running, dc)
     moves = spread_moves(dc, "c0", 12, "r1")
     rec = Recommendation("r1", "c0", "imbalance", "balance", time.time(), 1.0, 0.5, moves)
     sink.publish("recommendations", inventory_key("c0", "recommendation", "r1"), rec)

@@ -230,7 +230,13 @@ def make_consumer(
     }
     consumer = KafkaConsumer(**settings)
     if group is not None and topics:
-        consumer.subscribe(list(topics))
+        # The group's leader assigns from its own metadata: one that lacked the topics
+        # ("No partition metadata for topic ...") gave every partition to no one (seen on
+        # Apache Kafka right after the topics were made). Read it for them first.
+        names = list(topics)
+        for topic in names:
+            consumer.partitions_for_topic(topic)
+        consumer.subscribe(names)
     return consumer
 
 
